@@ -1,0 +1,8 @@
+//! Cells, models and per-stream state: specs and validation, weight
+//! conversion, streaming steps and whole sequences.
+
+#![forbid(unsafe_code)]
+
+pub(crate) mod model;
+pub(crate) mod spec;
+pub(crate) mod weights;

@@ -1,0 +1,724 @@
+//! The immutable [`Model`] and the per-stream [`State`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::spec::{CellKind, Direction, MergeMode, ModelSpec};
+use super::weights::{LayerTensors, LayerWeights, Layout};
+use crate::error::{Error, Result};
+use crate::isa::Isa;
+use crate::kernels::Kernels;
+use crate::pack::{LayerState, PackedLayer};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A recurrent network ready to run: weights packed once for one ISA,
+/// immutable, `Send + Sync`, shareable across threads (for example in an
+/// `Arc`). Each stream keeps its own [`State`].
+///
+/// ```
+/// use rnncell::*;
+/// let spec = ModelSpec::new(CellKind::lstm(), 3, 4);
+/// let lw = LayerWeights::zeros(4, 4, 3, 4);
+/// let model = Model::new(spec, &[lw]).unwrap();
+/// let mut state = model.new_state();
+/// let mut y = [0.0f32; 4];
+/// model.step(&mut state, &[1.0, 2.0, 3.0], &mut y).unwrap();
+/// assert_eq!(y, [0.0; 4]); // zero weights: o = 0.5, g = 0, so h = 0
+/// ```
+#[derive(Clone, Debug)]
+pub struct Model {
+    spec: ModelSpec,
+    kernels: Kernels,
+    /// Index `layer * directions + direction`.
+    layers: Vec<PackedLayer>,
+    id: u64,
+}
+
+/// The recurrent state of one stream: h (and c for an LSTM) of every layer,
+/// plus the scratch a step needs, so that [`Model::step`] allocates nothing.
+/// Created by [`Model::new_state`]; `Clone` forks a stream (for example for
+/// beam search).
+///
+/// ```
+/// use rnncell::*;
+/// let model = Model::new(ModelSpec::new(CellKind::gru(), 2, 3),
+///                        &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+/// let mut s = model.new_state();
+/// s.set_h(0, &[0.5, -0.5, 0.25]).unwrap();
+/// let fork = s.clone();
+/// s.reset();
+/// assert_eq!(s.h(0), &[0.0; 3]);
+/// assert_eq!(fork.h(0), &[0.5, -0.5, 0.25]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct State {
+    model_id: u64,
+    hr: usize,
+    hidden: usize,
+    layers: Vec<LayerState>,
+}
+
+impl State {
+    /// Zeros h and c of every layer.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let model = Model::new(ModelSpec::new(CellKind::gru(), 2, 3),
+    /// #     &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// let mut s = model.new_state();
+    /// s.reset();
+    /// ```
+    pub fn reset(&mut self) {
+        for l in &mut self.layers {
+            l.h.fill(0.0);
+            l.c.fill(0.0);
+        }
+    }
+    /// Number of layers.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let model = Model::new(ModelSpec::new(CellKind::gru(), 2, 3),
+    /// #     &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// assert_eq!(model.new_state().layers(), 1);
+    /// ```
+    pub fn layers(&self) -> usize {
+        self.layers.len()
+    }
+    /// h of layer `layer` (size P or H). Panics if `layer` is out of range.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let model = Model::new(ModelSpec::new(CellKind::gru(), 2, 3),
+    /// #     &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// assert_eq!(model.new_state().h(0).len(), 3);
+    /// ```
+    pub fn h(&self, layer: usize) -> &[f32] {
+        &self.layers[layer].h[..self.hr]
+    }
+    /// c of layer `layer` (size H), or `None` for cells without c.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let model = Model::new(ModelSpec::new(CellKind::gru(), 2, 3),
+    /// #     &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// assert!(model.new_state().c(0).is_none());
+    /// ```
+    pub fn c(&self, layer: usize) -> Option<&[f32]> {
+        let l = &self.layers[layer];
+        (!l.c.is_empty()).then(|| &l.c[..self.hidden])
+    }
+    /// Sets h of layer `layer`.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let model = Model::new(ModelSpec::new(CellKind::gru(), 2, 3),
+    /// #     &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// let mut s = model.new_state();
+    /// assert!(s.set_h(0, &[1.0; 2]).is_err());
+    /// ```
+    pub fn set_h(&mut self, layer: usize, h: &[f32]) -> Result<()> {
+        let n = self.layers.len();
+        let hr = self.hr;
+        let l = self
+            .layers
+            .get_mut(layer)
+            .ok_or_else(|| Error::invalid(format!("layer {layer} out of range ({n} layers)")))?;
+        if h.len() != hr {
+            return Err(Error::size(format!("h of layer {layer}"), hr, h.len()));
+        }
+        l.h[..hr].copy_from_slice(h);
+        Ok(())
+    }
+    /// Sets c of layer `layer` (LSTM only).
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// let model = Model::new(ModelSpec::new(CellKind::lstm(), 2, 3),
+    ///     &[LayerWeights::zeros(4, 3, 2, 3)]).unwrap();
+    /// let mut s = model.new_state();
+    /// s.set_c(0, &[1.0; 3]).unwrap();
+    /// ```
+    pub fn set_c(&mut self, layer: usize, c: &[f32]) -> Result<()> {
+        let n = self.layers.len();
+        let hidden = self.hidden;
+        let l = self
+            .layers
+            .get_mut(layer)
+            .ok_or_else(|| Error::invalid(format!("layer {layer} out of range ({n} layers)")))?;
+        if l.c.is_empty() {
+            return Err(Error::invalid("this cell has no c state"));
+        }
+        if c.len() != hidden {
+            return Err(Error::size(format!("c of layer {layer}"), hidden, c.len()));
+        }
+        l.c[..hidden].copy_from_slice(c);
+        Ok(())
+    }
+}
+
+/// The tensors of one ONNX LSTM/GRU/RNN node, all directions (`D` = 1 or 2).
+///
+/// ```
+/// let t = rnncell::OnnxTensors { w: &[], r: &[], b: None, p: None };
+/// assert!(t.b.is_none());
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct OnnxTensors<'a> {
+    /// W [D, G·H, in].
+    pub w: &'a [f32],
+    /// R [D, G·H, H].
+    pub r: &'a [f32],
+    /// B [D, 2·G·H] = Wb ‖ Rb, optional.
+    pub b: Option<&'a [f32]>,
+    /// P [D, 3H] = p_i ‖ p_o ‖ p_f, LSTM with peepholes only.
+    pub p: Option<&'a [f32]>,
+}
+
+/// The weights of one Keras LSTM/GRU/SimpleRNN layer (one direction).
+///
+/// ```
+/// let t = rnncell::KerasTensors { kernel: &[], recurrent_kernel: &[], bias: None };
+/// assert!(t.bias.is_none());
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct KerasTensors<'a> {
+    /// kernel [in, G·H].
+    pub kernel: &'a [f32],
+    /// recurrent_kernel [H, G·H].
+    pub recurrent_kernel: &'a [f32],
+    /// bias [G·H], or [2, G·H] for a GRU with `reset_after=True`.
+    pub bias: Option<&'a [f32]>,
+}
+
+/// A batch of sequences to run through a model.
+///
+/// Shapes (T = `steps`, B = `batch`, L layers, D directions, Hr = P or H):
+/// `input` is [T, B, I] (time-major) or [B, T, I] (`batch_major`); `h0`
+/// is [L·D, B, Hr] and `c0` [L·D, B, H], as PyTorch and ONNX order them.
+///
+/// ```
+/// let x = vec![0.0f32; 10 * 2 * 3];
+/// let seq = rnncell::Sequence::new(&x, 10, 2);
+/// assert!(!seq.batch_major);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Sequence<'a> {
+    /// The inputs.
+    pub input: &'a [f32],
+    /// T.
+    pub steps: usize,
+    /// B.
+    pub batch: usize,
+    /// `true` for [B, T, I] input and output.
+    pub batch_major: bool,
+    /// Per-sequence lengths (each ≤ T), ONNX semantics: outputs past a
+    /// sequence's end are zero, its final state is the state after its last
+    /// valid step, and the reverse direction starts at its own last step.
+    /// A length of 0 gives zero outputs and returns the initial state.
+    pub seq_lens: Option<&'a [usize]>,
+    /// Initial h, or zeros.
+    pub h0: Option<&'a [f32]>,
+    /// Initial c (LSTM), or zeros.
+    pub c0: Option<&'a [f32]>,
+}
+
+impl<'a> Sequence<'a> {
+    /// Time-major input, full lengths, zero initial state.
+    ///
+    /// ```
+    /// let x = [0.0f32; 6];
+    /// assert_eq!(rnncell::Sequence::new(&x, 3, 1).steps, 3);
+    /// ```
+    pub fn new(input: &'a [f32], steps: usize, batch: usize) -> Sequence<'a> {
+        Sequence {
+            input,
+            steps,
+            batch,
+            batch_major: false,
+            seq_lens: None,
+            h0: None,
+            c0: None,
+        }
+    }
+}
+
+/// Where [`Model::run`] writes: `output` is [T, B, out] (or [B, T, out] if
+/// the input is batch-major), out = [`ModelSpec::output_size`]; `h_n` is
+/// [L·D, B, Hr] and `c_n` [L·D, B, H].
+///
+/// ```
+/// let mut y = vec![0.0f32; 4];
+/// let out = rnncell::SequenceOutput { output: &mut y, h_n: None, c_n: None };
+/// assert_eq!(out.output.len(), 4);
+/// ```
+#[derive(Debug)]
+pub struct SequenceOutput<'a> {
+    /// The per-step outputs of the last layer.
+    pub output: &'a mut [f32],
+    /// Final h of every layer and direction, optional.
+    pub h_n: Option<&'a mut [f32]>,
+    /// Final c (LSTM), optional.
+    pub c_n: Option<&'a mut [f32]>,
+}
+
+fn checked_mul(a: &[usize], what: &str) -> Result<usize> {
+    a.iter()
+        .try_fold(1usize, |acc, &v| acc.checked_mul(v))
+        .ok_or_else(|| Error::invalid(format!("{what}: size overflows")))
+}
+
+fn expect_len(s: &[f32], n: usize, what: &str) -> Result<()> {
+    if s.len() != n {
+        return Err(Error::size(what, n, s.len()));
+    }
+    Ok(())
+}
+
+impl Model {
+    /// Builds a model from canonical weights (one [`LayerWeights`] per layer
+    /// and direction, index `layer * directions + direction`), for the best
+    /// ISA of this CPU ([`Isa::detect`]).
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let spec = ModelSpec::new(CellKind::rnn_tanh(), 2, 2);
+    /// let err = Model::new(spec, &[]).unwrap_err();
+    /// assert!(matches!(err, Error::SizeMismatch { .. }));
+    /// ```
+    pub fn new(spec: ModelSpec, weights: &[LayerWeights]) -> Result<Model> {
+        Model::with_isa(spec, weights, Isa::detect())
+    }
+
+    /// Like [`Model::new`], for a chosen ISA; [`Error::IsaUnavailable`] if
+    /// this CPU cannot run it.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let spec = ModelSpec::new(CellKind::rnn_tanh(), 2, 2);
+    /// let m = Model::with_isa(spec, &[LayerWeights::zeros(1, 2, 2, 2)], Isa::Scalar).unwrap();
+    /// assert_eq!(m.isa(), Isa::Scalar);
+    /// ```
+    pub fn with_isa(spec: ModelSpec, weights: &[LayerWeights], isa: Isa) -> Result<Model> {
+        spec.validate()?;
+        let kernels = Kernels::for_isa(isa)?;
+        let d = spec.directions();
+        let n = spec.num_layers * d;
+        if weights.len() != n {
+            return Err(Error::size("layer weights (layers × directions)", n, weights.len()));
+        }
+        let mut layers = Vec::with_capacity(n);
+        for (i, lw) in weights.iter().enumerate() {
+            lw.check(&spec, i / d, i % d)?;
+            layers.push(PackedLayer::new(&spec, i / d, lw, kernels.lanes));
+        }
+        Ok(Model {
+            spec,
+            kernels,
+            layers,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// Builds a model from a PyTorch `state_dict` of `nn.LSTM`, `nn.GRU` or
+    /// `nn.RNN`: `get(name)` returns the tensor named `weight_ih_l0`,
+    /// `bias_hh_l1_reverse`, `weight_hr_l0`, … (flattened, row-major), or
+    /// `None` if absent (missing biases are zeros).
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// use std::collections::HashMap;
+    /// let mut sd: HashMap<String, Vec<f32>> = HashMap::new();
+    /// sd.insert("weight_ih_l0".into(), vec![0.1; 3 * 4 * 2]);
+    /// sd.insert("weight_hh_l0".into(), vec![0.1; 3 * 4 * 4]);
+    /// let spec = ModelSpec::new(CellKind::gru(), 2, 4);
+    /// let m = Model::from_pytorch(spec, |n| sd.get(n).map(|v| v.as_slice())).unwrap();
+    /// assert_eq!(m.spec().hidden_size, 4);
+    /// ```
+    pub fn from_pytorch<'a>(spec: ModelSpec, get: impl Fn(&str) -> Option<&'a [f32]>) -> Result<Model> {
+        Model::from_pytorch_with_isa(spec, get, Isa::detect())
+    }
+
+    /// [`Model::from_pytorch`] for a chosen ISA.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let spec = ModelSpec::new(CellKind::gru(), 2, 4);
+    /// let err = Model::from_pytorch_with_isa(spec, |_| None, Isa::Scalar).unwrap_err();
+    /// assert!(err.to_string().contains("weight_ih_l0"));
+    /// ```
+    pub fn from_pytorch_with_isa<'a>(
+        spec: ModelSpec,
+        get: impl Fn(&str) -> Option<&'a [f32]>,
+        isa: Isa,
+    ) -> Result<Model> {
+        spec.validate()?;
+        let mut all = Vec::new();
+        for l in 0..spec.num_layers {
+            for d in 0..spec.directions() {
+                let sfx = if d == 1 { "_reverse" } else { "" };
+                let name = |base: &str| format!("{base}_l{l}{sfx}");
+                let req = |base: &str| {
+                    get(&name(base)).ok_or_else(|| Error::invalid(format!("missing tensor {}", name(base))))
+                };
+                let t = LayerTensors {
+                    w: req("weight_ih")?,
+                    r: req("weight_hh")?,
+                    b_w: get(&name("bias_ih")),
+                    b_r: get(&name("bias_hh")),
+                    peephole: None,
+                    proj: if spec.proj_size() > 0 { Some(req("weight_hr")?) } else { None },
+                    proj_bias: None,
+                };
+                all.push(
+                    LayerWeights::from_layout(Layout::PyTorch, &spec, l, &t)
+                        .map_err(|e| rename(e, &name("")))?,
+                );
+            }
+        }
+        Model::with_isa(spec, &all, isa)
+    }
+
+    /// Builds a model from ONNX LSTM/GRU/RNN node tensors, one
+    /// [`OnnxTensors`] per layer (ONNX nodes are single-layer; a stack is a
+    /// chain of nodes). Gate orders and the B = Wb ‖ Rb and P = p_i ‖ p_o ‖
+    /// p_f layouts are converted.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let spec = ModelSpec::new(CellKind::gru_reset_before(), 2, 3);
+    /// let (w, r) = (vec![0.0; 18], vec![0.0; 27]);
+    /// let m = Model::from_onnx(spec, &[OnnxTensors { w: &w, r: &r, b: None, p: None }]).unwrap();
+    /// assert_eq!(m.spec().input_size, 2);
+    /// ```
+    pub fn from_onnx(spec: ModelSpec, layers: &[OnnxTensors<'_>]) -> Result<Model> {
+        Model::from_onnx_with_isa(spec, layers, Isa::detect())
+    }
+
+    /// [`Model::from_onnx`] for a chosen ISA.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let spec = ModelSpec::new(CellKind::gru(), 2, 3);
+    /// assert!(Model::from_onnx_with_isa(spec, &[], Isa::Scalar).is_err());
+    /// ```
+    pub fn from_onnx_with_isa(spec: ModelSpec, layers: &[OnnxTensors<'_>], isa: Isa) -> Result<Model> {
+        spec.validate()?;
+        if layers.len() != spec.num_layers {
+            return Err(Error::size("ONNX layers", spec.num_layers, layers.len()));
+        }
+        let d = spec.directions();
+        let g = spec.cell.gates();
+        let h = spec.hidden_size;
+        let mut all = Vec::new();
+        for (l, t) in layers.iter().enumerate() {
+            let wn = g * h * spec.layer_input_size(l);
+            let rn = g * h * spec.state_size();
+            expect_len(t.w, d * wn, &format!("layer {l} W"))?;
+            expect_len(t.r, d * rn, &format!("layer {l} R"))?;
+            if let Some(b) = t.b {
+                expect_len(b, d * 2 * g * h, &format!("layer {l} B"))?;
+            }
+            if let Some(p) = t.p {
+                expect_len(p, d * 3 * h, &format!("layer {l} P"))?;
+            }
+            for dir in 0..d {
+                let b = t.b.map(|b| &b[dir * 2 * g * h..(dir + 1) * 2 * g * h]);
+                let lt = LayerTensors {
+                    w: &t.w[dir * wn..(dir + 1) * wn],
+                    r: &t.r[dir * rn..(dir + 1) * rn],
+                    b_w: b.map(|b| &b[..g * h]),
+                    b_r: b.map(|b| &b[g * h..]),
+                    peephole: t.p.map(|p| &p[dir * 3 * h..(dir + 1) * 3 * h]),
+                    proj: None,
+                    proj_bias: None,
+                };
+                all.push(LayerWeights::from_layout(Layout::Onnx, &spec, l, &lt)?);
+            }
+        }
+        Model::with_isa(spec, &all, isa)
+    }
+
+    /// Builds a model from Keras layer weights, one [`KerasTensors`] per
+    /// layer and direction (index `layer * directions + direction`).
+    /// A GRU bias of [2, 3H] (`reset_after=True`) is split into input and
+    /// recurrent biases.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let spec = ModelSpec::new(CellKind::lstm(), 2, 3);
+    /// let (k, rk, b) = (vec![0.0; 2 * 12], vec![0.0; 3 * 12], vec![0.0; 12]);
+    /// let t = KerasTensors { kernel: &k, recurrent_kernel: &rk, bias: Some(&b) };
+    /// let m = Model::from_keras(spec, &[t]).unwrap();
+    /// assert_eq!(m.spec().hidden_size, 3);
+    /// ```
+    pub fn from_keras(spec: ModelSpec, layers: &[KerasTensors<'_>]) -> Result<Model> {
+        Model::from_keras_with_isa(spec, layers, Isa::detect())
+    }
+
+    /// [`Model::from_keras`] for a chosen ISA.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let spec = ModelSpec::new(CellKind::lstm(), 2, 3);
+    /// assert!(Model::from_keras_with_isa(spec, &[], Isa::Scalar).is_err());
+    /// ```
+    pub fn from_keras_with_isa(spec: ModelSpec, layers: &[KerasTensors<'_>], isa: Isa) -> Result<Model> {
+        spec.validate()?;
+        let d = spec.directions();
+        if layers.len() != spec.num_layers * d {
+            return Err(Error::size("Keras layers (layers × directions)", spec.num_layers * d, layers.len()));
+        }
+        let gh = spec.cell.gates() * spec.hidden_size;
+        let mut all = Vec::new();
+        for (i, t) in layers.iter().enumerate() {
+            let (b_w, b_r) = match t.bias {
+                Some(b) if b.len() == 2 * gh => (Some(&b[..gh]), Some(&b[gh..])),
+                b => (b, None),
+            };
+            let lt = LayerTensors {
+                w: t.kernel,
+                r: t.recurrent_kernel,
+                b_w,
+                b_r,
+                ..LayerTensors::default()
+            };
+            all.push(LayerWeights::from_layout(Layout::Keras, &spec, i / d, &lt)?);
+        }
+        Model::with_isa(spec, &all, isa)
+    }
+
+    /// The spec the model was built from.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let m = Model::new(ModelSpec::new(CellKind::gru(), 2, 3), &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// assert_eq!(m.spec().input_size, 2);
+    /// ```
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The ISA whose kernels this model runs.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let m = Model::new(ModelSpec::new(CellKind::gru(), 2, 3), &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// assert_eq!(m.isa(), Isa::detect());
+    /// ```
+    pub fn isa(&self) -> Isa {
+        self.kernels.isa
+    }
+
+    /// Bytes of packed weights a streaming step reads.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let m = Model::new(ModelSpec::new(CellKind::gru(), 2, 3), &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// assert!(m.weight_bytes() > 0);
+    /// ```
+    pub fn weight_bytes(&self) -> usize {
+        self.layers.iter().map(PackedLayer::weight_bytes).sum()
+    }
+
+    /// A fresh zero state for one stream of this model.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let m = Model::new(ModelSpec::new(CellKind::gru(), 2, 3), &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// let s = m.new_state();
+    /// assert_eq!(s.layers(), 1);
+    /// ```
+    pub fn new_state(&self) -> State {
+        State {
+            model_id: self.id,
+            hr: self.spec.state_size(),
+            hidden: self.spec.hidden_size,
+            layers: (0..self.spec.num_layers).map(|_| LayerState::new(&self.spec)).collect(),
+        }
+    }
+
+    /// Whether `state` was created by this model (or a clone of it).
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let m = Model::new(ModelSpec::new(CellKind::gru(), 2, 3), &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// assert!(m.owns(&m.new_state()));
+    /// ```
+    pub fn owns(&self, state: &State) -> bool {
+        state.model_id == self.id
+    }
+
+    /// Advances one stream by one time step: reads `x` (size I), updates
+    /// `state`, writes the last layer's new h to `y` (size Hr). Allocates
+    /// nothing. Forward models only (a reverse or bidirectional layer needs
+    /// the whole sequence: use [`Model::run`]). On error, `state` is
+    /// unchanged.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let m = Model::new(ModelSpec::new(CellKind::gru(), 2, 3), &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// let mut s = m.new_state();
+    /// let mut y = [0.0; 3];
+    /// m.step(&mut s, &[0.5, 0.25], &mut y).unwrap();
+    /// assert!(m.step(&mut s, &[0.5], &mut y).is_err());
+    /// ```
+    pub fn step(&self, state: &mut State, x: &[f32], y: &mut [f32]) -> Result<()> {
+        if self.spec.direction != Direction::Forward {
+            return Err(Error::Unsupported(
+                "step needs a forward model; run reverse and bidirectional models over whole sequences".into(),
+            ));
+        }
+        if !self.owns(state) {
+            return Err(Error::StateMismatch);
+        }
+        expect_len(x, self.spec.input_size, "x")?;
+        let hr = self.spec.state_size();
+        expect_len(y, hr, "y")?;
+        let step = self.kernels.layer_step;
+        for (l, pl) in self.layers.iter().enumerate() {
+            let (before, rest) = state.layers.split_at_mut(l);
+            let st = &mut rest[0];
+            let input: &[f32] = if l == 0 { x } else { &before[l - 1].h[..hr] };
+            step(pl, input, st);
+            std::mem::swap(&mut st.h, &mut st.h_next);
+        }
+        y.copy_from_slice(&state.layers[self.spec.num_layers - 1].h[..hr]);
+        Ok(())
+    }
+
+    /// Runs a batch of whole sequences through every layer and direction
+    /// (see [`Sequence`] and [`SequenceOutput`] for shapes and semantics).
+    /// Each stream's result is bit-identical to stepping it alone.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let spec = ModelSpec::new(CellKind::gru(), 2, 3).direction(Direction::Bidirectional);
+    /// let w = vec![LayerWeights::zeros(3, 3, 2, 3), LayerWeights::zeros(3, 3, 2, 3)];
+    /// let m = Model::new(spec, &w).unwrap();
+    /// let x = vec![0.5f32; 4 * 1 * 2];
+    /// let mut y = vec![0.0f32; 4 * 1 * 6];
+    /// let mut hn = vec![0.0f32; 2 * 1 * 3];
+    /// m.run(&Sequence::new(&x, 4, 1),
+    ///       &mut SequenceOutput { output: &mut y, h_n: Some(&mut hn), c_n: None }).unwrap();
+    /// ```
+    pub fn run(&self, seq: &Sequence<'_>, out: &mut SequenceOutput<'_>) -> Result<()> {
+        let sp = &self.spec;
+        let (t_len, b_len) = (seq.steps, seq.batch);
+        if t_len == 0 || b_len == 0 {
+            return Err(Error::invalid(format!("empty sequence: steps {t_len}, batch {b_len}")));
+        }
+        let d = sp.directions();
+        let (h, hr, out_sz) = (sp.hidden_size, sp.state_size(), sp.output_size());
+        let ld = sp.num_layers * d;
+        expect_len(seq.input, checked_mul(&[t_len, b_len, sp.input_size], "input")?, "input")?;
+        expect_len(out.output, checked_mul(&[t_len, b_len, out_sz], "output")?, "output")?;
+        if let Some(h0) = seq.h0 {
+            expect_len(h0, ld * b_len * hr, "h0")?;
+        }
+        let lstm = sp.has_cell_state();
+        if let Some(c0) = seq.c0 {
+            if !lstm {
+                return Err(Error::invalid("c0 given but the cell has no c state"));
+            }
+            expect_len(c0, ld * b_len * h, "c0")?;
+        }
+        if let Some(hn) = out.h_n.as_deref() {
+            expect_len(hn, ld * b_len * hr, "h_n")?;
+        }
+        if let Some(cn) = out.c_n.as_deref() {
+            if !lstm {
+                return Err(Error::invalid("c_n given but the cell has no c state"));
+            }
+            expect_len(cn, ld * b_len * h, "c_n")?;
+        }
+        if let Some(lens) = seq.seq_lens {
+            if lens.len() != b_len {
+                return Err(Error::size("seq_lens", b_len, lens.len()));
+            }
+            if let Some(&bad) = lens.iter().find(|&&v| v > t_len) {
+                return Err(Error::invalid(format!("seq_lens entry {bad} exceeds steps {t_len}")));
+            }
+        }
+        let len_of = |b: usize| seq.seq_lens.map_or(t_len, |l| l[b]);
+        // Internal layout: batch-major [B][T][features].
+        let mut cur: Vec<f32> = vec![0.0; b_len * t_len * sp.input_size];
+        for b in 0..b_len {
+            for t in 0..t_len {
+                let src = if seq.batch_major { b * t_len + t } else { t * b_len + b };
+                let i = sp.input_size;
+                cur[(b * t_len + t) * i..][..i].copy_from_slice(&seq.input[src * i..][..i]);
+            }
+        }
+        let mut st = LayerState::new(sp);
+        let step = self.kernels.layer_step;
+        let mut next: Vec<f32> = Vec::new();
+        for l in 0..sp.num_layers {
+            let in_sz = sp.layer_input_size(l);
+            next.clear();
+            next.resize(b_len * t_len * out_sz, 0.0);
+            for dir in 0..d {
+                let pl = &self.layers[l * d + dir];
+                let reverse = sp.direction == Direction::Reverse || dir == 1;
+                let col = if sp.merge == MergeMode::Concat { dir * hr } else { 0 };
+                let sidx = l * d + dir;
+                for b in 0..b_len {
+                    st.h.fill(0.0);
+                    st.c.fill(0.0);
+                    if let Some(h0) = seq.h0 {
+                        st.h[..hr].copy_from_slice(&h0[(sidx * b_len + b) * hr..][..hr]);
+                    }
+                    if let Some(c0) = seq.c0 {
+                        st.c[..h].copy_from_slice(&c0[(sidx * b_len + b) * h..][..h]);
+                    }
+                    let n = len_of(b);
+                    for i in 0..n {
+                        let t = if reverse { n - 1 - i } else { i };
+                        step(pl, &cur[(b * t_len + t) * in_sz..][..in_sz], &mut st);
+                        std::mem::swap(&mut st.h, &mut st.h_next);
+                        let dst = &mut next[(b * t_len + t) * out_sz + col..][..hr];
+                        if dir == 1 && sp.merge == MergeMode::Sum {
+                            for (o, v) in dst.iter_mut().zip(&st.h[..hr]) {
+                                *o += v;
+                            }
+                        } else {
+                            dst.copy_from_slice(&st.h[..hr]);
+                        }
+                    }
+                    if let Some(hn) = out.h_n.as_deref_mut() {
+                        hn[(sidx * b_len + b) * hr..][..hr].copy_from_slice(&st.h[..hr]);
+                    }
+                    if let Some(cn) = out.c_n.as_deref_mut() {
+                        cn[(sidx * b_len + b) * h..][..h].copy_from_slice(&st.c[..h]);
+                    }
+                }
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+        for b in 0..b_len {
+            for t in 0..t_len {
+                let dst = if seq.batch_major { b * t_len + t } else { t * b_len + b };
+                out.output[dst * out_sz..][..out_sz].copy_from_slice(&cur[(b * t_len + t) * out_sz..][..out_sz]);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rename(e: Error, prefix: &str) -> Error {
+    match e {
+        Error::SizeMismatch { what, expected, actual } => Error::SizeMismatch {
+            what: format!("{what} ({})", prefix.trim_end_matches('_')),
+            expected,
+            actual,
+        },
+        e => e,
+    }
+}
+
+impl CellKind {
+    #[allow(dead_code)]
+    pub(crate) fn is_lstm(&self) -> bool {
+        matches!(self, CellKind::Lstm(_))
+    }
+}

@@ -1,0 +1,442 @@
+//! Cell and model specifications, validated when a model is built.
+
+use crate::error::{Error, Result};
+
+/// How an LSTM couples its input and forget gates (CIFG). The two
+/// conventions in use are opposite and must not be confused.
+///
+/// ```
+/// use rnncell::{CellKind, Coupling, LstmOptions};
+/// let tflite_cifg = CellKind::Lstm(LstmOptions {
+///     coupling: Coupling::InputFromForget,
+///     ..LstmOptions::default()
+/// });
+/// assert_eq!(tflite_cifg.gates(), 4);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Coupling {
+    /// Independent input and forget gates (the standard LSTM).
+    #[default]
+    None,
+    /// TFLite CIFG: i = 1 − f. The input-gate weights are ignored.
+    InputFromForget,
+    /// ONNX `input_forget = 1` as ONNX Runtime computes it: f = 1 − i. The
+    /// forget-gate weights are ignored.
+    ForgetFromInput,
+}
+
+/// LSTM variants (DESIGN §1). `LstmOptions::default()` is the plain LSTM
+/// of PyTorch, ONNX and Keras.
+///
+/// ```
+/// use rnncell::LstmOptions;
+/// let lstmp = LstmOptions { proj_size: 128, ..LstmOptions::default() };
+/// assert_eq!(lstmp.proj_size, 128);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LstmOptions {
+    /// Peephole connections: `+ p_i⊙c` in i, `+ p_f⊙c` in f, `+ p_o⊙c'` in o.
+    pub peephole: bool,
+    /// Projection size P (PyTorch `proj_size`); 0 means no projection.
+    /// With a projection, h = W_proj (o⊙tanh(c')) has size P.
+    pub proj_size: usize,
+    /// A bias on the projection (TFLite); needs `proj_size > 0`.
+    pub proj_bias: bool,
+    /// Clamp of the projected output to ±`proj_clip` (TFLite).
+    pub proj_clip: Option<f32>,
+    /// Coupled input and forget gates.
+    pub coupling: Coupling,
+    /// ONNX `clip`: every activation input is clamped to ±clip (the stored
+    /// cell state is not, as in ONNX Runtime).
+    pub clip: Option<f32>,
+    /// TFLite `cell_clip`: the stored cell state c' is clamped to ±cell_clip.
+    pub cell_clip: Option<f32>,
+}
+
+/// GRU variants.
+///
+/// ```
+/// use rnncell::GruOptions;
+/// let onnx_default = GruOptions { linear_before_reset: false, clip: None };
+/// assert_ne!(onnx_default, GruOptions::default());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GruOptions {
+    /// `true`: n = tanh(W_n x + b_wn + r⊙(R_n h + b_rn)) (PyTorch, cuDNN,
+    /// ONNX `linear_before_reset=1`, Keras `reset_after=True`; the
+    /// default). `false`: n = tanh(W_n x + R_n (r⊙h) + b_n) (ONNX default,
+    /// Keras `reset_after=False`, the textbook form).
+    pub linear_before_reset: bool,
+    /// ONNX `clip` of every activation input.
+    pub clip: Option<f32>,
+}
+
+impl Default for GruOptions {
+    fn default() -> Self {
+        GruOptions {
+            linear_before_reset: true,
+            clip: None,
+        }
+    }
+}
+
+/// The nonlinearity of a vanilla RNN.
+///
+/// ```
+/// assert_eq!(rnncell::RnnActivation::default(), rnncell::RnnActivation::Tanh);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RnnActivation {
+    /// h' = tanh(W x + R h + b)
+    #[default]
+    Tanh,
+    /// h' = max(0, W x + R h + b)
+    Relu,
+}
+
+/// Vanilla RNN options.
+///
+/// ```
+/// use rnncell::{RnnActivation, RnnOptions};
+/// let o = RnnOptions { activation: RnnActivation::Relu, clip: None };
+/// assert_eq!(o.activation, RnnActivation::Relu);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RnnOptions {
+    /// tanh or relu.
+    pub activation: RnnActivation,
+    /// ONNX `clip` of the activation input.
+    pub clip: Option<f32>,
+}
+
+/// Which recurrent cell, with its variant options.
+///
+/// ```
+/// use rnncell::CellKind;
+/// assert_eq!(CellKind::lstm().gates(), 4);
+/// assert_eq!(CellKind::gru().gates(), 3);
+/// assert_eq!(CellKind::rnn_tanh().gates(), 1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CellKind {
+    /// Long short-term memory.
+    Lstm(LstmOptions),
+    /// Gated recurrent unit.
+    Gru(GruOptions),
+    /// Elman RNN.
+    Rnn(RnnOptions),
+}
+
+impl CellKind {
+    /// A plain LSTM.
+    ///
+    /// ```
+    /// assert!(matches!(rnncell::CellKind::lstm(), rnncell::CellKind::Lstm(_)));
+    /// ```
+    pub fn lstm() -> CellKind {
+        CellKind::Lstm(LstmOptions::default())
+    }
+    /// A PyTorch-style (linear-before-reset) GRU.
+    ///
+    /// ```
+    /// assert!(matches!(rnncell::CellKind::gru(), rnncell::CellKind::Gru(_)));
+    /// ```
+    pub fn gru() -> CellKind {
+        CellKind::Gru(GruOptions::default())
+    }
+    /// A reset-before GRU (ONNX `linear_before_reset = 0`, Keras
+    /// `reset_after = False`).
+    ///
+    /// ```
+    /// let c = rnncell::CellKind::gru_reset_before();
+    /// assert!(matches!(c, rnncell::CellKind::Gru(o) if !o.linear_before_reset));
+    /// ```
+    pub fn gru_reset_before() -> CellKind {
+        CellKind::Gru(GruOptions {
+            linear_before_reset: false,
+            clip: None,
+        })
+    }
+    /// A tanh RNN.
+    ///
+    /// ```
+    /// assert_eq!(rnncell::CellKind::rnn_tanh().gates(), 1);
+    /// ```
+    pub fn rnn_tanh() -> CellKind {
+        CellKind::Rnn(RnnOptions::default())
+    }
+    /// A relu RNN.
+    ///
+    /// ```
+    /// assert_eq!(rnncell::CellKind::rnn_relu().gates(), 1);
+    /// ```
+    pub fn rnn_relu() -> CellKind {
+        CellKind::Rnn(RnnOptions {
+            activation: RnnActivation::Relu,
+            clip: None,
+        })
+    }
+    /// Number of gates stacked in the weight matrices (4, 3 or 1).
+    ///
+    /// ```
+    /// assert_eq!(rnncell::CellKind::lstm().gates(), 4);
+    /// ```
+    pub fn gates(&self) -> usize {
+        match self {
+            CellKind::Lstm(_) => 4,
+            CellKind::Gru(_) => 3,
+            CellKind::Rnn(_) => 1,
+        }
+    }
+    /// Short name: `lstm`, `gru`, `rnn`.
+    ///
+    /// ```
+    /// assert_eq!(rnncell::CellKind::gru().name(), "gru");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            CellKind::Lstm(_) => "lstm",
+            CellKind::Gru(_) => "gru",
+            CellKind::Rnn(_) => "rnn",
+        }
+    }
+}
+
+/// Direction of every layer.
+///
+/// ```
+/// assert_eq!(rnncell::Direction::Bidirectional.count(), 2);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// Left to right.
+    #[default]
+    Forward,
+    /// Right to left; outputs are written back in the original time order
+    /// (as ONNX does).
+    Reverse,
+    /// Both; forward first in the outputs and the state arrays.
+    Bidirectional,
+}
+
+impl Direction {
+    /// 1 or 2.
+    ///
+    /// ```
+    /// assert_eq!(rnncell::Direction::Reverse.count(), 1);
+    /// ```
+    pub fn count(self) -> usize {
+        if self == Direction::Bidirectional { 2 } else { 1 }
+    }
+}
+
+/// How the two directions of a bidirectional layer are combined.
+///
+/// ```
+/// assert_eq!(rnncell::MergeMode::default(), rnncell::MergeMode::Concat);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MergeMode {
+    /// [forward ‖ backward] (PyTorch, ONNX).
+    #[default]
+    Concat,
+    /// forward + backward (Keras `merge_mode="sum"`, oneDNN bi-sum).
+    Sum,
+}
+
+/// The whole shape of a model: cell, sizes, layers and directions.
+///
+/// ```
+/// use rnncell::{CellKind, Direction, ModelSpec};
+/// let spec = ModelSpec::new(CellKind::lstm(), 40, 128)
+///     .layers(2)
+///     .direction(Direction::Bidirectional);
+/// spec.validate().unwrap();
+/// assert_eq!(spec.layer_input_size(1), 256);
+/// assert_eq!(spec.output_size(), 256);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelSpec {
+    /// The cell and its variant options.
+    pub cell: CellKind,
+    /// Input features per step (I).
+    pub input_size: usize,
+    /// Hidden units per layer and direction (H).
+    pub hidden_size: usize,
+    /// Stacked layers (≥ 1).
+    pub num_layers: usize,
+    /// Direction of every layer.
+    pub direction: Direction,
+    /// How bidirectional outputs are combined.
+    pub merge: MergeMode,
+}
+
+impl ModelSpec {
+    /// One forward layer.
+    ///
+    /// ```
+    /// let s = rnncell::ModelSpec::new(rnncell::CellKind::gru(), 3, 5);
+    /// assert_eq!(s.num_layers, 1);
+    /// ```
+    pub fn new(cell: CellKind, input_size: usize, hidden_size: usize) -> ModelSpec {
+        ModelSpec {
+            cell,
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            direction: Direction::Forward,
+            merge: MergeMode::Concat,
+        }
+    }
+    /// Sets the number of stacked layers.
+    ///
+    /// ```
+    /// let s = rnncell::ModelSpec::new(rnncell::CellKind::gru(), 3, 5).layers(3);
+    /// assert_eq!(s.num_layers, 3);
+    /// ```
+    pub fn layers(mut self, n: usize) -> ModelSpec {
+        self.num_layers = n;
+        self
+    }
+    /// Sets the direction.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let s = ModelSpec::new(CellKind::gru(), 3, 5).direction(Direction::Reverse);
+    /// assert_eq!(s.direction, Direction::Reverse);
+    /// ```
+    pub fn direction(mut self, d: Direction) -> ModelSpec {
+        self.direction = d;
+        self
+    }
+    /// Sets how bidirectional outputs are merged.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let s = ModelSpec::new(CellKind::gru(), 3, 5)
+    ///     .direction(Direction::Bidirectional)
+    ///     .merge(MergeMode::Sum);
+    /// assert_eq!(s.output_size(), 5);
+    /// ```
+    pub fn merge(mut self, m: MergeMode) -> ModelSpec {
+        self.merge = m;
+        self
+    }
+    /// Number of directions (1 or 2).
+    ///
+    /// ```
+    /// let s = rnncell::ModelSpec::new(rnncell::CellKind::gru(), 3, 5);
+    /// assert_eq!(s.directions(), 1);
+    /// ```
+    pub fn directions(&self) -> usize {
+        self.direction.count()
+    }
+    /// Projection size, or 0.
+    ///
+    /// ```
+    /// let s = rnncell::ModelSpec::new(rnncell::CellKind::gru(), 3, 5);
+    /// assert_eq!(s.proj_size(), 0);
+    /// ```
+    pub fn proj_size(&self) -> usize {
+        match self.cell {
+            CellKind::Lstm(o) => o.proj_size,
+            _ => 0,
+        }
+    }
+    /// Size of h per layer and direction: P with a projection, else H.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let cell = CellKind::Lstm(LstmOptions { proj_size: 2, ..Default::default() });
+    /// assert_eq!(ModelSpec::new(cell, 3, 5).state_size(), 2);
+    /// ```
+    pub fn state_size(&self) -> usize {
+        match self.proj_size() {
+            0 => self.hidden_size,
+            p => p,
+        }
+    }
+    /// Whether the cell has a c state (LSTM).
+    ///
+    /// ```
+    /// assert!(rnncell::ModelSpec::new(rnncell::CellKind::lstm(), 3, 5).has_cell_state());
+    /// ```
+    pub fn has_cell_state(&self) -> bool {
+        matches!(self.cell, CellKind::Lstm(_))
+    }
+    /// Features per step in the model output (and into the next layer).
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let s = ModelSpec::new(CellKind::gru(), 3, 5).direction(Direction::Bidirectional);
+    /// assert_eq!(s.output_size(), 10);
+    /// ```
+    pub fn output_size(&self) -> usize {
+        match self.merge {
+            MergeMode::Concat => self.directions() * self.state_size(),
+            MergeMode::Sum => self.state_size(),
+        }
+    }
+    /// Input features of layer `l`.
+    ///
+    /// ```
+    /// let s = rnncell::ModelSpec::new(rnncell::CellKind::gru(), 3, 5).layers(2);
+    /// assert_eq!(s.layer_input_size(0), 3);
+    /// assert_eq!(s.layer_input_size(1), 5);
+    /// ```
+    pub fn layer_input_size(&self, l: usize) -> usize {
+        if l == 0 {
+            self.input_size
+        } else {
+            self.output_size()
+        }
+    }
+    /// Checks every size and option; the error says which is wrong.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// assert!(ModelSpec::new(CellKind::lstm(), 3, 0).validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        if self.input_size == 0 {
+            return Err(Error::invalid("input_size must be at least 1"));
+        }
+        if self.hidden_size == 0 {
+            return Err(Error::invalid("hidden_size must be at least 1"));
+        }
+        if self.num_layers == 0 {
+            return Err(Error::invalid("num_layers must be at least 1"));
+        }
+        const MAX: usize = 1 << 20;
+        if self.input_size > MAX || self.hidden_size > MAX || self.num_layers > 4096 {
+            return Err(Error::invalid(format!(
+                "sizes too large (input {}, hidden {}, layers {})",
+                self.input_size, self.hidden_size, self.num_layers
+            )));
+        }
+        let check_clip = |name: &str, v: Option<f32>| match v {
+            Some(c) if !(c > 0.0) => Err(Error::invalid(format!(
+                "{name} must be positive (and not NaN), got {c}"
+            ))),
+            _ => Ok(()),
+        };
+        match self.cell {
+            CellKind::Lstm(o) => {
+                check_clip("clip", o.clip)?;
+                check_clip("cell_clip", o.cell_clip)?;
+                check_clip("proj_clip", o.proj_clip)?;
+                if o.proj_size > MAX {
+                    return Err(Error::invalid("proj_size too large"));
+                }
+                if o.proj_size == 0 && (o.proj_bias || o.proj_clip.is_some()) {
+                    return Err(Error::invalid(
+                        "proj_bias and proj_clip need proj_size > 0",
+                    ));
+                }
+            }
+            CellKind::Gru(o) => check_clip("clip", o.clip)?,
+            CellKind::Rnn(o) => check_clip("clip", o.clip)?,
+        }
+        Ok(())
+    }
+}

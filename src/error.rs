@@ -1,0 +1,81 @@
+//! The error type of every fallible call.
+
+use std::fmt;
+
+/// Everything that can go wrong when building or running a model.
+///
+/// ```
+/// use rnncell::{Error, ModelSpec, CellKind};
+/// let err = ModelSpec::new(CellKind::lstm(), 0, 8).validate().unwrap_err();
+/// assert!(matches!(err, Error::InvalidArgument(_)));
+/// println!("{err}");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A buffer or tensor has the wrong number of elements.
+    SizeMismatch {
+        /// Which tensor or buffer (for example `layer 1 weight_hh`).
+        what: String,
+        /// Elements the model expects.
+        expected: usize,
+        /// Elements that were given.
+        actual: usize,
+    },
+    /// A size, option or combination of options is not valid.
+    InvalidArgument(String),
+    /// Valid, but not something this call can do (for example streaming a
+    /// bidirectional model one step at a time).
+    Unsupported(String),
+    /// The requested instruction set is not available on this CPU.
+    IsaUnavailable(crate::Isa),
+    /// A state was used with a model it was not created for.
+    StateMismatch,
+    /// A weights file is malformed, truncated or inconsistent.
+    Format(String),
+    /// An I/O error while reading a file.
+    Io(String),
+}
+
+impl Error {
+    pub(crate) fn size(what: impl Into<String>, expected: usize, actual: usize) -> Error {
+        Error::SizeMismatch {
+            what: what.into(),
+            expected,
+            actual,
+        }
+    }
+    pub(crate) fn invalid(msg: impl Into<String>) -> Error {
+        Error::InvalidArgument(msg.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::SizeMismatch {
+                what,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "{what}: expected {expected} elements, got {actual}"
+            ),
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::Unsupported(m) => write!(f, "unsupported: {m}"),
+            Error::IsaUnavailable(isa) => {
+                write!(f, "instruction set {isa} is not available on this CPU")
+            }
+            Error::StateMismatch => {
+                f.write_str("state was created for a different model")
+            }
+            Error::Format(m) => write!(f, "malformed weights: {m}"),
+            Error::Io(m) => write!(f, "i/o error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `Result<T, rnncell::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;

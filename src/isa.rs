@@ -1,0 +1,140 @@
+//! Instruction-set levels, detected once, with an environment override
+//! that can only lower the choice.
+//!
+//! `Isa::detect()` reads the CPU once (cached) and applies `RNNCELL_ISA`.
+//! Every [`crate::Model`] holds the kernel table of the ISA it was built
+//! for, so tests can build one model per ISA side by side.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// A SIMD instruction-set level that rnncell has kernels for.
+///
+/// The x86-64 levels are ordered: `Scalar < Avx2 < Avx512`. `Neon` is the
+/// AArch64 level. Every level computes bit-identical results (see the crate
+/// docs), so the choice only changes speed.
+///
+/// ```
+/// use rnncell::Isa;
+/// let best = Isa::detect();
+/// assert!(Isa::available().contains(&best));
+/// assert!(Isa::available().contains(&Isa::Scalar));
+/// println!("running on {best}");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u32)]
+pub enum Isa {
+    /// Portable Rust, one lane; uses `f32::mul_add` for every FMA.
+    Scalar = 0,
+    /// x86-64 AVX2 with FMA, 8 lanes.
+    Avx2 = 1,
+    /// x86-64 AVX-512F (with the AVX2+FMA base), 16 lanes.
+    Avx512 = 2,
+    /// AArch64 Advanced SIMD (NEON), 4 lanes.
+    Neon = 3,
+}
+
+impl Isa {
+    /// Every level, in ascending order.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+
+    /// The lower-case name used by `RNNCELL_ISA` and printed by the
+    /// examples: `scalar`, `avx2`, `avx512` or `neon`.
+    ///
+    /// ```
+    /// assert_eq!(rnncell::Isa::Avx512.name(), "avx512");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Parses a name as accepted by `RNNCELL_ISA` (case-insensitive).
+    ///
+    /// ```
+    /// use rnncell::Isa;
+    /// assert_eq!(Isa::from_name("AVX2"), Some(Isa::Avx2));
+    /// assert_eq!(Isa::from_name("sse"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL
+            .into_iter()
+            .find(|isa| isa.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether this CPU can run the level (ignores `RNNCELL_ISA`).
+    ///
+    /// ```
+    /// assert!(rnncell::Isa::Scalar.is_supported());
+    /// ```
+    pub fn is_supported(self) -> bool {
+        hardware().contains(&self)
+    }
+
+    /// The best level this CPU supports, lowered by `RNNCELL_ISA` if that
+    /// is set to a lower level. Detected once and cached.
+    ///
+    /// ```
+    /// let isa = rnncell::Isa::detect();
+    /// assert!(isa.is_supported());
+    /// ```
+    pub fn detect() -> Isa {
+        static CHOSEN: OnceLock<Isa> = OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let best = *hardware().last().unwrap_or(&Isa::Scalar);
+            match std::env::var("RNNCELL_ISA").ok().as_deref().and_then(Isa::from_name) {
+                Some(req) if req.is_supported() && req <= best => req,
+                _ => best,
+            }
+        })
+    }
+
+    /// Every level this CPU can run, scalar first, up to and including
+    /// [`Isa::detect`] (so `RNNCELL_ISA` lowers this list too).
+    ///
+    /// ```
+    /// let all = rnncell::Isa::available();
+    /// assert_eq!(all[0], rnncell::Isa::Scalar);
+    /// ```
+    pub fn available() -> Vec<Isa> {
+        let top = Isa::detect();
+        hardware().iter().copied().filter(|&i| i <= top).collect()
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the hardware supports, ascending, detected once.
+fn hardware() -> &'static [Isa] {
+    static HW: OnceLock<Vec<Isa>> = OnceLock::new();
+    HW.get_or_init(|| {
+        #[allow(unused_mut)]
+        let mut v = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(Isa::Avx2);
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    v.push(Isa::Avx512);
+                }
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                v.push(Isa::Neon);
+            }
+        }
+        v
+    })
+}

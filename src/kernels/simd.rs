@@ -1,0 +1,162 @@
+//! The small vector vocabulary every kernel body is written in, and the
+//! shared sigmoid/tanh approximation.
+//!
+//! Each ISA implements [`Simd`] once (a handful of intrinsics); the kernel
+//! bodies in [`super::body`] are generic over it and are instantiated inside
+//! `#[target_feature]` entry points. Because every ISA runs the same body,
+//! the same sequence of IEEE operations (FMA, add, mul, exact division,
+//! min/max clamps) is applied to every element, which is what makes results
+//! bit-identical across ISAs (DESIGN §2).
+
+/// Vector operations. All arithmetic is IEEE single precision, round to
+/// nearest; `fma` is a fused multiply-add with one rounding.
+///
+/// `max`/`min` take the constant first and the data second: when the data
+/// operand is NaN the result is NaN on every ISA (x86 returns the second
+/// operand, NEON and the scalar implementation propagate NaN).
+pub(crate) trait Simd: Copy {
+    /// One vector of `LANES` f32.
+    type V: Copy;
+    /// Number of f32 lanes.
+    const LANES: usize;
+    /// Broadcast.
+    fn splat(self, v: f32) -> Self::V;
+    /// Loads `LANES` values from the start of `s` (panics if too short).
+    fn load(self, s: &[f32]) -> Self::V;
+    /// Stores `LANES` values to the start of `s` (panics if too short).
+    fn store(self, s: &mut [f32], v: Self::V);
+    /// a + b
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// a − b
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    /// a · b
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// a / b, exact IEEE division (never a reciprocal estimate).
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// a · b + c with a single rounding.
+    fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// max(k, x); NaN in `x` gives NaN. `k` must not be NaN.
+    fn max(self, k: Self::V, x: Self::V) -> Self::V;
+    /// min(k, x); NaN in `x` gives NaN. `k` must not be NaN.
+    fn min(self, k: Self::V, x: Self::V) -> Self::V;
+}
+
+// Rational minimax approximation of tanh, odd degree 13 over even degree 6
+// (the coefficients Eigen ≤ 3.4 and MLAS use), evaluated with FMAs in
+// Horner form and one exact division, the input clamped to ±TANH_CLAMP so
+// that saturation is exact. Maximum absolute error against f64 tanh over
+// all f32 inputs: see `tests/activations.rs` (bound tested: 5e-7).
+const TANH_CLAMP: f32 = 7.998_811_7;
+const A1: f32 = 4.893_524_558_917_86e-3;
+const A3: f32 = 6.372_619_288_754_36e-4;
+const A5: f32 = 1.485_722_357_179_79e-5;
+const A7: f32 = 5.122_297_090_371_14e-8;
+const A9: f32 = -8.604_671_522_137_35e-11;
+const A11: f32 = 2.000_187_904_824_77e-13;
+const A13: f32 = -2.760_768_477_423_55e-16;
+const B0: f32 = 4.893_525_185_543_85e-3;
+const B2: f32 = 2.268_434_632_439_00e-3;
+const B4: f32 = 1.185_347_056_866_54e-4;
+const B6: f32 = 1.198_258_394_667_02e-6;
+
+/// tanh(x), ≤ 5e-7 absolute error, NaN propagates.
+#[inline(always)]
+pub(crate) fn tanh<S: Simd>(s: S, x: S::V) -> S::V {
+    let x = s.min(s.splat(TANH_CLAMP), s.max(s.splat(-TANH_CLAMP), x));
+    let x2 = s.mul(x, x);
+    let mut p = s.fma(x2, s.splat(A13), s.splat(A11));
+    p = s.fma(x2, p, s.splat(A9));
+    p = s.fma(x2, p, s.splat(A7));
+    p = s.fma(x2, p, s.splat(A5));
+    p = s.fma(x2, p, s.splat(A3));
+    p = s.fma(x2, p, s.splat(A1));
+    p = s.mul(x, p);
+    let mut q = s.fma(x2, s.splat(B6), s.splat(B4));
+    q = s.fma(x2, q, s.splat(B2));
+    q = s.fma(x2, q, s.splat(B0));
+    s.div(p, q)
+}
+
+/// sigmoid(x) = 0.5 + 0.5·tanh(x/2), ≤ 5e-7 absolute error, NaN propagates.
+#[inline(always)]
+pub(crate) fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
+    let half = s.splat(0.5);
+    let t = tanh(s, s.mul(x, half));
+    s.fma(t, half, half)
+}
+
+/// max(0, x) with NaN propagated and −0 mapped to +0 on every ISA (the
+/// `+ 0.0` canonicalises the sign of zero, which x86 and NEON `max`
+/// otherwise treat differently).
+#[inline(always)]
+pub(crate) fn relu<S: Simd>(s: S, x: S::V) -> S::V {
+    let z = s.splat(0.0);
+    s.add(s.max(z, x), z)
+}
+
+/// Clamp to ±k (k > 0); NaN propagates.
+#[inline(always)]
+pub(crate) fn clamp<S: Simd>(s: S, x: S::V, k: f32) -> S::V {
+    s.min(s.splat(k), s.max(s.splat(-k), x))
+}
+
+/// The portable one-lane implementation.
+#[derive(Clone, Copy)]
+pub(crate) struct Scalar;
+
+impl Simd for Scalar {
+    type V = f32;
+    const LANES: usize = 1;
+    #[inline(always)]
+    fn splat(self, v: f32) -> f32 {
+        v
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> f32 {
+        s[0]
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32], v: f32) {
+        s[0] = v;
+    }
+    #[inline(always)]
+    fn add(self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: f32, b: f32) -> f32 {
+        a - b
+    }
+    #[inline(always)]
+    fn mul(self, a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    fn div(self, a: f32, b: f32) -> f32 {
+        a / b
+    }
+    #[inline(always)]
+    fn fma(self, a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    fn max(self, k: f32, x: f32) -> f32 {
+        // Written out so NaN in x survives (f32::max would drop it).
+        if x < k { k } else { x }
+    }
+    #[inline(always)]
+    fn min(self, k: f32, x: f32) -> f32 {
+        if x > k { k } else { x }
+    }
+}
+
+/// Scalar tanh with exactly the kernels' arithmetic (for the reference
+/// path and the accuracy tests).
+pub fn tanh_f32(x: f32) -> f32 {
+    tanh(Scalar, x)
+}
+
+/// Scalar sigmoid with exactly the kernels' arithmetic.
+pub fn sigmoid_f32(x: f32) -> f32 {
+    sigmoid(Scalar, x)
+}

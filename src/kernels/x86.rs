@@ -1,0 +1,181 @@
+//! x86-64 implementations of [`Simd`]: AVX2+FMA (8 lanes) and AVX-512F
+//! (16 lanes), and their `#[target_feature]` entry points.
+//!
+//! The token types can only be created through [`Avx2::new`] /
+//! [`Avx512::new`], which check the CPU, so holding one proves the
+//! instructions exist; that is the argument of every `SAFETY` comment here.
+
+use std::arch::x86_64::*;
+
+use super::simd::Simd;
+use crate::pack::{LayerState, PackedLayer};
+
+/// Proof that AVX2 and FMA are available.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2(());
+
+impl Avx2 {
+    pub(crate) fn new() -> Option<Avx2> {
+        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Avx2(()))
+    }
+}
+
+/// Proof that AVX-512F (and AVX2, FMA) are available.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512(());
+
+impl Avx512 {
+    pub(crate) fn new() -> Option<Avx512> {
+        (is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma"))
+        .then_some(Avx512(()))
+    }
+}
+
+impl Simd for Avx2 {
+    type V = __m256;
+    const LANES: usize = 8;
+    #[inline(always)]
+    fn splat(self, v: f32) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available.
+        unsafe { _mm256_set1_ps(v) }
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> __m256 {
+        assert!(s.len() >= 8);
+        // SAFETY: AVX is available (token) and s has at least 8 elements
+        // (checked above), so the unaligned 32-byte read is in bounds.
+        unsafe { _mm256_loadu_ps(s.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32], v: __m256) {
+        assert!(s.len() >= 8);
+        // SAFETY: AVX is available and s has at least 8 elements (checked
+        // above), so the 32-byte write is in bounds of a unique borrow.
+        unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available.
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available.
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available.
+        unsafe { _mm256_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn div(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available.
+        unsafe { _mm256_div_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fma(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves FMA is available.
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn max(self, k: __m256, x: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available. vmaxps returns
+        // the second operand (x) when either is NaN.
+        unsafe { _mm256_max_ps(k, x) }
+    }
+    #[inline(always)]
+    fn min(self, k: __m256, x: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available. vminps returns
+        // the second operand (x) when either is NaN.
+        unsafe { _mm256_min_ps(k, x) }
+    }
+}
+
+impl Simd for Avx512 {
+    type V = __m512;
+    const LANES: usize = 16;
+    #[inline(always)]
+    fn splat(self, v: f32) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available.
+        unsafe { _mm512_set1_ps(v) }
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> __m512 {
+        assert!(s.len() >= 16);
+        // SAFETY: AVX-512F is available (token) and s has at least 16
+        // elements (checked above), so the 64-byte read is in bounds.
+        unsafe { _mm512_loadu_ps(s.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32], v: __m512) {
+        assert!(s.len() >= 16);
+        // SAFETY: AVX-512F is available and s has at least 16 elements
+        // (checked above), so the 64-byte write is in bounds.
+        unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available.
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available.
+        unsafe { _mm512_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available.
+        unsafe { _mm512_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn div(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available.
+        unsafe { _mm512_div_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fma(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available.
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn max(self, k: __m512, x: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available. vmaxps
+        // returns the second operand (x) when either is NaN.
+        unsafe { _mm512_max_ps(k, x) }
+    }
+    #[inline(always)]
+    fn min(self, k: __m512, x: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available. vminps
+        // returns the second operand (x) when either is NaN.
+        unsafe { _mm512_min_ps(k, x) }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn layer_step_avx2(t: Avx2, pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
+    super::body::layer_step(t, pl, x, st)
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn layer_step_avx512(t: Avx512, pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
+    super::body::layer_step(t, pl, x, st)
+}
+
+/// AVX2 entry: the caller passes the token it obtained from `Avx2::new`.
+pub(crate) fn avx2_layer_step(pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
+    let t = Avx2::new().expect("avx2 kernel table built on a CPU without AVX2+FMA");
+    // SAFETY: `t` exists, so the CPU has AVX2 and FMA, the features the
+    // function is compiled for.
+    unsafe { layer_step_avx2(t, pl, x, st) }
+}
+
+/// AVX-512 entry.
+pub(crate) fn avx512_layer_step(pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
+    let t = Avx512::new().expect("avx512 kernel table built on a CPU without AVX-512F");
+    // SAFETY: `t` exists, so the CPU has AVX-512F, AVX2 and FMA.
+    unsafe { layer_step_avx512(t, pl, x, st) }
+}

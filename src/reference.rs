@@ -1,0 +1,2 @@
+//! Reference implementations for tests (filled in below).
+#![forbid(unsafe_code)]
