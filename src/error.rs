@@ -57,18 +57,13 @@ impl fmt::Display for Error {
                 what,
                 expected,
                 actual,
-            } => write!(
-                f,
-                "{what}: expected {expected} elements, got {actual}"
-            ),
+            } => write!(f, "{what}: expected {expected} elements, got {actual}"),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::IsaUnavailable(isa) => {
                 write!(f, "instruction set {isa} is not available on this CPU")
             }
-            Error::StateMismatch => {
-                f.write_str("state was created for a different model")
-            }
+            Error::StateMismatch => f.write_str("state was created for a different model"),
             Error::Format(m) => write!(f, "malformed weights: {m}"),
             Error::Io(m) => write!(f, "i/o error: {m}"),
         }

@@ -86,7 +86,11 @@ impl Isa {
         static CHOSEN: OnceLock<Isa> = OnceLock::new();
         *CHOSEN.get_or_init(|| {
             let best = *hardware().last().unwrap_or(&Isa::Scalar);
-            match std::env::var("RNNCELL_ISA").ok().as_deref().and_then(Isa::from_name) {
+            match std::env::var("RNNCELL_ISA")
+                .ok()
+                .as_deref()
+                .and_then(Isa::from_name)
+            {
                 Some(req) if req.is_supported() && req <= best => req,
                 _ => best,
             }

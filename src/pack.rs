@@ -107,7 +107,11 @@ fn pack_panels(
             for g in 0..gates {
                 for j in 0..u {
                     let row = p * u + j;
-                    out.push(if row < rows_per_gate { src(g, row, kk) } else { 0.0 });
+                    out.push(if row < rows_per_gate {
+                        src(g, row, kk)
+                    } else {
+                        0.0
+                    });
                 }
             }
         }
@@ -124,7 +128,12 @@ fn padded(v: impl IntoIterator<Item = f32>, len: usize) -> Buf {
 impl PackedLayer {
     /// Packs layer weights (already checked against the spec) for an ISA
     /// with `lanes` f32 lanes.
-    pub(crate) fn new(spec: &ModelSpec, layer: usize, lw: &LayerWeights, lanes: usize) -> PackedLayer {
+    pub(crate) fn new(
+        spec: &ModelSpec,
+        layer: usize,
+        lw: &LayerWeights,
+        lanes: usize,
+    ) -> PackedLayer {
         let h = spec.hidden_size;
         let hr = spec.state_size();
         let input = spec.layer_input_size(layer);
@@ -180,7 +189,9 @@ impl PackedLayer {
                 };
                 pl.wx = pack_panels(4, h, input, u, wxa);
                 pl.wh = pack_panels(4, h, hr, u, wha);
-                pl.bias = panel_bias(&[&|j| bsum(0, j), &|j| bsum(1, j), &|j| bsum(2, j), &|j| bsum(3, j)]);
+                pl.bias = panel_bias(&[&|j| bsum(0, j), &|j| bsum(1, j), &|j| bsum(2, j), &|j| {
+                    bsum(3, j)
+                }]);
                 if o.peephole {
                     let mut v = Vec::with_capacity(3 * hp);
                     for g in 0..3 {

@@ -9,7 +9,12 @@ use serde_json::Value;
 const TOL: f32 = 1e-5;
 
 fn arr(v: &Value) -> Vec<f32> {
-    v["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn opt_arr(v: &Value) -> Option<Vec<f32>> {
@@ -35,8 +40,14 @@ fn spec_of(c: &Value) -> ModelSpec {
             linear_before_reset: c["linear_before_reset"].as_u64() == Some(1),
             clip,
         }),
-        "rnn_tanh" => CellKind::Rnn(RnnOptions { activation: RnnActivation::Tanh, clip }),
-        "rnn_relu" => CellKind::Rnn(RnnOptions { activation: RnnActivation::Relu, clip }),
+        "rnn_tanh" => CellKind::Rnn(RnnOptions {
+            activation: RnnActivation::Tanh,
+            clip,
+        }),
+        "rnn_relu" => CellKind::Rnn(RnnOptions {
+            activation: RnnActivation::Relu,
+            clip,
+        }),
         other => panic!("unknown cell {other}"),
     };
     let dir = if c["bidirectional"].as_bool().unwrap() {
@@ -46,19 +57,28 @@ fn spec_of(c: &Value) -> ModelSpec {
     } else {
         Direction::Forward
     };
-    ModelSpec::new(cell, n("input_size"), n("hidden_size")).layers(n("num_layers")).direction(dir)
+    ModelSpec::new(cell, n("input_size"), n("hidden_size"))
+        .layers(n("num_layers"))
+        .direction(dir)
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn run_case(path: &std::path::Path, isa: Isa) -> f32 {
     let c: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let spec = spec_of(&c);
-    let tensors: std::collections::HashMap<String, Vec<f32>> =
-        c["tensors"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), arr(v))).collect();
+    let tensors: std::collections::HashMap<String, Vec<f32>> = c["tensors"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), arr(v)))
+        .collect();
     let onnx = c["framework"] == "onnx";
     let model = if onnx {
         let t = OnnxTensors {
@@ -71,12 +91,16 @@ fn run_case(path: &std::path::Path, isa: Isa) -> f32 {
     } else {
         Model::from_pytorch_with_isa(spec, |n| tensors.get(n).map(|v| v.as_slice()), isa).unwrap()
     };
-    let (t_len, b_len) = (c["steps"].as_u64().unwrap() as usize, c["batch"].as_u64().unwrap() as usize);
+    let (t_len, b_len) = (
+        c["steps"].as_u64().unwrap() as usize,
+        c["batch"].as_u64().unwrap() as usize,
+    );
     let input = arr(&c["input"]);
     let h0 = opt_arr(&c["h0"]);
     let c0 = opt_arr(&c["c0"]);
-    let lens: Option<Vec<usize>> =
-        c["seq_lens"].as_array().map(|a| a.iter().map(|v| v.as_u64().unwrap() as usize).collect());
+    let lens: Option<Vec<usize>> = c["seq_lens"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_u64().unwrap() as usize).collect());
     let mut seq = Sequence::new(&input, t_len, b_len);
     seq.batch_major = c["batch_first"].as_bool().unwrap_or(false);
     seq.h0 = h0.as_deref();
@@ -91,7 +115,11 @@ fn run_case(path: &std::path::Path, isa: Isa) -> f32 {
     model
         .run(
             &seq,
-            &mut SequenceOutput { output: &mut y, h_n: Some(&mut hn), c_n: if lstm { Some(&mut cn) } else { None } },
+            &mut SequenceOutput {
+                output: &mut y,
+                h_n: Some(&mut hn),
+                c_n: if lstm { Some(&mut cn) } else { None },
+            },
         )
         .unwrap();
     let mut expect_y = arr(&c["output"]);
@@ -102,7 +130,8 @@ fn run_case(path: &std::path::Path, isa: Isa) -> f32 {
             for dd in 0..d {
                 for b in 0..b_len {
                     for k in 0..hr {
-                        v[((t * b_len + b) * d + dd) * hr + k] = expect_y[((t * d + dd) * b_len + b) * hr + k];
+                        v[((t * b_len + b) * d + dd) * hr + k] =
+                            expect_y[((t * d + dd) * b_len + b) * hr + k];
                     }
                 }
             }

@@ -305,7 +305,11 @@ impl Model {
         let d = spec.directions();
         let n = spec.num_layers * d;
         if weights.len() != n {
-            return Err(Error::size("layer weights (layers × directions)", n, weights.len()));
+            return Err(Error::size(
+                "layer weights (layers × directions)",
+                n,
+                weights.len(),
+            ));
         }
         let mut layers = Vec::with_capacity(n);
         for (i, lw) in weights.iter().enumerate() {
@@ -335,7 +339,10 @@ impl Model {
     /// let m = Model::from_pytorch(spec, |n| sd.get(n).map(|v| v.as_slice())).unwrap();
     /// assert_eq!(m.spec().hidden_size, 4);
     /// ```
-    pub fn from_pytorch<'a>(spec: ModelSpec, get: impl Fn(&str) -> Option<&'a [f32]>) -> Result<Model> {
+    pub fn from_pytorch<'a>(
+        spec: ModelSpec,
+        get: impl Fn(&str) -> Option<&'a [f32]>,
+    ) -> Result<Model> {
         Model::from_pytorch_with_isa(spec, get, Isa::detect())
     }
 
@@ -359,7 +366,8 @@ impl Model {
                 let sfx = if d == 1 { "_reverse" } else { "" };
                 let name = |base: &str| format!("{base}_l{l}{sfx}");
                 let req = |base: &str| {
-                    get(&name(base)).ok_or_else(|| Error::invalid(format!("missing tensor {}", name(base))))
+                    get(&name(base))
+                        .ok_or_else(|| Error::invalid(format!("missing tensor {}", name(base))))
                 };
                 let t = LayerTensors {
                     w: req("weight_ih")?,
@@ -367,7 +375,11 @@ impl Model {
                     b_w: get(&name("bias_ih")),
                     b_r: get(&name("bias_hh")),
                     peephole: None,
-                    proj: if spec.proj_size() > 0 { Some(req("weight_hr")?) } else { None },
+                    proj: if spec.proj_size() > 0 {
+                        Some(req("weight_hr")?)
+                    } else {
+                        None
+                    },
                     proj_bias: None,
                 };
                 all.push(
@@ -402,7 +414,11 @@ impl Model {
     /// let spec = ModelSpec::new(CellKind::gru(), 2, 3);
     /// assert!(Model::from_onnx_with_isa(spec, &[], Isa::Scalar).is_err());
     /// ```
-    pub fn from_onnx_with_isa(spec: ModelSpec, layers: &[OnnxTensors<'_>], isa: Isa) -> Result<Model> {
+    pub fn from_onnx_with_isa(
+        spec: ModelSpec,
+        layers: &[OnnxTensors<'_>],
+        isa: Isa,
+    ) -> Result<Model> {
         spec.validate()?;
         if layers.len() != spec.num_layers {
             return Err(Error::size("ONNX layers", spec.num_layers, layers.len()));
@@ -463,11 +479,19 @@ impl Model {
     /// let spec = ModelSpec::new(CellKind::lstm(), 2, 3);
     /// assert!(Model::from_keras_with_isa(spec, &[], Isa::Scalar).is_err());
     /// ```
-    pub fn from_keras_with_isa(spec: ModelSpec, layers: &[KerasTensors<'_>], isa: Isa) -> Result<Model> {
+    pub fn from_keras_with_isa(
+        spec: ModelSpec,
+        layers: &[KerasTensors<'_>],
+        isa: Isa,
+    ) -> Result<Model> {
         spec.validate()?;
         let d = spec.directions();
         if layers.len() != spec.num_layers * d {
-            return Err(Error::size("Keras layers (layers × directions)", spec.num_layers * d, layers.len()));
+            return Err(Error::size(
+                "Keras layers (layers × directions)",
+                spec.num_layers * d,
+                layers.len(),
+            ));
         }
         let gh = spec.cell.gates() * spec.hidden_size;
         let mut all = Vec::new();
@@ -534,7 +558,9 @@ impl Model {
             model_id: self.id,
             hr: self.spec.state_size(),
             hidden: self.spec.hidden_size,
-            layers: (0..self.spec.num_layers).map(|_| LayerState::new(&self.spec)).collect(),
+            layers: (0..self.spec.num_layers)
+                .map(|_| LayerState::new(&self.spec))
+                .collect(),
         }
     }
 
@@ -606,13 +632,23 @@ impl Model {
         let sp = &self.spec;
         let (t_len, b_len) = (seq.steps, seq.batch);
         if t_len == 0 || b_len == 0 {
-            return Err(Error::invalid(format!("empty sequence: steps {t_len}, batch {b_len}")));
+            return Err(Error::invalid(format!(
+                "empty sequence: steps {t_len}, batch {b_len}"
+            )));
         }
         let d = sp.directions();
         let (h, hr, out_sz) = (sp.hidden_size, sp.state_size(), sp.output_size());
         let ld = sp.num_layers * d;
-        expect_len(seq.input, checked_mul(&[t_len, b_len, sp.input_size], "input")?, "input")?;
-        expect_len(out.output, checked_mul(&[t_len, b_len, out_sz], "output")?, "output")?;
+        expect_len(
+            seq.input,
+            checked_mul(&[t_len, b_len, sp.input_size], "input")?,
+            "input",
+        )?;
+        expect_len(
+            out.output,
+            checked_mul(&[t_len, b_len, out_sz], "output")?,
+            "output",
+        )?;
         if let Some(h0) = seq.h0 {
             expect_len(h0, ld * b_len * hr, "h0")?;
         }
@@ -637,7 +673,9 @@ impl Model {
                 return Err(Error::size("seq_lens", b_len, lens.len()));
             }
             if let Some(&bad) = lens.iter().find(|&&v| v > t_len) {
-                return Err(Error::invalid(format!("seq_lens entry {bad} exceeds steps {t_len}")));
+                return Err(Error::invalid(format!(
+                    "seq_lens entry {bad} exceeds steps {t_len}"
+                )));
             }
         }
         let len_of = |b: usize| seq.seq_lens.map_or(t_len, |l| l[b]);
@@ -645,7 +683,11 @@ impl Model {
         let mut cur: Vec<f32> = vec![0.0; b_len * t_len * sp.input_size];
         for b in 0..b_len {
             for t in 0..t_len {
-                let src = if seq.batch_major { b * t_len + t } else { t * b_len + b };
+                let src = if seq.batch_major {
+                    b * t_len + t
+                } else {
+                    t * b_len + b
+                };
                 let i = sp.input_size;
                 cur[(b * t_len + t) * i..][..i].copy_from_slice(&seq.input[src * i..][..i]);
             }
@@ -660,7 +702,11 @@ impl Model {
             for dir in 0..d {
                 let pl = &self.layers[l * d + dir];
                 let reverse = sp.direction == Direction::Reverse || dir == 1;
-                let col = if sp.merge == MergeMode::Concat { dir * hr } else { 0 };
+                let col = if sp.merge == MergeMode::Concat {
+                    dir * hr
+                } else {
+                    0
+                };
                 let sidx = l * d + dir;
                 for b in 0..b_len {
                     st.h.fill(0.0);
@@ -697,8 +743,13 @@ impl Model {
         }
         for b in 0..b_len {
             for t in 0..t_len {
-                let dst = if seq.batch_major { b * t_len + t } else { t * b_len + b };
-                out.output[dst * out_sz..][..out_sz].copy_from_slice(&cur[(b * t_len + t) * out_sz..][..out_sz]);
+                let dst = if seq.batch_major {
+                    b * t_len + t
+                } else {
+                    t * b_len + b
+                };
+                out.output[dst * out_sz..][..out_sz]
+                    .copy_from_slice(&cur[(b * t_len + t) * out_sz..][..out_sz]);
             }
         }
         Ok(())
@@ -707,7 +758,11 @@ impl Model {
 
 fn rename(e: Error, prefix: &str) -> Error {
     match e {
-        Error::SizeMismatch { what, expected, actual } => Error::SizeMismatch {
+        Error::SizeMismatch {
+            what,
+            expected,
+            actual,
+        } => Error::SizeMismatch {
             what: format!("{what} ({})", prefix.trim_end_matches('_')),
             expected,
             actual,

@@ -226,7 +226,11 @@ impl Direction {
     /// assert_eq!(rnncell::Direction::Reverse.count(), 1);
     /// ```
     pub fn count(self) -> usize {
-        if self == Direction::Bidirectional { 2 } else { 1 }
+        if self == Direction::Bidirectional {
+            2
+        } else {
+            1
+        }
     }
 }
 
@@ -429,9 +433,7 @@ impl ModelSpec {
                     return Err(Error::invalid("proj_size too large"));
                 }
                 if o.proj_size == 0 && (o.proj_bias || o.proj_clip.is_some()) {
-                    return Err(Error::invalid(
-                        "proj_bias and proj_clip need proj_size > 0",
-                    ));
+                    return Err(Error::invalid("proj_bias and proj_clip need proj_size > 0"));
                 }
             }
             CellKind::Gru(o) => check_clip("clip", o.clip)?,

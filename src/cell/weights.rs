@@ -311,7 +311,11 @@ impl LayerWeights {
             let d = if dir == 1 { "_reverse" } else { "" };
             format!("layer {layer} {n}{d}")
         };
-        check(&self.w, g * h * spec.layer_input_size(layer), &name("weight_ih"))?;
+        check(
+            &self.w,
+            g * h * spec.layer_input_size(layer),
+            &name("weight_ih"),
+        )?;
         check(&self.r, g * h * spec.state_size(), &name("weight_hh"))?;
         check(&self.b_w, g * h, &name("bias_ih"))?;
         check(&self.b_r, g * h, &name("bias_hh"))?;
@@ -319,9 +323,17 @@ impl LayerWeights {
             CellKind::Lstm(o) => (o.peephole, o.proj_bias),
             _ => (false, false),
         };
-        check(&self.peephole, if peep { 3 * h } else { 0 }, &name("peephole"))?;
+        check(
+            &self.peephole,
+            if peep { 3 * h } else { 0 },
+            &name("peephole"),
+        )?;
         check(&self.proj, p * h, &name("weight_hr"))?;
-        check(&self.proj_bias, if pbias { p } else { 0 }, &name("proj_bias"))?;
+        check(
+            &self.proj_bias,
+            if pbias { p } else { 0 },
+            &name("proj_bias"),
+        )?;
         Ok(())
     }
 }

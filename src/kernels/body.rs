@@ -32,7 +32,13 @@ fn opt_clamp<S: Simd>(s: S, x: S::V, k: Option<f32>) -> S::V {
 
 /// acc[i] += panel[k][i] · v[k] for every k, with `nv` vectors per k.
 #[inline(always)]
-fn mac<S: Simd, const NV: usize>(s: S, acc: &mut [S::V; NACC], first: usize, panel: &[f32], v: &[f32]) {
+fn mac<S: Simd, const NV: usize>(
+    s: S,
+    acc: &mut [S::V; NACC],
+    first: usize,
+    panel: &[f32],
+    v: &[f32],
+) {
     let l = S::LANES;
     for (blk, &vk) in panel.chunks_exact(NV * l).zip(v) {
         let b = s.splat(vk);
@@ -102,8 +108,20 @@ fn lstm_step<S: Simd>(s: S, pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
         for (i, a) in acc.iter_mut().enumerate() {
             *a = s.load(&bias[i * l..]);
         }
-        mac::<S, 8>(s, &mut acc, 0, &pl.wx[p * pl.input * pw..(p + 1) * pl.input * pw], x);
-        mac::<S, 8>(s, &mut acc, 0, &pl.wh[p * pl.hr * pw..(p + 1) * pl.hr * pw], h_in);
+        mac::<S, 8>(
+            s,
+            &mut acc,
+            0,
+            &pl.wx[p * pl.input * pw..(p + 1) * pl.input * pw],
+            x,
+        );
+        mac::<S, 8>(
+            s,
+            &mut acc,
+            0,
+            &pl.wh[p * pl.hr * pw..(p + 1) * pl.hr * pw],
+            h_in,
+        );
         for v in 0..M {
             let off = p * u + v * l;
             let c = s.load(&st.c[off..]);
@@ -171,7 +189,13 @@ fn project<S: Simd>(s: S, pl: &PackedLayer, st: &mut LayerState, proj_clip: Opti
 }
 
 #[inline(always)]
-fn gru_lbr_step<S: Simd>(s: S, pl: &PackedLayer, x: &[f32], st: &mut LayerState, clip: Option<f32>) {
+fn gru_lbr_step<S: Simd>(
+    s: S,
+    pl: &PackedLayer,
+    x: &[f32],
+    st: &mut LayerState,
+    clip: Option<f32>,
+) {
     let l = S::LANES;
     let u = pl.u;
     let h_in = &st.h[..pl.hr];
@@ -184,13 +208,29 @@ fn gru_lbr_step<S: Simd>(s: S, pl: &PackedLayer, x: &[f32], st: &mut LayerState,
         for (i, a) in acc.iter_mut().enumerate() {
             *a = s.load(&bias[i * l..]);
         }
-        mac::<S, 6>(s, &mut acc, 0, &pl.wx[p * pl.input * xw..(p + 1) * pl.input * xw], x);
-        mac_split::<S, 6>(s, &mut acc, 2 * M, 3 * M, &pl.wh[p * pl.hr * hw..(p + 1) * pl.hr * hw], h_in);
+        mac::<S, 6>(
+            s,
+            &mut acc,
+            0,
+            &pl.wx[p * pl.input * xw..(p + 1) * pl.input * xw],
+            x,
+        );
+        mac_split::<S, 6>(
+            s,
+            &mut acc,
+            2 * M,
+            3 * M,
+            &pl.wh[p * pl.hr * hw..(p + 1) * pl.hr * hw],
+            h_in,
+        );
         for v in 0..M {
             let off = p * u + v * l;
             let r = sigmoid(s, opt_clamp(s, acc[v], clip));
             let z = sigmoid(s, opt_clamp(s, acc[M + v], clip));
-            let n = tanh(s, opt_clamp(s, s.fma(r, acc[3 * M + v], acc[2 * M + v]), clip));
+            let n = tanh(
+                s,
+                opt_clamp(s, s.fma(r, acc[3 * M + v], acc[2 * M + v]), clip),
+            );
             let hold = s.load(&st.h[off..]);
             // h' = (1 − z)⊙n + z⊙h = n + z⊙(h − n)
             let hv = s.fma(z, s.sub(hold, n), n);
@@ -213,8 +253,20 @@ fn gru_rb_step<S: Simd>(s: S, pl: &PackedLayer, x: &[f32], st: &mut LayerState, 
         for (i, a) in acc.iter_mut().take(3 * M).enumerate() {
             *a = s.load(&bias[i * l..]);
         }
-        mac::<S, 6>(s, &mut acc, 0, &pl.wx[p * pl.input * xw..(p + 1) * pl.input * xw], x);
-        mac::<S, 4>(s, &mut acc, 0, &pl.wh[p * pl.hr * hw..(p + 1) * pl.hr * hw], &st.h[..pl.hr]);
+        mac::<S, 6>(
+            s,
+            &mut acc,
+            0,
+            &pl.wx[p * pl.input * xw..(p + 1) * pl.input * xw],
+            x,
+        );
+        mac::<S, 4>(
+            s,
+            &mut acc,
+            0,
+            &pl.wh[p * pl.hr * hw..(p + 1) * pl.hr * hw],
+            &st.h[..pl.hr],
+        );
         for v in 0..M {
             let off = p * u + v * l;
             let r = sigmoid(s, opt_clamp(s, acc[v], clip));
@@ -234,7 +286,13 @@ fn gru_rb_step<S: Simd>(s: S, pl: &PackedLayer, x: &[f32], st: &mut LayerState, 
         for (i, a) in acc.iter_mut().enumerate() {
             *a = s.load(&st.s1[p * u1 + i * l..]);
         }
-        mac::<S, 8>(s, &mut acc, 0, &pl.wh_n[p * pw..(p + 1) * pw], &st.s2[..pl.hr]);
+        mac::<S, 8>(
+            s,
+            &mut acc,
+            0,
+            &pl.wh_n[p * pw..(p + 1) * pw],
+            &st.s2[..pl.hr],
+        );
         for (i, a) in acc.iter().enumerate() {
             let off = p * u1 + i * l;
             let n = tanh(s, opt_clamp(s, *a, clip));
@@ -247,7 +305,14 @@ fn gru_rb_step<S: Simd>(s: S, pl: &PackedLayer, x: &[f32], st: &mut LayerState, 
 }
 
 #[inline(always)]
-fn rnn_step<S: Simd>(s: S, pl: &PackedLayer, x: &[f32], st: &mut LayerState, is_relu: bool, clip: Option<f32>) {
+fn rnn_step<S: Simd>(
+    s: S,
+    pl: &PackedLayer,
+    x: &[f32],
+    st: &mut LayerState,
+    is_relu: bool,
+    clip: Option<f32>,
+) {
     let l = S::LANES;
     let u1 = pl.u1;
     let panels = pl.hidden.div_ceil(u1);

@@ -1,0 +1,1 @@
+//! AArch64 NEON implementation of [`Simd`] (to be written).
