@@ -261,9 +261,25 @@ pub(crate) struct LayerState {
     pub s1: Buf,
     /// Scratch: GRU reset-before r⊙h.
     pub s2: Buf,
+    /// One panel's gate accumulators, parked by the multi-column kernel.
+    pub tile: Buf,
 }
 
 impl LayerState {
+    /// A placeholder that owns no memory (fills unused slots of fixed
+    /// arrays without allocating).
+    pub(crate) fn empty() -> LayerState {
+        LayerState {
+            h: AVec::new(64),
+            h_next: AVec::new(64),
+            c: AVec::new(64),
+            s0: AVec::new(64),
+            s1: AVec::new(64),
+            s2: AVec::new(64),
+            tile: AVec::new(64),
+        }
+    }
+
     pub(crate) fn new(spec: &ModelSpec) -> LayerState {
         let hp = round_up(spec.hidden_size, STATE_PAD);
         let hrp = round_up(spec.state_size(), STATE_PAD);
@@ -279,6 +295,7 @@ impl LayerState {
             s0: zeros(s0),
             s1: zeros(s12),
             s2: zeros(s12),
+            tile: zeros(STATE_PAD),
         }
     }
 }

@@ -6,7 +6,7 @@ use super::spec::{CellKind, Direction, MergeMode, ModelSpec};
 use super::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
-use crate::kernels::Kernels;
+use crate::kernels::{In, Kernels, MAX_COLS, body};
 use crate::pack::{LayerState, PackedLayer};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -56,6 +56,8 @@ pub struct State {
     hr: usize,
     hidden: usize,
     layers: Vec<LayerState>,
+    /// Workspace of `Model::step_chunk`, grown on demand.
+    work: Vec<f32>,
 }
 
 impl State {
@@ -561,6 +563,7 @@ impl Model {
             layers: (0..self.spec.num_layers)
                 .map(|_| LayerState::new(&self.spec))
                 .collect(),
+            work: Vec::new(),
         }
     }
 
@@ -590,11 +593,7 @@ impl Model {
     /// assert!(m.step(&mut s, &[0.5], &mut y).is_err());
     /// ```
     pub fn step(&self, state: &mut State, x: &[f32], y: &mut [f32]) -> Result<()> {
-        if self.spec.direction != Direction::Forward {
-            return Err(Error::Unsupported(
-                "step needs a forward model; run reverse and bidirectional models over whole sequences".into(),
-            ));
-        }
+        self.check_streaming()?;
         if !self.owns(state) {
             return Err(Error::StateMismatch);
         }
@@ -606,15 +605,199 @@ impl Model {
             let (before, rest) = state.layers.split_at_mut(l);
             let st = &mut rest[0];
             let input: &[f32] = if l == 0 { x } else { &before[l - 1].h[..hr] };
-            step(pl, input, st);
+            step(pl, In::X(input), st);
             std::mem::swap(&mut st.h, &mut st.h_next);
         }
         y.copy_from_slice(&state.layers[self.spec.num_layers - 1].h[..hr]);
         Ok(())
     }
 
+    fn check_streaming(&self) -> Result<()> {
+        if self.spec.direction != Direction::Forward {
+            return Err(Error::Unsupported(
+                "streaming needs a forward model; run reverse and bidirectional models over \
+                 whole sequences with Model::run"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Advances N independent streams by one step each, in one call: every
+    /// weight panel is loaded once for up to 16 streams instead of once per
+    /// stream. `states[i]`, `xs[i]` (size I) and `ys[i]` (size Hr) belong to
+    /// stream i; states need not be contiguous, and which streams take part
+    /// may change from call to call. Allocates nothing. Each stream's result
+    /// is bit-identical to [`Model::step`] on it alone. On error no state
+    /// is changed.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let m = Model::new(ModelSpec::new(CellKind::gru(), 2, 3),
+    ///                    &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// let (mut a, mut b) = (m.new_state(), m.new_state());
+    /// let (mut ya, mut yb) = ([0.0f32; 3], [0.0f32; 3]);
+    /// m.step_many(&mut [&mut a, &mut b], &[&[0.5, 0.25], &[1.0, -1.0]],
+    ///             &mut [&mut ya, &mut yb]).unwrap();
+    /// ```
+    pub fn step_many(
+        &self,
+        states: &mut [&mut State],
+        xs: &[&[f32]],
+        ys: &mut [&mut [f32]],
+    ) -> Result<()> {
+        self.check_streaming()?;
+        let n = states.len();
+        if xs.len() != n {
+            return Err(Error::size("xs (one input per state)", n, xs.len()));
+        }
+        if ys.len() != n {
+            return Err(Error::size("ys (one output per state)", n, ys.len()));
+        }
+        let hr = self.spec.state_size();
+        for i in 0..n {
+            if !self.owns(states[i]) {
+                return Err(Error::StateMismatch);
+            }
+            expect_len(xs[i], self.spec.input_size, "x")?;
+            expect_len(ys[i], hr, "y")?;
+            // The same state twice would be two &mut to one object; Rust
+            // forbids that already, so no check is needed here.
+        }
+        let cols = self.kernels.layer_step_cols;
+        let one = self.kernels.layer_step;
+        for (g_states, (g_xs, g_ys)) in states
+            .chunks_mut(MAX_COLS)
+            .zip(xs.chunks(MAX_COLS).zip(ys.chunks_mut(MAX_COLS)))
+        {
+            let k = g_states.len();
+            for (l, pl) in self.layers.iter().enumerate() {
+                if k == 1 {
+                    let st = &mut *g_states[0];
+                    let (before, rest) = st.layers.split_at_mut(l);
+                    let input: &[f32] = if l == 0 {
+                        g_xs[0]
+                    } else {
+                        &before[l - 1].h[..hr]
+                    };
+                    one(pl, In::X(input), &mut rest[0]);
+                    std::mem::swap(&mut rest[0].h, &mut rest[0].h_next);
+                    continue;
+                }
+                let mut dummies: [LayerState; MAX_COLS] =
+                    std::array::from_fn(|_| LayerState::empty());
+                let mut refs: [&mut LayerState; MAX_COLS] = dummies.each_mut();
+                let mut ins: [In<'_>; MAX_COLS] = [In::X(&[]); MAX_COLS];
+                for (c, st) in g_states.iter_mut().enumerate() {
+                    let (before, rest) = st.layers.split_at_mut(l);
+                    ins[c] = In::X(if l == 0 {
+                        g_xs[c]
+                    } else {
+                        &before[l - 1].h[..hr]
+                    });
+                    refs[c] = &mut rest[0];
+                }
+                cols(pl, &ins[..k], &mut refs[..k]);
+                for st in refs[..k].iter_mut() {
+                    std::mem::swap(&mut st.h, &mut st.h_next);
+                }
+            }
+            for (st, y) in g_states.iter().zip(g_ys.iter_mut()) {
+                y.copy_from_slice(&st.layers[self.spec.num_layers - 1].h[..hr]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Advances one stream by K frames in one call (chunked streaming):
+    /// `xs` is [K, I], `ys` [K, Hr]. The input part of all K frames of a
+    /// layer is one GEMM; then the K recurrent steps touch only the
+    /// recurrent weights. Same state object as [`Model::step`], and
+    /// bit-identical to K calls of it. Uses a workspace inside the state,
+    /// which grows (allocates) only when K exceeds every earlier K.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let m = Model::new(ModelSpec::new(CellKind::lstm(), 2, 3),
+    ///                    &[LayerWeights::zeros(4, 3, 2, 3)]).unwrap();
+    /// let mut s = m.new_state();
+    /// let xs = [0.5f32; 2 * 10];
+    /// let mut ys = [0.0f32; 3 * 10];
+    /// m.step_chunk(&mut s, &xs, &mut ys).unwrap();
+    /// ```
+    pub fn step_chunk(&self, state: &mut State, xs: &[f32], ys: &mut [f32]) -> Result<()> {
+        self.check_streaming()?;
+        if !self.owns(state) {
+            return Err(Error::StateMismatch);
+        }
+        let (i_sz, hr) = (self.spec.input_size, self.spec.state_size());
+        if xs.is_empty() || xs.len() % i_sz != 0 {
+            return Err(Error::invalid(format!(
+                "xs has {} elements, not a positive multiple of the input size {i_sz}",
+                xs.len()
+            )));
+        }
+        let k = xs.len() / i_sz;
+        expect_len(ys, checked_mul(&[k, hr], "ys")?, "ys")?;
+        let pre_len = self.pre_len();
+        let need = k * pre_len + 2 * k * hr;
+        if state.work.len() < need {
+            state.work.resize(need, 0.0);
+        }
+        let (pre, rest) = state.work.split_at_mut(k * pre_len);
+        let (mut cur, mut next) = rest.split_at_mut(k * hr);
+        let step = self.kernels.layer_step;
+        let proj = self.kernels.input_proj;
+        for (l, pl) in self.layers.iter().enumerate() {
+            let in_sz = if l == 0 { i_sz } else { hr };
+            let src: &[f32] = if l == 0 { xs } else { &cur[..k * hr] };
+            for c0 in (0..k).step_by(MAX_COLS) {
+                let c1 = (c0 + MAX_COLS).min(k);
+                let mut ins: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
+                let mut outs: [&mut [f32]; MAX_COLS] = Default::default();
+                for (j, (i, o)) in ins
+                    .iter_mut()
+                    .zip(outs.iter_mut())
+                    .enumerate()
+                    .take(c1 - c0)
+                {
+                    *i = &src[(c0 + j) * in_sz..][..in_sz];
+                    *o = &mut [];
+                }
+                for (o, chunk) in outs
+                    .iter_mut()
+                    .zip(pre[c0 * pre_len..c1 * pre_len].chunks_mut(pre_len))
+                {
+                    *o = chunk;
+                }
+                proj(pl, &ins[..c1 - c0], &mut outs[..c1 - c0]);
+            }
+            let st = &mut state.layers[l];
+            for t in 0..k {
+                step(pl, In::Pre(&pre[t * pre_len..(t + 1) * pre_len]), st);
+                std::mem::swap(&mut st.h, &mut st.h_next);
+                next[t * hr..(t + 1) * hr].copy_from_slice(&st.h[..hr]);
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+        ys.copy_from_slice(&cur[..k * hr]);
+        Ok(())
+    }
+
+    /// Floats of one column's pre-activations, the largest over layers.
+    fn pre_len(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|pl| body::pre_len(pl, self.kernels.lanes))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Runs a batch of whole sequences through every layer and direction
     /// (see [`Sequence`] and [`SequenceOutput`] for shapes and semantics).
+    /// For each layer and direction, the input projection of all steps and
+    /// batch rows is one GEMM; the recurrence then advances all batch rows
+    /// together (a small GEMM over the rows still inside their length).
     /// Each stream's result is bit-identical to stepping it alone.
     ///
     /// ```
@@ -678,9 +861,12 @@ impl Model {
                 )));
             }
         }
-        let len_of = |b: usize| seq.seq_lens.map_or(t_len, |l| l[b]);
+        let lens: Vec<usize> = (0..b_len)
+            .map(|b| seq.seq_lens.map_or(t_len, |l| l[b]))
+            .collect();
         // Internal layout: batch-major [B][T][features].
-        let mut cur: Vec<f32> = vec![0.0; b_len * t_len * sp.input_size];
+        let i_sz = sp.input_size;
+        let mut cur: Vec<f32> = vec![0.0; b_len * t_len * i_sz];
         for b in 0..b_len {
             for t in 0..t_len {
                 let src = if seq.batch_major {
@@ -688,12 +874,18 @@ impl Model {
                 } else {
                     t * b_len + b
                 };
-                let i = sp.input_size;
-                cur[(b * t_len + t) * i..][..i].copy_from_slice(&seq.input[src * i..][..i]);
+                cur[(b * t_len + t) * i_sz..][..i_sz]
+                    .copy_from_slice(&seq.input[src * i_sz..][..i_sz]);
             }
         }
-        let mut st = LayerState::new(sp);
-        let step = self.kernels.layer_step;
+        let pre_len = self.pre_len();
+        let mut pre: Vec<f32> = vec![0.0; b_len * t_len * pre_len];
+        let mut sts: Vec<LayerState> = (0..b_len).map(|_| LayerState::new(sp)).collect();
+        let (step, cols, proj) = (
+            self.kernels.layer_step,
+            self.kernels.layer_step_cols,
+            self.kernels.input_proj,
+        );
         let mut next: Vec<f32> = Vec::new();
         for l in 0..sp.num_layers {
             let in_sz = sp.layer_input_size(l);
@@ -708,7 +900,21 @@ impl Model {
                     0
                 };
                 let sidx = l * d + dir;
-                for b in 0..b_len {
+                // 1. Input projection of every valid (b, t): one GEMM.
+                {
+                    let mut xs: Vec<&[f32]> = Vec::with_capacity(b_len * t_len);
+                    let mut outs: Vec<&mut [f32]> = Vec::with_capacity(b_len * t_len);
+                    for (bt, o) in pre.chunks_mut(pre_len).enumerate() {
+                        let (b, t) = (bt / t_len, bt % t_len);
+                        if t < lens[b] {
+                            xs.push(&cur[bt * in_sz..][..in_sz]);
+                            outs.push(o);
+                        }
+                    }
+                    proj(pl, &xs, &mut outs);
+                }
+                // 2. Initial states.
+                for (b, st) in sts.iter_mut().enumerate() {
                     st.h.fill(0.0);
                     st.c.fill(0.0);
                     if let Some(h0) = seq.h0 {
@@ -717,11 +923,40 @@ impl Model {
                     if let Some(c0) = seq.c0 {
                         st.c[..h].copy_from_slice(&c0[(sidx * b_len + b) * h..][..h]);
                     }
-                    let n = len_of(b);
-                    for i in 0..n {
-                        let t = if reverse { n - 1 - i } else { i };
-                        step(pl, &cur[(b * t_len + t) * in_sz..][..in_sz], &mut st);
+                }
+                // 3. The recurrence, all rows still inside their length at once.
+                let time_of = |b: usize, i: usize| if reverse { lens[b] - 1 - i } else { i };
+                for i in 0..t_len {
+                    let active: Vec<usize> = (0..b_len).filter(|&b| i < lens[b]).collect();
+                    if active.is_empty() {
+                        break;
+                    }
+                    let mut st_refs: Vec<&mut LayerState> = Vec::with_capacity(active.len());
+                    {
+                        let mut it = sts.iter_mut().enumerate();
+                        for &b in &active {
+                            for (bb, st) in it.by_ref() {
+                                if bb == b {
+                                    st_refs.push(st);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    let ins: Vec<In<'_>> = active
+                        .iter()
+                        .map(|&b| In::Pre(&pre[(b * t_len + time_of(b, i)) * pre_len..][..pre_len]))
+                        .collect();
+                    for (g_ins, g_sts) in ins.chunks(MAX_COLS).zip(st_refs.chunks_mut(MAX_COLS)) {
+                        if g_sts.len() == 1 {
+                            step(pl, g_ins[0], g_sts[0]);
+                        } else {
+                            cols(pl, g_ins, g_sts);
+                        }
+                    }
+                    for (&b, st) in active.iter().zip(st_refs.iter_mut()) {
                         std::mem::swap(&mut st.h, &mut st.h_next);
+                        let t = time_of(b, i);
                         let dst = &mut next[(b * t_len + t) * out_sz + col..][..hr];
                         if dir == 1 && sp.merge == MergeMode::Sum {
                             for (o, v) in dst.iter_mut().zip(&st.h[..hr]) {
@@ -731,6 +966,9 @@ impl Model {
                             dst.copy_from_slice(&st.h[..hr]);
                         }
                     }
+                }
+                // 4. Final states.
+                for (b, st) in sts.iter().enumerate() {
                     if let Some(hn) = out.h_n.as_deref_mut() {
                         hn[(sidx * b_len + b) * hr..][..hr].copy_from_slice(&st.h[..hr]);
                     }

@@ -2,13 +2,18 @@
 //!
 //! Summation order (DESIGN §2), per output row: the accumulator starts at
 //! the bias, then one FMA per input column k of x in ascending k, then one
-//! per column of h in ascending k. The panel layout (see `pack.rs`) only
-//! decides which rows share a vector; it never reorders a row's sum, so
-//! every ISA, and the scalar path, produce the same bits.
+//! per column of h in ascending k. The panel layout (see `pack.rs`), the
+//! blocking over columns (streams, batch rows, time steps) and the chunking
+//! over k only decide which rows share a vector and when a running sum is
+//! parked in memory; they never reorder a row's sum, so every ISA, the
+//! scalar path, and the single- and multi-column kernels produce the same
+//! bits.
 //!
-//! The epilogues run on the accumulators while they are still in registers:
-//! gates, activations, c updated in place, and the new h written to
-//! `h_next` (the old h stays intact until every panel has read it).
+//! The epilogues run on the gate accumulators of one panel right after its
+//! GEMV (from registers in the one-column kernel, from an L1-resident tile
+//! in the multi-column one): activations, c updated in place, and the new
+//! h written to `h_next` (the old h stays intact until every panel has read
+//! it).
 
 #![forbid(unsafe_code)]
 
@@ -18,9 +23,24 @@ use crate::pack::{LayerState, Op, PackedLayer};
 
 /// Accumulators per panel: 8 independent FMA chains hide the FMA latency
 /// while the weights stream from cache.
-const NACC: usize = 8;
+pub(crate) const NACC: usize = 8;
 /// Vectors per gate in a multi-gate panel.
 const M: usize = 2;
+/// Columns of the multi-column kernel held in registers at once.
+const NCOL: usize = 4;
+/// k-chunk of the multi-column kernel: a chunk of a panel (≤ 16 KiB with
+/// AVX2, 32 KiB with AVX-512) stays in L1 while every column group reuses it.
+const KC: usize = 64;
+/// Most columns one multi-column call takes (callers split larger sets).
+pub(crate) const MAX_COLS: usize = 16;
+
+/// The input of one layer step: the layer input x, or the precomputed
+/// pre-activations (bias + W·x, in tile layout) from [`input_proj`].
+#[derive(Clone, Copy)]
+pub(crate) enum In<'a> {
+    X(&'a [f32]),
+    Pre(&'a [f32]),
+}
 
 #[inline(always)]
 fn opt_clamp<S: Simd>(s: S, x: S::V, k: Option<f32>) -> S::V {
@@ -30,28 +50,43 @@ fn opt_clamp<S: Simd>(s: S, x: S::V, k: Option<f32>) -> S::V {
     }
 }
 
-/// acc[i] += panel[k][i] · v[k] for every k, with `nv` vectors per k.
-#[inline(always)]
-fn mac<S: Simd, const NV: usize>(
-    s: S,
-    acc: &mut [S::V; NACC],
-    first: usize,
-    panel: &[f32],
-    v: &[f32],
-) {
-    let l = S::LANES;
-    for (blk, &vk) in panel.chunks_exact(NV * l).zip(v) {
-        let b = s.splat(vk);
-        for i in 0..NV {
-            acc[first + i] = s.fma(s.load(&blk[i * l..]), b, acc[first + i]);
-        }
+/// Geometry of a layer's panels.
+struct Geo {
+    /// Vectors per k in the x panels.
+    nv_x: usize,
+    /// Vectors per k in the h panels.
+    nv_h: usize,
+    /// h-panel vectors `[split, nv_h)` accumulate into `[dst, ..)`.
+    split: usize,
+    dst: usize,
+    /// Number of panels.
+    panels: usize,
+}
+
+fn geo(pl: &PackedLayer) -> Geo {
+    let (nv_x, nv_h, split, dst, units) = match pl.op {
+        Op::Lstm { .. } => (8, 8, 8, 8, pl.u),
+        Op::GruLbr { .. } => (6, 6, 4, 6, pl.u),
+        Op::GruResetBefore { .. } => (6, 4, 4, 4, pl.u),
+        Op::Rnn { .. } => (8, 8, 8, 8, pl.u1),
+    };
+    Geo {
+        nv_x,
+        nv_h,
+        split,
+        dst,
+        panels: pl.hidden.div_ceil(units),
     }
 }
 
-/// Like [`mac`], but gate vectors `[0, split)` go to acc `[0, split)` and
-/// gate vectors `[split, NV)` go to acc `[dst, dst + NV - split)`.
+/// Floats of the pre-activation tile of one column (all panels).
+pub(crate) fn pre_len(pl: &PackedLayer, lanes: usize) -> usize {
+    geo(pl).panels * NACC * lanes
+}
+
+/// acc[map(i)] += panel[k][i] · v[k] for every k, `NV` vectors per k.
 #[inline(always)]
-fn mac_split<S: Simd, const NV: usize>(
+fn mac<S: Simd, const NV: usize>(
     s: S,
     acc: &mut [S::V; NACC],
     split: usize,
@@ -69,265 +104,505 @@ fn mac_split<S: Simd, const NV: usize>(
     }
 }
 
-/// One time step of one layer for one stream: reads `x` and `st.h`,
-/// updates `st.c` in place and writes `st.h_next`.
 #[inline(always)]
-pub(crate) fn layer_step<S: Simd>(s: S, pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
-    debug_assert_eq!(pl.u, M * S::LANES);
-    let x = &x[..pl.input];
-    match pl.op {
-        Op::Lstm { .. } => lstm_step(s, pl, x, st),
-        Op::GruLbr { clip } => gru_lbr_step(s, pl, x, st, clip),
-        Op::GruResetBefore { clip } => gru_rb_step(s, pl, x, st, clip),
-        Op::Rnn { relu, clip } => rnn_step(s, pl, x, st, relu, clip),
+fn mac_dyn<S: Simd>(s: S, acc: &mut [S::V; NACC], g: &Geo, x: bool, panel: &[f32], v: &[f32]) {
+    let (nv, split, dst) = if x {
+        (g.nv_x, NACC, NACC)
+    } else {
+        (g.nv_h, g.split, g.dst)
+    };
+    match nv {
+        8 => mac::<S, 8>(s, acc, split, dst, panel, v),
+        6 => mac::<S, 6>(s, acc, split, dst, panel, v),
+        _ => mac::<S, 4>(s, acc, split, dst, panel, v),
     }
 }
 
+// ---------------------------------------------------------------- epilogues
+
+/// LSTM epilogue of panel `p`: gates → c (in place) → h (or m with a
+/// projection).
 #[inline(always)]
-fn lstm_step<S: Simd>(s: S, pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
+fn epi_lstm<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
     let Op::Lstm {
         peephole,
         coupling,
         clip,
         cell_clip,
         proj,
-        proj_clip,
+        ..
     } = pl.op
     else {
-        unreachable!()
+        return;
     };
     let l = S::LANES;
-    let u = pl.u;
-    let h_in = &st.h[..pl.hr];
-    let panels = pl.hidden.div_ceil(u);
     let one = s.splat(1.0);
-    let pw = 4 * u;
-    for p in 0..panels {
-        let mut acc = [s.splat(0.0); NACC];
-        let bias = &pl.bias[p * pw..(p + 1) * pw];
-        for (i, a) in acc.iter_mut().enumerate() {
-            *a = s.load(&bias[i * l..]);
+    let hp = st.c.len();
+    for v in 0..M {
+        let off = p * pl.u + v * l;
+        let c = s.load(&st.c[off..]);
+        let (mut ai, mut af, ag, mut ao) = (acc[v], acc[M + v], acc[2 * M + v], acc[3 * M + v]);
+        if peephole {
+            ai = s.fma(s.load(&pl.peep[off..]), c, ai);
+            af = s.fma(s.load(&pl.peep[hp + off..]), c, af);
         }
-        mac::<S, 8>(
-            s,
-            &mut acc,
-            0,
-            &pl.wx[p * pl.input * pw..(p + 1) * pl.input * pw],
-            x,
-        );
-        mac::<S, 8>(
-            s,
-            &mut acc,
-            0,
-            &pl.wh[p * pl.hr * pw..(p + 1) * pl.hr * pw],
-            h_in,
-        );
-        for v in 0..M {
-            let off = p * u + v * l;
-            let c = s.load(&st.c[off..]);
-            let (mut ai, mut af, ag, mut ao) = (acc[v], acc[M + v], acc[2 * M + v], acc[3 * M + v]);
-            if peephole {
-                let hp = st.c.len();
-                ai = s.fma(s.load(&pl.peep[off..]), c, ai);
-                af = s.fma(s.load(&pl.peep[hp + off..]), c, af);
+        let (i, f) = match coupling {
+            Coupling::None => (
+                sigmoid(s, opt_clamp(s, ai, clip)),
+                sigmoid(s, opt_clamp(s, af, clip)),
+            ),
+            Coupling::InputFromForget => {
+                let f = sigmoid(s, opt_clamp(s, af, clip));
+                (s.sub(one, f), f)
             }
-            let (i, f) = match coupling {
-                Coupling::None => (
-                    sigmoid(s, opt_clamp(s, ai, clip)),
-                    sigmoid(s, opt_clamp(s, af, clip)),
-                ),
-                Coupling::InputFromForget => {
-                    let f = sigmoid(s, opt_clamp(s, af, clip));
-                    (s.sub(one, f), f)
-                }
-                Coupling::ForgetFromInput => {
-                    let i = sigmoid(s, opt_clamp(s, ai, clip));
-                    (i, s.sub(one, i))
-                }
-            };
-            let g = tanh(s, opt_clamp(s, ag, clip));
-            let mut c2 = s.fma(f, c, s.mul(i, g));
-            c2 = opt_clamp(s, c2, cell_clip);
-            s.store(&mut st.c[off..], c2);
-            if peephole {
-                let hp = st.c.len();
-                ao = s.fma(s.load(&pl.peep[2 * hp + off..]), c2, ao);
+            Coupling::ForgetFromInput => {
+                let i = sigmoid(s, opt_clamp(s, ai, clip));
+                (i, s.sub(one, i))
             }
-            let o = sigmoid(s, opt_clamp(s, ao, clip));
-            let hv = s.mul(o, tanh(s, c2));
-            if proj {
-                s.store(&mut st.s0[off..], hv);
-            } else {
-                s.store(&mut st.h_next[off..], hv);
-            }
+        };
+        let g = tanh(s, opt_clamp(s, ag, clip));
+        let c2 = opt_clamp(s, s.fma(f, c, s.mul(i, g)), cell_clip);
+        s.store(&mut st.c[off..], c2);
+        if peephole {
+            ao = s.fma(s.load(&pl.peep[2 * hp + off..]), c2, ao);
         }
-    }
-    if proj {
-        project(s, pl, st, proj_clip);
-    }
-}
-
-/// h_next = clip(b_proj + W_proj m), m = `st.s0`.
-#[inline(always)]
-fn project<S: Simd>(s: S, pl: &PackedLayer, st: &mut LayerState, proj_clip: Option<f32>) {
-    let l = S::LANES;
-    let u1 = pl.u1;
-    let m = &st.s0[..pl.hidden];
-    let panels = pl.hr.div_ceil(u1);
-    let pw = pl.hidden * u1;
-    for p in 0..panels {
-        let mut acc = [s.splat(0.0); NACC];
-        for (i, a) in acc.iter_mut().enumerate() {
-            *a = s.load(&pl.proj_bias[p * u1 + i * l..]);
-        }
-        mac::<S, 8>(s, &mut acc, 0, &pl.proj[p * pw..(p + 1) * pw], m);
-        for (i, a) in acc.iter().enumerate() {
-            let hv = opt_clamp(s, *a, proj_clip);
-            s.store(&mut st.h_next[p * u1 + i * l..], hv);
-        }
-    }
-}
-
-#[inline(always)]
-fn gru_lbr_step<S: Simd>(
-    s: S,
-    pl: &PackedLayer,
-    x: &[f32],
-    st: &mut LayerState,
-    clip: Option<f32>,
-) {
-    let l = S::LANES;
-    let u = pl.u;
-    let h_in = &st.h[..pl.hr];
-    let panels = pl.hidden.div_ceil(u);
-    let (xw, hw, bw) = (3 * u, 3 * u, 4 * u);
-    for p in 0..panels {
-        // acc: r[0..M], z[M..2M], nx[2M..3M], nh[3M..4M]
-        let mut acc = [s.splat(0.0); NACC];
-        let bias = &pl.bias[p * bw..(p + 1) * bw];
-        for (i, a) in acc.iter_mut().enumerate() {
-            *a = s.load(&bias[i * l..]);
-        }
-        mac::<S, 6>(
-            s,
-            &mut acc,
-            0,
-            &pl.wx[p * pl.input * xw..(p + 1) * pl.input * xw],
-            x,
-        );
-        mac_split::<S, 6>(
-            s,
-            &mut acc,
-            2 * M,
-            3 * M,
-            &pl.wh[p * pl.hr * hw..(p + 1) * pl.hr * hw],
-            h_in,
-        );
-        for v in 0..M {
-            let off = p * u + v * l;
-            let r = sigmoid(s, opt_clamp(s, acc[v], clip));
-            let z = sigmoid(s, opt_clamp(s, acc[M + v], clip));
-            let n = tanh(
-                s,
-                opt_clamp(s, s.fma(r, acc[3 * M + v], acc[2 * M + v]), clip),
-            );
-            let hold = s.load(&st.h[off..]);
-            // h' = (1 − z)⊙n + z⊙h = n + z⊙(h − n)
-            let hv = s.fma(z, s.sub(hold, n), n);
+        let o = sigmoid(s, opt_clamp(s, ao, clip));
+        let hv = s.mul(o, tanh(s, c2));
+        if proj {
+            s.store(&mut st.s0[off..], hv);
+        } else {
             s.store(&mut st.h_next[off..], hv);
         }
     }
 }
 
+/// Linear-before-reset GRU epilogue: acc = r, z, n_x, n_h.
 #[inline(always)]
-fn gru_rb_step<S: Simd>(s: S, pl: &PackedLayer, x: &[f32], st: &mut LayerState, clip: Option<f32>) {
-    let l = S::LANES;
-    let u = pl.u;
-    let panels = pl.hidden.div_ceil(u);
-    let (xw, hw, bw) = (3 * u, 2 * u, 3 * u);
-    // Phase 1: r, z and the x part of n.
-    for p in 0..panels {
-        // acc: r[0..M], z[M..2M], n[2M..3M]
-        let mut acc = [s.splat(0.0); NACC];
-        let bias = &pl.bias[p * bw..(p + 1) * bw];
-        for (i, a) in acc.iter_mut().take(3 * M).enumerate() {
-            *a = s.load(&bias[i * l..]);
-        }
-        mac::<S, 6>(
+fn epi_gru_lbr<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+    let Op::GruLbr { clip } = pl.op else { return };
+    for v in 0..M {
+        let off = p * pl.u + v * S::LANES;
+        let r = sigmoid(s, opt_clamp(s, acc[v], clip));
+        let z = sigmoid(s, opt_clamp(s, acc[M + v], clip));
+        let n = tanh(
             s,
-            &mut acc,
-            0,
-            &pl.wx[p * pl.input * xw..(p + 1) * pl.input * xw],
-            x,
+            opt_clamp(s, s.fma(r, acc[3 * M + v], acc[2 * M + v]), clip),
         );
-        mac::<S, 4>(
+        let hold = s.load(&st.h[off..]);
+        // h' = (1 − z)⊙n + z⊙h = n + z⊙(h − n)
+        s.store(&mut st.h_next[off..], s.fma(z, s.sub(hold, n), n));
+    }
+}
+
+/// Reset-before GRU, first epilogue: acc = r, z, n (bias + W_n x). Parks
+/// z, the partial n and r⊙h for the second phase.
+#[inline(always)]
+fn epi_gru_rb1<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+    let Op::GruResetBefore { clip } = pl.op else {
+        return;
+    };
+    for v in 0..M {
+        let off = p * pl.u + v * S::LANES;
+        let r = sigmoid(s, opt_clamp(s, acc[v], clip));
+        let z = sigmoid(s, opt_clamp(s, acc[M + v], clip));
+        s.store(&mut st.s0[off..], z);
+        s.store(&mut st.s1[off..], acc[2 * M + v]);
+        let rh = s.mul(r, s.load(&st.h[off..]));
+        s.store(&mut st.s2[off..], rh);
+    }
+}
+
+/// Reset-before GRU, second epilogue (single-gate panel `p`): acc = n.
+#[inline(always)]
+fn epi_gru_rb2<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+    let Op::GruResetBefore { clip } = pl.op else {
+        return;
+    };
+    for (i, a) in acc.iter().enumerate() {
+        let off = p * pl.u1 + i * S::LANES;
+        let n = tanh(s, opt_clamp(s, *a, clip));
+        let z = s.load(&st.s0[off..]);
+        let hold = s.load(&st.h[off..]);
+        s.store(&mut st.h_next[off..], s.fma(z, s.sub(hold, n), n));
+    }
+}
+
+#[inline(always)]
+fn epi_rnn<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+    let Op::Rnn {
+        relu: is_relu,
+        clip,
+    } = pl.op
+    else {
+        return;
+    };
+    for (i, a) in acc.iter().enumerate() {
+        let a = opt_clamp(s, *a, clip);
+        let hv = if is_relu { relu(s, a) } else { tanh(s, a) };
+        s.store(&mut st.h_next[p * pl.u1 + i * S::LANES..], hv);
+    }
+}
+
+#[inline(always)]
+fn epi_proj<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+    let Op::Lstm { proj_clip, .. } = pl.op else {
+        return;
+    };
+    for (i, a) in acc.iter().enumerate() {
+        s.store(
+            &mut st.h_next[p * pl.u1 + i * S::LANES..],
+            opt_clamp(s, *a, proj_clip),
+        );
+    }
+}
+
+#[inline(always)]
+fn epi_main<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+    match pl.op {
+        Op::Lstm { .. } => epi_lstm(s, pl, p, acc, st),
+        Op::GruLbr { .. } => epi_gru_lbr(s, pl, p, acc, st),
+        Op::GruResetBefore { .. } => epi_gru_rb1(s, pl, p, acc, st),
+        Op::Rnn { .. } => epi_rnn(s, pl, p, acc, st),
+    }
+}
+
+// ---------------------------------------------------------------- one column
+
+#[inline(always)]
+fn load_acc<S: Simd>(s: S, src: &[f32]) -> [S::V; NACC] {
+    let l = S::LANES;
+    let mut acc = [s.splat(0.0); NACC];
+    for (i, a) in acc.iter_mut().enumerate() {
+        *a = s.load(&src[i * l..]);
+    }
+    acc
+}
+
+/// The bias of panel `p`, as NACC vectors (unused ones zero).
+#[inline(always)]
+fn bias_acc<S: Simd>(s: S, pl: &PackedLayer, g: &Geo, p: usize) -> [S::V; NACC] {
+    let l = S::LANES;
+    let sets = match pl.op {
+        Op::GruResetBefore { .. } => 6,
+        _ => NACC,
+    };
+    let w = sets * l;
+    let mut acc = [s.splat(0.0); NACC];
+    for (i, a) in acc.iter_mut().take(sets).enumerate() {
+        *a = s.load(&pl.bias[p * w + i * l..]);
+    }
+    let _ = g;
+    acc
+}
+
+/// One time step of one layer for one stream: reads the input and `st.h`,
+/// updates `st.c` in place and writes `st.h_next`.
+#[inline(always)]
+pub(crate) fn layer_step<S: Simd>(s: S, pl: &PackedLayer, input: In<'_>, st: &mut LayerState) {
+    debug_assert_eq!(pl.u, M * S::LANES);
+    let l = S::LANES;
+    let g = geo(pl);
+    let (xw, hw) = (g.nv_x * l * pl.input, g.nv_h * l * pl.hr);
+    for p in 0..g.panels {
+        let mut acc = match input {
+            In::X(x) => {
+                let mut acc = bias_acc(s, pl, &g, p);
+                mac_dyn(
+                    s,
+                    &mut acc,
+                    &g,
+                    true,
+                    &pl.wx[p * xw..(p + 1) * xw],
+                    &x[..pl.input],
+                );
+                acc
+            }
+            In::Pre(pre) => load_acc(s, &pre[p * NACC * l..]),
+        };
+        mac_dyn(
             s,
             &mut acc,
-            0,
-            &pl.wh[p * pl.hr * hw..(p + 1) * pl.hr * hw],
+            &g,
+            false,
+            &pl.wh[p * hw..(p + 1) * hw],
             &st.h[..pl.hr],
         );
-        for v in 0..M {
-            let off = p * u + v * l;
-            let r = sigmoid(s, opt_clamp(s, acc[v], clip));
-            let z = sigmoid(s, opt_clamp(s, acc[M + v], clip));
-            s.store(&mut st.s0[off..], z);
-            s.store(&mut st.s1[off..], acc[2 * M + v]);
-            let rh = s.mul(r, s.load(&st.h[off..]));
-            s.store(&mut st.s2[off..], rh);
-        }
+        epi_main(s, pl, p, &acc, st);
     }
-    // Phase 2: n += R_n (r⊙h), then h'.
+    match pl.op {
+        Op::GruResetBefore { .. } => single_gate(s, pl, st, Phase2::Gru),
+        Op::Lstm { proj: true, .. } => single_gate(s, pl, st, Phase2::Proj),
+        _ => {}
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase2 {
+    Gru,
+    Proj,
+}
+
+/// The single-gate second pass of one column: GRU n += R_n (r⊙h), or the
+/// LSTM projection h = b + W_proj m.
+#[inline(always)]
+fn single_gate<S: Simd>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Phase2) {
     let u1 = pl.u1;
-    let panels = pl.hidden.div_ceil(u1);
-    let pw = pl.hr * u1;
-    for p in 0..panels {
-        let mut acc = [s.splat(0.0); NACC];
-        for (i, a) in acc.iter_mut().enumerate() {
-            *a = s.load(&st.s1[p * u1 + i * l..]);
-        }
-        mac::<S, 8>(
-            s,
-            &mut acc,
-            0,
-            &pl.wh_n[p * pw..(p + 1) * pw],
-            &st.s2[..pl.hr],
-        );
-        for (i, a) in acc.iter().enumerate() {
-            let off = p * u1 + i * l;
-            let n = tanh(s, opt_clamp(s, *a, clip));
-            let z = s.load(&st.s0[off..]);
-            let hold = s.load(&st.h[off..]);
-            let hv = s.fma(z, s.sub(hold, n), n);
-            s.store(&mut st.h_next[off..], hv);
+    let (rows, k, w) = match ph {
+        Phase2::Gru => (pl.hidden, pl.hr, &pl.wh_n),
+        Phase2::Proj => (pl.hr, pl.hidden, &pl.proj),
+    };
+    let pw = k * u1;
+    for p in 0..rows.div_ceil(u1) {
+        let mut acc = match ph {
+            Phase2::Gru => load_acc(s, &st.s1[p * u1..]),
+            Phase2::Proj => load_acc(s, &pl.proj_bias[p * u1..]),
+        };
+        let v = match ph {
+            Phase2::Gru => &st.s2[..k],
+            Phase2::Proj => &st.s0[..k],
+        };
+        mac::<S, 8>(s, &mut acc, NACC, NACC, &w[p * pw..(p + 1) * pw], v);
+        match ph {
+            Phase2::Gru => epi_gru_rb2(s, pl, p, &acc, st),
+            Phase2::Proj => epi_proj(s, pl, p, &acc, st),
         }
     }
 }
 
+// ---------------------------------------------------------------- many columns
+
+/// tiles[c][map(i)] += Σ_k panel[k][i] · inputs[c][k] for every column c,
+/// `nv` vectors per k; each tile is one panel's NACC vectors. Columns are
+/// taken `NCOL` at a time, vectors two at a time, k in chunks of `KC`; each
+/// row still sums its k in ascending order.
 #[inline(always)]
-fn rnn_step<S: Simd>(
+fn gemm_cols<S: Simd>(
     s: S,
-    pl: &PackedLayer,
-    x: &[f32],
-    st: &mut LayerState,
-    is_relu: bool,
-    clip: Option<f32>,
+    panel: &[f32],
+    nv: usize,
+    split: usize,
+    dst: usize,
+    inputs: &[&[f32]],
+    tiles: &mut [&mut [f32]],
+) {
+    let ncols = inputs.len();
+    let k_len = panel.len() / (nv * S::LANES);
+    let mut k0 = 0;
+    while k0 < k_len {
+        let k1 = (k0 + KC).min(k_len);
+        let mut c0 = 0;
+        while c0 < ncols {
+            let nc = (ncols - c0).min(NCOL);
+            let (ins, ts) = (&inputs[c0..c0 + nc], &mut tiles[c0..c0 + nc]);
+            match nc {
+                4 => gemm_block::<S, 4>(s, panel, nv, split, dst, k0, k1, ins, ts),
+                3 => gemm_block::<S, 3>(s, panel, nv, split, dst, k0, k1, ins, ts),
+                2 => gemm_block::<S, 2>(s, panel, nv, split, dst, k0, k1, ins, ts),
+                _ => gemm_block::<S, 1>(s, panel, nv, split, dst, k0, k1, ins, ts),
+            }
+            c0 += nc;
+        }
+        k0 = k1;
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gemm_block<S: Simd, const NC: usize>(
+    s: S,
+    panel: &[f32],
+    nv: usize,
+    split: usize,
+    dst: usize,
+    k0: usize,
+    k1: usize,
+    inputs: &[&[f32]],
+    tiles: &mut [&mut [f32]],
 ) {
     let l = S::LANES;
-    let u1 = pl.u1;
-    let panels = pl.hidden.div_ceil(u1);
-    let (xw, hw) = (pl.input * u1, pl.hr * u1);
-    for p in 0..panels {
-        let mut acc = [s.splat(0.0); NACC];
-        for (i, a) in acc.iter_mut().enumerate() {
-            *a = s.load(&pl.bias[p * u1 + i * l..]);
+    let blk = nv * l;
+    let n = k1 - k0;
+    let pan = &panel[k0 * blk..k1 * blk];
+    let mut xs: [&[f32]; NC] = [&[]; NC];
+    for c in 0..NC {
+        xs[c] = &inputs[c][k0..k1];
+        assert_eq!(xs[c].len(), n);
+    }
+    let map = |i: usize| if i < split { i } else { dst + i - split };
+    let mut vg = 0;
+    while vg < nv {
+        let (t0, t1) = (map(vg) * l, map(vg + 1) * l);
+        let mut a0 = [s.splat(0.0); NC];
+        let mut a1 = [s.splat(0.0); NC];
+        for c in 0..NC {
+            a0[c] = s.load(&tiles[c][t0..]);
+            a1[c] = s.load(&tiles[c][t1..]);
         }
-        mac::<S, 8>(s, &mut acc, 0, &pl.wx[p * xw..(p + 1) * xw], x);
-        mac::<S, 8>(s, &mut acc, 0, &pl.wh[p * hw..(p + 1) * hw], &st.h[..pl.hr]);
-        for (i, a) in acc.iter().enumerate() {
-            let a = opt_clamp(s, *a, clip);
-            let hv = if is_relu { relu(s, a) } else { tanh(s, a) };
-            s.store(&mut st.h_next[p * u1 + i * l..], hv);
+        for (j, w) in pan.chunks_exact(blk).enumerate() {
+            let w0 = s.load(&w[vg * l..]);
+            let w1 = s.load(&w[(vg + 1) * l..]);
+            for c in 0..NC {
+                let b = s.splat(xs[c][j]);
+                a0[c] = s.fma(w0, b, a0[c]);
+                a1[c] = s.fma(w1, b, a1[c]);
+            }
+        }
+        for c in 0..NC {
+            s.store(&mut tiles[c][t0..], a0[c]);
+            s.store(&mut tiles[c][t1..], a1[c]);
+        }
+        vg += 2;
+    }
+}
+
+/// Pre-activations bias + W·x of every column, for every panel, in the
+/// tile layout `layer_step` with [`In::Pre`] reads (`pre_len` floats per
+/// column). This is the input-projection GEMM of sequences and chunks.
+#[inline(always)]
+pub(crate) fn input_proj<S: Simd>(s: S, pl: &PackedLayer, xs: &[&[f32]], out: &mut [&mut [f32]]) {
+    let l = S::LANES;
+    let g = geo(pl);
+    let xw = g.nv_x * l * pl.input;
+    let tw = NACC * l;
+    let mut c0 = 0;
+    while c0 < xs.len() {
+        let c1 = (c0 + MAX_COLS).min(xs.len());
+        for p in 0..g.panels {
+            let mut tiles: [&mut [f32]; MAX_COLS] = Default::default();
+            for (t, o) in tiles.iter_mut().zip(out[c0..c1].iter_mut()) {
+                let tile = &mut o[p * tw..(p + 1) * tw];
+                let b = bias_acc(s, pl, &g, p);
+                for (i, v) in b.iter().enumerate() {
+                    s.store(&mut tile[i * l..], *v);
+                }
+                *t = tile;
+            }
+            let panel = &pl.wx[p * xw..(p + 1) * xw];
+            gemm_cols(
+                s,
+                panel,
+                g.nv_x,
+                NACC,
+                NACC,
+                &xs[c0..c1],
+                &mut tiles[..c1 - c0],
+            );
+        }
+        c0 = c1;
+    }
+}
+
+/// One step of one layer for up to `MAX_COLS` streams at once: every
+/// weight panel is read once for all of them. Bit-identical to
+/// [`layer_step`] on each stream alone. `inputs[c]` is stream c's input;
+/// each state's `tile` holds its pre-activations.
+#[inline(always)]
+pub(crate) fn layer_step_cols<S: Simd>(
+    s: S,
+    pl: &PackedLayer,
+    inputs: &[In<'_>],
+    sts: &mut [&mut LayerState],
+) {
+    let l = S::LANES;
+    let g = geo(pl);
+    let n = sts.len();
+    assert!(n <= MAX_COLS && inputs.len() == n);
+    let (xw, hw, tw) = (g.nv_x * l * pl.input, g.nv_h * l * pl.hr, NACC * l);
+    // All columns of one call have the same kind of input.
+    let has_x = matches!(inputs.first(), Some(In::X(_)));
+    debug_assert!(inputs.iter().all(|i| matches!(i, In::X(_)) == has_x));
+    for p in 0..g.panels {
+        // Initialise each tile: bias (x part added below) or the precomputed
+        // pre-activations.
+        let mut xs: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
+        for (c, st) in sts.iter_mut().enumerate() {
+            let init = match inputs[c] {
+                In::X(x) => {
+                    xs[c] = &x[..pl.input];
+                    bias_acc(s, pl, &g, p)
+                }
+                In::Pre(pre) => load_acc(s, &pre[p * tw..]),
+            };
+            for (i, v) in init.iter().enumerate() {
+                s.store(&mut st.tile[i * l..], *v);
+            }
+        }
+        if has_x {
+            let mut tiles: [&mut [f32]; MAX_COLS] = Default::default();
+            for (t, st) in tiles.iter_mut().zip(sts.iter_mut()) {
+                *t = &mut st.tile[..tw];
+            }
+            let panel = &pl.wx[p * xw..(p + 1) * xw];
+            gemm_cols(s, panel, g.nv_x, NACC, NACC, &xs[..n], &mut tiles[..n]);
+        }
+        {
+            let mut hs: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
+            let mut tiles: [&mut [f32]; MAX_COLS] = Default::default();
+            for (c, st) in sts.iter_mut().enumerate() {
+                let LayerState { h, tile, .. } = &mut **st;
+                hs[c] = &h[..pl.hr];
+                tiles[c] = &mut tile[..tw];
+            }
+            let panel = &pl.wh[p * hw..(p + 1) * hw];
+            gemm_cols(s, panel, g.nv_h, g.split, g.dst, &hs[..n], &mut tiles[..n]);
+        }
+        for st in sts.iter_mut() {
+            let acc = load_acc(s, &st.tile);
+            epi_main(s, pl, p, &acc, st);
+        }
+    }
+    match pl.op {
+        Op::GruResetBefore { .. } => single_gate_cols(s, pl, sts, Phase2::Gru),
+        Op::Lstm { proj: true, .. } => single_gate_cols(s, pl, sts, Phase2::Proj),
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn single_gate_cols<S: Simd>(s: S, pl: &PackedLayer, sts: &mut [&mut LayerState], ph: Phase2) {
+    let l = S::LANES;
+    let u1 = pl.u1;
+    let n = sts.len();
+    let (rows, k, w) = match ph {
+        Phase2::Gru => (pl.hidden, pl.hr, &pl.wh_n),
+        Phase2::Proj => (pl.hr, pl.hidden, &pl.proj),
+    };
+    let pw = k * u1;
+    for p in 0..rows.div_ceil(u1) {
+        let mut vs: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
+        let mut tiles: [&mut [f32]; MAX_COLS] = Default::default();
+        for (c, st) in sts.iter_mut().enumerate() {
+            let LayerState {
+                s0, s1, s2, tile, ..
+            } = &mut **st;
+            let init = match ph {
+                Phase2::Gru => load_acc(s, &s1[p * u1..]),
+                Phase2::Proj => load_acc(s, &pl.proj_bias[p * u1..]),
+            };
+            for (i, v) in init.iter().enumerate() {
+                s.store(&mut tile[i * l..], *v);
+            }
+            vs[c] = match ph {
+                Phase2::Gru => &s2[..k],
+                Phase2::Proj => &s0[..k],
+            };
+            tiles[c] = &mut tile[..u1];
+        }
+        gemm_cols(
+            s,
+            &w[p * pw..(p + 1) * pw],
+            NACC,
+            NACC,
+            NACC,
+            &vs[..n],
+            &mut tiles[..n],
+        );
+        for st in sts.iter_mut() {
+            let acc = load_acc(s, &st.tile);
+            match ph {
+                Phase2::Gru => epi_gru_rb2(s, pl, p, &acc, st),
+                Phase2::Proj => epi_proj(s, pl, p, &acc, st),
+            }
         }
     }
 }

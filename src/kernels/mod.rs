@@ -16,8 +16,14 @@ pub(crate) mod x86;
 use crate::error::{Error, Result};
 use crate::isa::Isa;
 use crate::pack::{LayerState, PackedLayer};
+pub(crate) use body::{In, MAX_COLS};
 
-type LayerStepFn = fn(&PackedLayer, &[f32], &mut LayerState);
+/// One step of one layer for one stream.
+pub(crate) type LayerStepFn = fn(&PackedLayer, In<'_>, &mut LayerState);
+/// One step of one layer for up to `MAX_COLS` streams.
+pub(crate) type LayerStepColsFn = fn(&PackedLayer, &[In<'_>], &mut [&mut LayerState]);
+/// Input projection (bias + W·x) of many columns.
+pub(crate) type InputProjFn = fn(&PackedLayer, &[&[f32]], &mut [&mut [f32]]);
 
 /// The kernels of one ISA.
 #[derive(Clone, Copy)]
@@ -25,8 +31,9 @@ pub(crate) struct Kernels {
     pub isa: Isa,
     /// f32 lanes of one vector; panels are packed for this width.
     pub lanes: usize,
-    /// One step of one layer for one stream.
     pub layer_step: LayerStepFn,
+    pub layer_step_cols: LayerStepColsFn,
+    pub input_proj: InputProjFn,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -35,8 +42,79 @@ impl std::fmt::Debug for Kernels {
     }
 }
 
-fn scalar_layer_step(pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
-    body::layer_step(simd::Scalar, pl, x, st)
+/// Defines the three safe entry points of one ISA from a token expression
+/// and, optionally, a `#[target_feature]` list. The token's constructor
+/// checks the CPU; each entry calls the generic bodies of `body.rs`.
+macro_rules! entries {
+    ($modname:ident, $tok:ty, $new:expr, $($feat:literal)?) => {
+        pub(crate) mod $modname {
+            #[allow(unused_imports)]
+            use super::*;
+            use crate::kernels::body;
+            use crate::kernels::body::In;
+            use crate::pack::{LayerState, PackedLayer};
+
+            $(#[target_feature(enable = $feat)])?
+            fn step_tf(t: $tok, pl: &PackedLayer, x: In<'_>, st: &mut LayerState) {
+                body::layer_step(t, pl, x, st)
+            }
+            $(#[target_feature(enable = $feat)])?
+            fn cols_tf(t: $tok, pl: &PackedLayer, x: &[In<'_>], st: &mut [&mut LayerState]) {
+                body::layer_step_cols(t, pl, x, st)
+            }
+            $(#[target_feature(enable = $feat)])?
+            fn proj_tf(t: $tok, pl: &PackedLayer, xs: &[&[f32]], out: &mut [&mut [f32]]) {
+                body::input_proj(t, pl, xs, out)
+            }
+            fn token() -> $tok {
+                $new.expect(concat!(stringify!($modname), " kernels used on a CPU without them"))
+            }
+            #[allow(unused_unsafe)]
+            pub(crate) fn layer_step(pl: &PackedLayer, x: In<'_>, st: &mut LayerState) {
+                let t = token();
+                // SAFETY: `t` exists, so the CPU has every feature `step_tf` is
+                // compiled for (the token's constructor checked them).
+                unsafe { step_tf(t, pl, x, st) }
+            }
+            #[allow(unused_unsafe)]
+            pub(crate) fn layer_step_cols(pl: &PackedLayer, x: &[In<'_>], st: &mut [&mut LayerState]) {
+                let t = token();
+                // SAFETY: as in `layer_step`: the token proves the features.
+                unsafe { cols_tf(t, pl, x, st) }
+            }
+            #[allow(unused_unsafe)]
+            pub(crate) fn input_proj(pl: &PackedLayer, xs: &[&[f32]], out: &mut [&mut [f32]]) {
+                let t = token();
+                // SAFETY: as in `layer_step`: the token proves the features.
+                unsafe { proj_tf(t, pl, xs, out) }
+            }
+        }
+    };
+}
+
+entries!(scalar_entries, simd::Scalar, Some(simd::Scalar),);
+#[cfg(target_arch = "x86_64")]
+entries!(avx2_entries, x86::Avx2, x86::Avx2::new(), "avx2,fma");
+#[cfg(target_arch = "x86_64")]
+entries!(
+    avx512_entries,
+    x86::Avx512,
+    x86::Avx512::new(),
+    "avx512f,avx2,fma"
+);
+#[cfg(target_arch = "aarch64")]
+entries!(neon_entries, neon::Neon, neon::Neon::new(), "neon");
+
+macro_rules! table {
+    ($isa:expr, $lanes:expr, $m:ident) => {
+        Kernels {
+            isa: $isa,
+            lanes: $lanes,
+            layer_step: $m::layer_step,
+            layer_step_cols: $m::layer_step_cols,
+            input_proj: $m::input_proj,
+        }
+    };
 }
 
 impl Kernels {
@@ -46,29 +124,13 @@ impl Kernels {
             return Err(Error::IsaUnavailable(isa));
         }
         Ok(match isa {
-            Isa::Scalar => Kernels {
-                isa,
-                lanes: 1,
-                layer_step: scalar_layer_step,
-            },
+            Isa::Scalar => table!(isa, 1, scalar_entries),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Kernels {
-                isa,
-                lanes: 8,
-                layer_step: x86::avx2_layer_step,
-            },
+            Isa::Avx2 => table!(isa, 8, avx2_entries),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Kernels {
-                isa,
-                lanes: 16,
-                layer_step: x86::avx512_layer_step,
-            },
+            Isa::Avx512 => table!(isa, 16, avx512_entries),
             #[cfg(target_arch = "aarch64")]
-            Isa::Neon => Kernels {
-                isa,
-                lanes: 4,
-                layer_step: neon::neon_layer_step,
-            },
+            Isa::Neon => table!(isa, 4, neon_entries),
             #[allow(unreachable_patterns)]
             _ => return Err(Error::IsaUnavailable(isa)),
         })

@@ -8,7 +8,6 @@
 use std::arch::x86_64::*;
 
 use super::simd::Simd;
-use crate::pack::{LayerState, PackedLayer};
 
 /// Proof that AVX2 and FMA are available.
 #[derive(Clone, Copy)]
@@ -153,29 +152,4 @@ impl Simd for Avx512 {
         // returns the second operand (x) when either is NaN.
         unsafe { _mm512_min_ps(k, x) }
     }
-}
-
-#[target_feature(enable = "avx2,fma")]
-fn layer_step_avx2(t: Avx2, pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
-    super::body::layer_step(t, pl, x, st)
-}
-
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn layer_step_avx512(t: Avx512, pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
-    super::body::layer_step(t, pl, x, st)
-}
-
-/// AVX2 entry: the caller passes the token it obtained from `Avx2::new`.
-pub(crate) fn avx2_layer_step(pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
-    let t = Avx2::new().expect("avx2 kernel table built on a CPU without AVX2+FMA");
-    // SAFETY: `t` exists, so the CPU has AVX2 and FMA, the features the
-    // function is compiled for.
-    unsafe { layer_step_avx2(t, pl, x, st) }
-}
-
-/// AVX-512 entry.
-pub(crate) fn avx512_layer_step(pl: &PackedLayer, x: &[f32], st: &mut LayerState) {
-    let t = Avx512::new().expect("avx512 kernel table built on a CPU without AVX-512F");
-    // SAFETY: `t` exists, so the CPU has AVX-512F, AVX2 and FMA.
-    unsafe { layer_step_avx512(t, pl, x, st) }
 }

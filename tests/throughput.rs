@@ -1,0 +1,196 @@
+//! Bit-identity of the throughput calls: `step_many` vs stepping each
+//! stream alone, `step_chunk` vs `step`, and `run` over a batch vs `step`
+//! per sequence, for every ISA and cell variant.
+
+use rnncell::*;
+
+struct Rng(u64);
+impl Rng {
+    fn f32(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.f32() * scale).collect()
+    }
+}
+
+fn cells() -> Vec<CellKind> {
+    vec![
+        CellKind::lstm(),
+        CellKind::Lstm(LstmOptions {
+            peephole: true,
+            clip: Some(0.8),
+            ..Default::default()
+        }),
+        CellKind::Lstm(LstmOptions {
+            proj_size: 5,
+            proj_bias: true,
+            proj_clip: Some(0.3),
+            cell_clip: Some(1.5),
+            coupling: Coupling::InputFromForget,
+            ..Default::default()
+        }),
+        CellKind::Lstm(LstmOptions {
+            coupling: Coupling::ForgetFromInput,
+            ..Default::default()
+        }),
+        CellKind::gru(),
+        CellKind::gru_reset_before(),
+        CellKind::Gru(GruOptions {
+            linear_before_reset: false,
+            clip: Some(0.6),
+        }),
+        CellKind::rnn_tanh(),
+        CellKind::rnn_relu(),
+    ]
+}
+
+fn weights(spec: &ModelSpec, rng: &mut Rng) -> Vec<LayerWeights> {
+    let g = spec.cell.gates();
+    let h = spec.hidden_size;
+    let s = 1.5 / (h as f32).sqrt();
+    let mut out = Vec::new();
+    for l in 0..spec.num_layers {
+        for _ in 0..spec.directions() {
+            let mut lw = LayerWeights::zeros(g, h, spec.layer_input_size(l), spec.state_size());
+            lw.w = rng.vec(lw.w.len(), s);
+            lw.r = rng.vec(lw.r.len(), s);
+            lw.b_w = rng.vec(lw.b_w.len(), s);
+            lw.b_r = rng.vec(lw.b_r.len(), s);
+            if let CellKind::Lstm(o) = spec.cell {
+                if o.peephole {
+                    lw.peephole = rng.vec(3 * h, s);
+                }
+                if o.proj_size > 0 {
+                    lw.proj = rng.vec(o.proj_size * h, s);
+                    if o.proj_bias {
+                        lw.proj_bias = rng.vec(o.proj_size, s);
+                    }
+                }
+            }
+            out.push(lw);
+        }
+    }
+    out
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn many_chunk_and_batch_match_step() {
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    for isa in Isa::available() {
+        for cell in cells() {
+            for &(i, h, layers) in &[(3, 5, 2), (17, 33, 1), (8, 16, 1), (40, 67, 2)] {
+                let spec = ModelSpec::new(cell, i, h).layers(layers);
+                let w = weights(&spec, &mut rng);
+                let model = Model::with_isa(spec, &w, isa).unwrap();
+                let hr = spec.state_size();
+                let (n, t_len) = (19, 7);
+                let xs: Vec<Vec<f32>> = (0..n).map(|_| rng.vec(t_len * i, 1.0)).collect();
+                // Reference: each stream alone with step.
+                let mut want: Vec<Vec<f32>> = Vec::new();
+                for x in &xs {
+                    let mut st = model.new_state();
+                    let mut y = vec![0.0; hr];
+                    let mut all = Vec::new();
+                    for t in 0..t_len {
+                        model.step(&mut st, &x[t * i..(t + 1) * i], &mut y).unwrap();
+                        all.extend_from_slice(&y);
+                    }
+                    want.push(all);
+                }
+                // step_many, with streams leaving: stream s runs only while t < len(s).
+                let lens: Vec<usize> = (0..n)
+                    .map(|s| if s % 3 == 0 { t_len } else { 1 + s % t_len })
+                    .collect();
+                let mut states: Vec<State> = (0..n).map(|_| model.new_state()).collect();
+                let mut got: Vec<Vec<f32>> = vec![Vec::new(); n];
+                for t in 0..t_len {
+                    let active: Vec<usize> = (0..n).filter(|&s| t < lens[s]).collect();
+                    let mut ys: Vec<Vec<f32>> = vec![vec![0.0; hr]; active.len()];
+                    let x_refs: Vec<&[f32]> =
+                        active.iter().map(|&s| &xs[s][t * i..(t + 1) * i]).collect();
+                    let mut st_refs: Vec<&mut State> = states
+                        .iter_mut()
+                        .enumerate()
+                        .filter(|(s, _)| t < lens[*s])
+                        .map(|(_, st)| st)
+                        .collect();
+                    let mut y_refs: Vec<&mut [f32]> =
+                        ys.iter_mut().map(|y| y.as_mut_slice()).collect();
+                    model.step_many(&mut st_refs, &x_refs, &mut y_refs).unwrap();
+                    for (k, &s) in active.iter().enumerate() {
+                        got[s].extend_from_slice(&ys[k]);
+                    }
+                }
+                for s in 0..n {
+                    assert_eq!(
+                        bits(&got[s]),
+                        bits(&want[s][..lens[s] * hr]),
+                        "step_many {isa} {cell:?} {i}x{h} stream {s}"
+                    );
+                }
+                // step_chunk with uneven chunks.
+                let mut st = model.new_state();
+                let mut out = Vec::new();
+                let mut t = 0;
+                for k in [3, 1, 2, 1] {
+                    let k = k.min(t_len - t);
+                    let mut ys = vec![0.0; k * hr];
+                    model
+                        .step_chunk(&mut st, &xs[0][t * i..(t + k) * i], &mut ys)
+                        .unwrap();
+                    out.extend_from_slice(&ys);
+                    t += k;
+                }
+                assert_eq!(
+                    bits(&out),
+                    bits(&want[0][..t * hr]),
+                    "step_chunk {isa} {cell:?}"
+                );
+                // run over a batch (time-major) with seq_lens.
+                let b_len = n;
+                let mut input = vec![0.0; t_len * b_len * i];
+                for b in 0..b_len {
+                    for t in 0..t_len {
+                        input[(t * b_len + b) * i..][..i]
+                            .copy_from_slice(&xs[b][t * i..(t + 1) * i]);
+                    }
+                }
+                let mut seq = Sequence::new(&input, t_len, b_len);
+                seq.seq_lens = Some(&lens);
+                let mut y = vec![0.0; t_len * b_len * hr];
+                model
+                    .run(
+                        &seq,
+                        &mut SequenceOutput {
+                            output: &mut y,
+                            h_n: None,
+                            c_n: None,
+                        },
+                    )
+                    .unwrap();
+                for b in 0..b_len {
+                    for t in 0..t_len {
+                        let row = &y[(t * b_len + b) * hr..][..hr];
+                        if t < lens[b] {
+                            assert_eq!(
+                                bits(row),
+                                bits(&want[b][t * hr..(t + 1) * hr]),
+                                "run {isa} {cell:?} b {b} t {t}"
+                            );
+                        } else {
+                            assert!(row.iter().all(|&v| v == 0.0));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
