@@ -41,5 +41,41 @@ fn step(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, step);
+/// A state decaying toward zero must not slow a step down: the same step
+/// with h and c reset before every call to normal values, to subnormal
+/// values (|v| < 1.2e-38) and to zeros.
+fn denormals(c: &mut Criterion) {
+    let mut g = c.benchmark_group("denormal/lstm256");
+    g.warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_secs(2));
+    g.sample_size(30);
+    let h = 256;
+    let spec = ModelSpec::new(CellKind::lstm(), h, h);
+    // Zero biases and zero input: everything downstream of a subnormal
+    // state stays subnormal, as when a stream decays toward silence.
+    let mut w = common::random_weights(&spec, 11);
+    for lw in &mut w {
+        lw.b_w.fill(0.0);
+        lw.b_r.fill(0.0);
+    }
+    for isa in Isa::available() {
+        let model = Model::with_isa(spec, &w, isa).unwrap();
+        let x = vec![0.0f32; h];
+        for (name, scale) in [("normal", 0.5f32), ("subnormal", 1e-39), ("zero", 0.0)] {
+            let init = common::Rng(5).vec(h, scale);
+            let mut state = model.new_state();
+            let mut y = vec![0.0f32; h];
+            g.bench_function(BenchmarkId::new(isa.name(), name), |b| {
+                b.iter(|| {
+                    state.set_h(0, &init).unwrap();
+                    state.set_c(0, &init).unwrap();
+                    model.step(&mut state, black_box(&x), &mut y).unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, step, denormals);
 criterion_main!(benches);

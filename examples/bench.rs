@@ -1,0 +1,193 @@
+//! The benchmark table of the README: µs per time step for
+//! cell × mode × H × batch × ISA, single thread, f32, I = H.
+//!
+//! ```text
+//! cargo run --release --example bench                      # full table
+//! cargo run --release --example bench -- --quick           # H = 64, 256 only
+//! cargo run --release --example bench -- --json out.json   # also write JSON
+//! cargo run --release --example bench -- --sizes 64,128 --cells lstm --modes step,seq --isa avx2
+//! ```
+//!
+//! Modes (the peers' method, ../shared/peers/README.md):
+//! * `step`: one `Model::step` per time step, state carried; µs per call.
+//! * `seq`: one `Model::run` over T = 100 steps of B sequences; call time / T.
+//! * `chunk`: `Model::step_chunk` with K = 16 frames; call time / K.
+//! * `streams`: `Model::step_many` advancing B = 16 streams one step; µs per
+//!   call (all 16 streams).
+//!
+//! Each number is the median of 7 repetitions, each repetition the mean of
+//! enough calls to last ≥ 20 ms, after a warm-up.
+
+use rnncell::*;
+use std::hint::black_box;
+use std::time::Instant;
+
+fn rng_vec(seed: &mut u64, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            ((*seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn weights(spec: &ModelSpec) -> Vec<LayerWeights> {
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    let (g, h) = (spec.cell.gates(), spec.hidden_size);
+    let k = 1.0 / (h as f32).sqrt();
+    (0..spec.num_layers * spec.directions())
+        .map(|i| {
+            let mut lw =
+                LayerWeights::zeros(g, h, spec.layer_input_size(i / spec.directions()), spec.state_size());
+            lw.w = rng_vec(&mut seed, lw.w.len(), k);
+            lw.r = rng_vec(&mut seed, lw.r.len(), k);
+            lw.b_w = rng_vec(&mut seed, lw.b_w.len(), k);
+            lw.b_r = rng_vec(&mut seed, lw.b_r.len(), k);
+            lw
+        })
+        .collect()
+}
+
+/// Median over 7 repetitions of the mean time of `f` in µs, divided by `per`.
+fn measure(per: f64, mut f: impl FnMut()) -> f64 {
+    // Warm-up and calibration.
+    let t0 = Instant::now();
+    let mut calls = 0u64;
+    while t0.elapsed().as_secs_f64() < 0.02 || calls < 3 {
+        f();
+        calls += 1;
+    }
+    let per_call = t0.elapsed().as_secs_f64() / calls as f64;
+    let iters = ((0.02 / per_call).ceil() as u64).max(1);
+    let mut reps: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / iters as f64 / per
+        })
+        .collect();
+    reps.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    reps[3]
+}
+
+struct Row {
+    cell: &'static str,
+    mode: &'static str,
+    h: usize,
+    batch: usize,
+    isa: Isa,
+    us: f64,
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let sizes: Vec<usize> = arg(&args, "--sizes")
+        .map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_else(|| if quick { vec![64, 256] } else { vec![64, 128, 256, 512, 1024] });
+    let cells: Vec<String> = arg(&args, "--cells")
+        .map(|s| s.split(',').map(String::from).collect())
+        .unwrap_or_else(|| vec!["lstm".into(), "gru".into()]);
+    let modes: Vec<String> = arg(&args, "--modes")
+        .map(|s| s.split(',').map(String::from).collect())
+        .unwrap_or_else(|| ["step", "seq", "chunk", "streams"].map(String::from).to_vec());
+    let isas: Vec<Isa> = match arg(&args, "--isa") {
+        Some(s) => s.split(',').filter_map(Isa::from_name).filter(|i| i.is_supported()).collect(),
+        None => Isa::available().into_iter().filter(|&i| i != Isa::Scalar).collect(),
+    };
+    let json = arg(&args, "--json");
+    let mut rows = Vec::new();
+    println!("rnncell {} bench: 1 thread, f32, I = H; µs per time step (streams: per call of 16)", env!("CARGO_PKG_VERSION"));
+    println!("{:<5} {:<8} {:>5} {:>5} {:<7} {:>10}", "cell", "mode", "H", "batch", "isa", "µs");
+    for cell_name in &cells {
+        let (cell_name, cell): (&'static str, CellKind) = match cell_name.as_str() {
+            "lstm" => ("lstm", CellKind::lstm()),
+            "gru" => ("gru", CellKind::gru()),
+            "rnn" => ("rnn", CellKind::rnn_tanh()),
+            other => {
+                eprintln!("unknown cell {other}");
+                continue;
+            }
+        };
+        for &h in &sizes {
+            let spec = ModelSpec::new(cell, h, h);
+            let w = weights(&spec);
+            for &isa in &isas {
+                let model = Model::with_isa(spec, &w, isa)?;
+                let mut seed = 99u64;
+                for mode in &modes {
+                    let cases: &[usize] = match mode.as_str() {
+                        "step" | "chunk" => &[1],
+                        "seq" => &[1, 16],
+                        "streams" => &[16],
+                        _ => &[],
+                    };
+                    for &batch in cases {
+                        let us = match mode.as_str() {
+                            "step" => {
+                                let mut st = model.new_state();
+                                let x = rng_vec(&mut seed, h, 1.0);
+                                let mut y = vec![0.0; h];
+                                measure(1.0, || model.step(&mut st, black_box(&x), &mut y).unwrap())
+                            }
+                            "chunk" => {
+                                let k = 16;
+                                let mut st = model.new_state();
+                                let x = rng_vec(&mut seed, k * h, 1.0);
+                                let mut y = vec![0.0; k * h];
+                                measure(k as f64, || model.step_chunk(&mut st, black_box(&x), &mut y).unwrap())
+                            }
+                            "seq" => {
+                                let t = 100;
+                                let x = rng_vec(&mut seed, t * batch * h, 1.0);
+                                let mut y = vec![0.0; t * batch * h];
+                                let seq = Sequence::new(&x, t, batch);
+                                measure(t as f64, || {
+                                    model
+                                        .run(&seq, &mut SequenceOutput { output: &mut y, h_n: None, c_n: None })
+                                        .unwrap()
+                                })
+                            }
+                            "streams" => {
+                                let mut states: Vec<State> = (0..batch).map(|_| model.new_state()).collect();
+                                let xs: Vec<Vec<f32>> = (0..batch).map(|_| rng_vec(&mut seed, h, 1.0)).collect();
+                                let mut ys: Vec<Vec<f32>> = vec![vec![0.0; h]; batch];
+                                measure(1.0, || {
+                                    let mut st: Vec<&mut State> = states.iter_mut().collect();
+                                    let x: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+                                    let mut y: Vec<&mut [f32]> = ys.iter_mut().map(|v| v.as_mut_slice()).collect();
+                                    model.step_many(&mut st, &x, &mut y).unwrap()
+                                })
+                            }
+                            _ => continue,
+                        };
+                        println!("{cell_name:<5} {mode:<8} {h:>5} {batch:>5} {:<7} {us:>10.2}", isa.name());
+                        rows.push(Row { cell: cell_name, mode: if mode == "step" { "step" } else if mode == "seq" { "seq" } else if mode == "chunk" { "chunk" } else { "streams" }, h, batch, isa, us });
+                    }
+                }
+            }
+        }
+    }
+    if let Some(path) = json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({"cell": r.cell, "mode": r.mode, "hidden": r.h, "input": r.h,
+                    "batch": r.batch, "isa": r.isa.name(), "us_per_step": r.us})
+            })
+            .collect();
+        let doc = serde_json::json!({"crate": "rnncell", "version": env!("CARGO_PKG_VERSION"),
+            "threads": 1, "dtype": "f32", "results": v});
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).map_err(|e| Error::Io(e.to_string()))?;
+        println!("wrote {path}");
+    }
+    Ok(())
+}
