@@ -7,7 +7,6 @@ use rnncell::*;
 use std::hint::black_box;
 use std::time::Duration;
 
-#[path = "common.rs"]
 mod common;
 
 fn sizes() -> Vec<usize> {

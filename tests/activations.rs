@@ -56,7 +56,8 @@ struct Stats {
 impl Stats {
     fn add(&mut self, x: f32, err: f64) {
         self.points += 1;
-        if !(err <= self.max_err) {
+        // NaN errors must register too, hence not `err > max_err`.
+        if err.is_nan() || err > self.max_err {
             self.max_err = err;
             self.at = x;
         }

@@ -31,7 +31,7 @@ fn scaled_err(a: &[f32], e: &[f64]) -> f64 {
     let mut m = 0.0f64;
     for (&x, &y) in a.iter().zip(e) {
         let d = (x as f64 - y).abs() / y.abs().max(1.0);
-        if !(d <= m) {
+        if d.is_nan() || d > m {
             m = d; // NaN sticks
             if d.is_nan() {
                 return d;

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::spec::{CellKind, Direction, MergeMode, ModelSpec};
+use super::spec::{Direction, MergeMode, ModelSpec};
 use super::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
@@ -386,7 +386,7 @@ impl Model {
                 };
                 all.push(
                     LayerWeights::from_layout(Layout::PyTorch, &spec, l, &t)
-                        .map_err(|e| rename(e, &name("")))?,
+                        .map_err(|e| rename(e, l, sfx))?,
                 );
             }
         }
@@ -731,7 +731,7 @@ impl Model {
             return Err(Error::StateMismatch);
         }
         let (i_sz, hr) = (self.spec.input_size, self.spec.state_size());
-        if xs.is_empty() || xs.len() % i_sz != 0 {
+        if xs.is_empty() || !xs.len().is_multiple_of(i_sz) {
             return Err(Error::invalid(format!(
                 "xs has {} elements, not a positive multiple of the input size {i_sz}",
                 xs.len()
@@ -784,8 +784,15 @@ impl Model {
         Ok(())
     }
 
+    /// The input-projection GEMM of layer 0 (bias + W·x for every column,
+    /// in the kernels' tile layout, `pre_len()` floats per column). For
+    /// benchmarks.
+    pub(crate) fn input_projection(&self, xs: &[&[f32]], out: &mut [&mut [f32]]) {
+        (self.kernels.input_proj)(&self.layers[0], xs, out)
+    }
+
     /// Floats of one column's pre-activations, the largest over layers.
-    fn pre_len(&self) -> usize {
+    pub(crate) fn pre_len(&self) -> usize {
         self.layers
             .iter()
             .map(|pl| body::pre_len(pl, self.kernels.lanes))
@@ -994,14 +1001,16 @@ impl Model {
     }
 }
 
-fn rename(e: Error, prefix: &str) -> Error {
+/// Renames a size error of PyTorch layer `l` to the `state_dict` name of
+/// the tensor ("layer 1 weight_hh" -> "weight_hh_l1_reverse").
+fn rename(e: Error, l: usize, sfx: &str) -> Error {
     match e {
         Error::SizeMismatch {
             what,
             expected,
             actual,
         } => Error::SizeMismatch {
-            what: format!("{what} ({})", prefix.trim_end_matches('_')),
+            what: format!("{}_l{l}{sfx}", what.trim_start_matches(&format!("layer {l} "))),
             expected,
             actual,
         },
@@ -1009,9 +1018,3 @@ fn rename(e: Error, prefix: &str) -> Error {
     }
 }
 
-impl CellKind {
-    #[allow(dead_code)]
-    pub(crate) fn is_lstm(&self) -> bool {
-        matches!(self, CellKind::Lstm(_))
-    }
-}

@@ -419,7 +419,7 @@ impl ModelSpec {
             )));
         }
         let check_clip = |name: &str, v: Option<f32>| match v {
-            Some(c) if !(c > 0.0) => Err(Error::invalid(format!(
+            Some(c) if c.is_nan() || c <= 0.0 => Err(Error::invalid(format!(
                 "{name} must be positive (and not NaN), got {c}"
             ))),
             _ => Ok(()),

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 /// | `b_r` | [G·H] | `bias_hh` |
 /// | `peephole` | [3·H] | p_i, p_f, p_o (LSTM with peepholes only) |
 /// | `proj` | [P, H] | `weight_hr` (LSTM with projection only) |
-/// | `proj_bias` | [P] | projection bias (optional) |
+/// | `proj_bias` | \[P\] | projection bias (optional) |
 ///
 /// ```
 /// use rnncell::LayerWeights;
@@ -41,7 +41,7 @@ pub struct LayerWeights {
     pub peephole: Vec<f32>,
     /// Projection [P, H]; empty if none.
     pub proj: Vec<f32>,
-    /// Projection bias [P]; empty if none.
+    /// Projection bias \[P\]; empty if none.
     pub proj_bias: Vec<f32>,
 }
 
@@ -74,7 +74,7 @@ pub struct LayerTensors<'a> {
     pub peephole: Option<&'a [f32]>,
     /// Projection [P, H] (PyTorch `weight_hr`); for Keras layout [H, P].
     pub proj: Option<&'a [f32]>,
-    /// Projection bias [P].
+    /// Projection bias \[P\].
     pub proj_bias: Option<&'a [f32]>,
 }
 

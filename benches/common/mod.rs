@@ -6,12 +6,14 @@ use rnncell::*;
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// Uniform in [-1, 1).
     pub fn f32(&mut self) -> f32 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
+    /// `n` values uniform in [-scale, scale).
     pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
         (0..n).map(|_| self.f32() * scale).collect()
     }
