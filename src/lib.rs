@@ -42,8 +42,10 @@
 
 mod cell;
 mod error;
+pub mod ffi;
 mod isa;
 mod kernels;
+mod loader;
 mod pack;
 pub mod reference;
 
@@ -56,3 +58,20 @@ pub use cell::weights::{LayerTensors, LayerWeights, Layout};
 pub use error::{Error, Result};
 pub use isa::Isa;
 pub use kernels::simd::{sigmoid_f32, tanh_f32};
+
+/// Internal kernels exposed for the benchmarks only; not a stable API.
+#[doc(hidden)]
+pub mod bench_internals {
+    use crate::Model;
+
+    /// Floats per column written by [`input_projection`].
+    pub fn pre_len(model: &Model) -> usize {
+        model.pre_len()
+    }
+
+    /// bias + W·x of layer 0 for every column (the input-projection GEMM).
+    pub fn input_projection(model: &Model, xs: &[&[f32]], out: &mut [&mut [f32]]) {
+        model.input_projection(xs, out)
+    }
+}
+pub use loader::{SafetensorsOptions, WeightFormat, load_safetensors, load_safetensors_bytes};

@@ -1,0 +1,750 @@
+//! Per-stream states, the streaming step and the sequence/batch call.
+
+use super::model::model_ref;
+use std::mem::MaybeUninit;
+
+use super::{
+    FfiResult, RnncellModel, RnncellSequence, RnncellSequenceOutput, RnncellStatus,
+    RnncellTensorMut, check_count, copy_in, copy_out, count_of, floats_in, guarded, overlaps,
+    read_in, try_vec, write_out,
+};
+use crate::cell::model::{Model, Sequence, SequenceOutput, State};
+use crate::cell::spec::Direction;
+
+/// The recurrent state of one stream (h, and c for an LSTM, of every layer)
+/// plus the scratch its steps need. Opaque: create with
+/// `rnncell_state_new` or `rnncell_state_copy`, free with
+/// `rnncell_state_free`. A state belongs to one thread at a time: calls that
+/// take `RnncellState *` must not run concurrently on the same state; it may
+/// move between threads.
+pub struct RnncellState {
+    pub(crate) state: State,
+    /// Aligned copy of a misaligned (or aliased) `x` (I floats).
+    x: Vec<f32>,
+    /// Aligned stand-in for a misaligned `y`, and for misaligned `h`/`c`
+    /// in `_set_*` (max(Hr, H) floats).
+    y: Vec<f32>,
+    /// Set only while `rnncell_model_step_many` checks that its states are
+    /// distinct (two `&mut` to one state would be undefined behaviour).
+    marked: bool,
+}
+
+/// # Safety
+/// `state` null or a live state, not used elsewhere during 'a.
+unsafe fn state_mut<'a>(state: *mut RnncellState) -> FfiResult<&'a mut RnncellState> {
+    // SAFETY: a non-null `state` is a live Box<RnncellState> used by one
+    // thread at a time (caller contract), so this is the only reference.
+    unsafe { state.as_mut() }.ok_or(RnncellStatus::NullPointer)
+}
+
+/// # Safety
+/// `state` null or a live state.
+unsafe fn state_ref<'a>(state: *const RnncellState) -> FfiResult<&'a RnncellState> {
+    // SAFETY: a non-null `state` is a live Box<RnncellState> (caller).
+    unsafe { state.as_ref() }.ok_or(RnncellStatus::NullPointer)
+}
+
+fn boxed(s: RnncellState) -> *mut RnncellState {
+    Box::into_raw(Box::new(s))
+}
+
+/// Creates a zero state for one stream of `model`. The caller owns
+/// `*out_state` and frees it with `rnncell_state_free`; on failure
+/// `*out_state` is NULL. A state is tied to its model: using it with
+/// another model is `RNNCELL_STATUS_STATE_MISMATCH`.
+///
+/// # Safety
+/// `model` NULL or live; `out_state` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_state_new(
+    model: *const RnncellModel,
+    out_state: *mut *mut RnncellState,
+) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `out_state` is null or writable (caller).
+        unsafe { write_out(out_state, std::ptr::null_mut()) }?;
+        // SAFETY: `model` is null or live (caller).
+        let m = unsafe { model_ref(model) }?;
+        let s = m.spec();
+        let st = RnncellState {
+            state: m.new_state(),
+            x: try_vec(s.input_size)?,
+            y: try_vec(s.state_size().max(s.hidden_size))?,
+            marked: false,
+        };
+        // SAFETY: checked non-null above.
+        unsafe { write_out(out_state, boxed(st)) }
+    })
+}
+
+/// Forks a stream: `*out_state` receives a new state with the same h and c
+/// as `state`, tied to the same model (for beam search, lookahead, undo).
+/// The caller owns and frees it; on failure `*out_state` is NULL.
+///
+/// # Safety
+/// `state` NULL or live (not being mutated by another thread); `out_state`
+/// NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_state_copy(
+    state: *const RnncellState,
+    out_state: *mut *mut RnncellState,
+) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `out_state` is null or writable (caller).
+        unsafe { write_out(out_state, std::ptr::null_mut()) }?;
+        // SAFETY: `state` is null or live (caller).
+        let src = unsafe { state_ref(state) }?;
+        let copy = RnncellState {
+            state: src.state.clone(),
+            x: try_vec(src.x.len())?,
+            y: try_vec(src.y.len())?,
+            marked: false,
+        };
+        // SAFETY: checked non-null above.
+        unsafe { write_out(out_state, boxed(copy)) }
+    })
+}
+
+/// Zeros h and c of every layer (a new utterance on the same stream).
+///
+/// # Safety
+/// `state` NULL or live and not in use by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_state_reset(state: *mut RnncellState) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `state` is null or live and exclusively ours (caller).
+        unsafe { state_mut(state) }?.state.reset();
+        Ok(())
+    })
+}
+
+/// Frees a state. NULL is a no-op. May be called before or after freeing
+/// the model.
+///
+/// # Safety
+/// `state` NULL or a pointer from `rnncell_state_new`/`_copy` not yet freed
+/// and not in use by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_state_free(state: *mut RnncellState) {
+    super::boundary(|| {
+        if !state.is_null() {
+            // SAFETY: a non-null `state` came from Box::into_raw (boxed) and
+            // has not been freed (caller).
+            drop(unsafe { Box::from_raw(state) });
+        }
+    })
+}
+
+/// Copies h of layer `layer` (Hr floats, `state_size` of
+/// `rnncell_model_info`) into `h`, which holds `h_len` floats, any
+/// alignment. `RNNCELL_STATUS_INVALID_ARGUMENT` if `layer` >= L.
+///
+/// # Safety
+/// `state` NULL or live; `h` NULL or writable for `h_len` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_state_get_h(
+    state: *const RnncellState,
+    layer: usize,
+    h: *mut f32,
+    h_len: usize,
+) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `state` is null or live (caller).
+        let st = unsafe { state_ref(state) }?;
+        let src = layer_h(&st.state, layer)?;
+        // SAFETY: `h` null or writable for h_len floats (caller).
+        unsafe { get_into(src, h, h_len) }
+    })
+}
+
+/// Copies c of layer `layer` (H floats) into `c` (`c_len` floats, any
+/// alignment). `RNNCELL_STATUS_INVALID_ARGUMENT` for a cell without c
+/// (GRU, RNN) or `layer` >= L.
+///
+/// # Safety
+/// `state` NULL or live; `c` NULL or writable for `c_len` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_state_get_c(
+    state: *const RnncellState,
+    layer: usize,
+    c: *mut f32,
+    c_len: usize,
+) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `state` is null or live (caller).
+        let st = unsafe { state_ref(state) }?;
+        let src = layer_c(&st.state, layer)?;
+        // SAFETY: `c` null or writable for c_len floats (caller).
+        unsafe { get_into(src, c, c_len) }
+    })
+}
+
+/// Sets h of layer `layer` from `h` (`h_len` = Hr floats, any alignment).
+/// On any error the state is unchanged.
+///
+/// # Safety
+/// `state` NULL or live and not in use by another thread; `h` NULL or
+/// readable for `h_len` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_state_set_h(
+    state: *mut RnncellState,
+    layer: usize,
+    h: *const f32,
+    h_len: usize,
+) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `state` is null or live and exclusively ours (caller).
+        let st = unsafe { state_mut(state) }?;
+        let n = layer_h(&st.state, layer)?.len();
+        // SAFETY: `h` null or readable for h_len floats (caller).
+        let v = unsafe { set_from(&mut st.y, h, h_len, n) }?;
+        Ok(st.state.set_h(layer, v)?)
+    })
+}
+
+/// Sets c of layer `layer` from `c` (`c_len` = H floats, any alignment).
+/// On any error the state is unchanged.
+///
+/// # Safety
+/// As `rnncell_state_set_h`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_state_set_c(
+    state: *mut RnncellState,
+    layer: usize,
+    c: *const f32,
+    c_len: usize,
+) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `state` is null or live and exclusively ours (caller).
+        let st = unsafe { state_mut(state) }?;
+        let n = layer_c(&st.state, layer)?.len();
+        // SAFETY: `c` null or readable for c_len floats (caller).
+        let v = unsafe { set_from(&mut st.y, c, c_len, n) }?;
+        Ok(st.state.set_c(layer, v)?)
+    })
+}
+
+fn layer_h(st: &State, layer: usize) -> FfiResult<&[f32]> {
+    if layer >= st.layers() {
+        return Err(RnncellStatus::InvalidArgument);
+    }
+    Ok(st.h(layer))
+}
+
+fn layer_c(st: &State, layer: usize) -> FfiResult<&[f32]> {
+    if layer >= st.layers() {
+        return Err(RnncellStatus::InvalidArgument);
+    }
+    st.c(layer).ok_or(RnncellStatus::InvalidArgument)
+}
+
+/// Checks `dst`/`len` against `src` and copies `src` out.
+///
+/// # Safety
+/// `dst` null or writable for `len` floats.
+unsafe fn get_into(src: &[f32], dst: *mut f32, len: usize) -> FfiResult<()> {
+    if dst.is_null() {
+        return Err(RnncellStatus::NullPointer);
+    }
+    check_count::<f32>(len)?;
+    if len != src.len() {
+        return Err(RnncellStatus::SizeMismatch);
+    }
+    // SAFETY: `dst` is writable for len == src.len() floats (caller) and is
+    // caller memory, disjoint from the state's own buffers.
+    unsafe { copy_out(src, dst) };
+    Ok(())
+}
+
+/// The caller's `src` (`len` floats, expected `n`) as an aligned slice:
+/// borrowed if aligned, else copied into `scratch`.
+///
+/// # Safety
+/// `src` null or readable for `len` floats and disjoint from the state.
+unsafe fn set_from(
+    scratch: &mut [f32],
+    src: *const f32,
+    len: usize,
+    n: usize,
+) -> FfiResult<&[f32]> {
+    if src.is_null() {
+        return Err(RnncellStatus::NullPointer);
+    }
+    check_count::<f32>(len)?;
+    if len != n {
+        return Err(RnncellStatus::SizeMismatch);
+    }
+    if src.is_aligned() {
+        // SAFETY: non-null, aligned, readable for n floats (caller), n*4 <=
+        // isize::MAX (check_count), disjoint from the state (caller).
+        return Ok(unsafe { std::slice::from_raw_parts(src, n) });
+    }
+    // SAFETY: readable for n floats, disjoint from our scratch, and n <=
+    // scratch.len() (max(Hr, H) floats, n is Hr or H).
+    unsafe { copy_in(src, scratch, n) };
+    Ok(&scratch[..n])
+}
+
+/// Checks, in `Model::step`'s order, everything that could make it fail, so
+/// that a failing step returns before anything is written or allocated.
+fn step_precheck(m: &Model, st: &RnncellState, x_len: usize, y_len: usize) -> FfiResult<()> {
+    let s = m.spec();
+    if s.direction != Direction::Forward {
+        return Err(RnncellStatus::Unsupported);
+    }
+    if !m.owns(&st.state) {
+        return Err(RnncellStatus::StateMismatch);
+    }
+    check_count::<f32>(x_len)?;
+    check_count::<f32>(y_len)?;
+    if x_len != s.input_size || y_len != s.state_size() {
+        return Err(RnncellStatus::SizeMismatch);
+    }
+    Ok(())
+}
+
+/// Advances one stream by one time step: reads `x` (I floats), updates
+/// `state`, writes the last layer's new h to `y` (Hr floats). Forward
+/// models only (`RNNCELL_STATUS_UNSUPPORTED` otherwise; use
+/// `rnncell_model_run`). Allocates nothing, on every path.
+///
+/// `x` and `y` may have any alignment and may overlap (even `x == y`:
+/// `x` is read before `y` is written). On any error the state and `y` are
+/// unchanged. NaN and infinities are not checked: they propagate through the
+/// arithmetic (a NaN input gives NaN outputs).
+///
+/// # Safety
+/// `model` NULL or live; `state` NULL or live and not in use by another
+/// thread; `x` NULL or readable for `x_len` floats; `y` NULL or writable for
+/// `y_len` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_model_step(
+    model: *const RnncellModel,
+    state: *mut RnncellState,
+    x: *const f32,
+    x_len: usize,
+    y: *mut f32,
+    y_len: usize,
+) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `model` is null or live (caller).
+        let m = unsafe { model_ref(model) }?;
+        // SAFETY: `state` is null or live and exclusively ours (caller).
+        let st = unsafe { state_mut(state) }?;
+        if x.is_null() || y.is_null() {
+            return Err(RnncellStatus::NullPointer);
+        }
+        step_precheck(m, st, x_len, y_len)?;
+        let RnncellState {
+            state,
+            x: xs,
+            y: ys,
+            ..
+        } = st;
+        // The fast path borrows x when it is aligned and disjoint from y;
+        // otherwise x is copied into the state's scratch first, so no
+        // reference to the caller's x is alive when y is written.
+        let x_direct = x.is_aligned() && !overlaps(x, x_len, y, y_len);
+        let xv: &[f32] = if x_direct {
+            // SAFETY: non-null, aligned, readable for x_len floats (caller),
+            // x_len*4 <= isize::MAX (precheck), and disjoint from y and from
+            // the state (so not mutated while borrowed).
+            unsafe { std::slice::from_raw_parts(x, x_len) }
+        } else {
+            // SAFETY: readable for x_len floats (caller); `xs` holds exactly
+            // I == x_len floats (precheck) and is our own allocation.
+            unsafe { copy_in(x, xs, x_len) };
+            xs
+        };
+        if y.is_aligned() {
+            // SAFETY: non-null, aligned, writable for y_len floats (caller);
+            // no other reference to this memory is alive: `xv` is either
+            // disjoint from it or our scratch copy.
+            let yv = unsafe { std::slice::from_raw_parts_mut(y, y_len) };
+            Ok(m.step(state, xv, yv)?)
+        } else {
+            m.step(state, xv, ys.get_mut(..y_len).ok_or(RnncellStatus::Panic)?)?;
+            // SAFETY: `y` is writable for y_len floats (caller) and caller
+            // memory, disjoint from our scratch.
+            unsafe { copy_out(&ys[..y_len], y) };
+            Ok(())
+        }
+    })
+}
+
+/// An output buffer of `run`: the caller's memory when aligned, else a
+/// scratch vector copied out after success.
+enum Out<'a> {
+    Direct(&'a mut [f32]),
+    Scratch(Vec<f32>, *mut f32),
+}
+
+impl Out<'_> {
+    fn slice(&mut self) -> &mut [f32] {
+        match self {
+            Out::Direct(s) => s,
+            Out::Scratch(v, _) => v,
+        }
+    }
+}
+
+/// # Safety
+/// `t.data` null or writable for `t.len` floats, not otherwise referenced
+/// during 'a.
+unsafe fn out_buf<'a>(t: RnncellTensorMut) -> FfiResult<Option<Out<'a>>> {
+    if t.data.is_null() {
+        return if t.len == 0 {
+            Ok(None)
+        } else {
+            Err(RnncellStatus::NullPointer)
+        };
+    }
+    check_count::<f32>(t.len)?;
+    if t.len == 0 {
+        return Ok(Some(Out::Direct(&mut [])));
+    }
+    if t.data.is_aligned() {
+        // SAFETY: non-null, aligned, writable for len floats (caller), len*4
+        // <= isize::MAX (checked); outputs were checked pairwise disjoint
+        // and inputs overlapping them were copied, so this is the only
+        // reference.
+        return Ok(Some(Out::Direct(unsafe {
+            std::slice::from_raw_parts_mut(t.data, t.len)
+        })));
+    }
+    Ok(Some(Out::Scratch(try_vec(t.len)?, t.data)))
+}
+
+/// Runs a batch of whole sequences through every layer and direction, as
+/// PyTorch's and ONNX's RNN operators do (see `RnncellSequence` and
+/// `RnncellSequenceOutput` for shapes and semantics). Each stream's result
+/// is bit-identical to stepping it alone. Any model direction. Allocates
+/// internally (proportional to T*B*max(I, out)); no state object is used.
+///
+/// Buffers may have any alignment; inputs may overlap outputs; two outputs
+/// may not overlap (`RNNCELL_STATUS_INVALID_ARGUMENT`). On any error no
+/// output is written.
+///
+/// # Safety
+/// `model` NULL or live; `seq` and `out` NULL or valid structs whose
+/// pointers are NULL or valid for the counts given with them.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_model_run(
+    model: *const RnncellModel,
+    seq: *const RnncellSequence,
+    out: *const RnncellSequenceOutput,
+) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `model` is null or live (caller).
+        let m = unsafe { model_ref(model) }?;
+        // SAFETY: `seq` and `out` are null or valid (caller).
+        let (sq, o) = unsafe { (read_in(seq)?, read_in(out)?) };
+        if sq.input.data.is_null() || o.output.data.is_null() {
+            return Err(RnncellStatus::NullPointer);
+        }
+        let s = m.spec();
+        // Every size the call derives must fit, in bytes, before run()
+        // multiplies them unchecked.
+        let ld = s.num_layers * s.directions();
+        count_of::<f32>(&[sq.steps, sq.batch, s.input_size])?;
+        count_of::<f32>(&[sq.steps, sq.batch, s.output_size()])?;
+        count_of::<f32>(&[ld, sq.batch, s.state_size().max(s.hidden_size)])?;
+        // Outputs must be pairwise disjoint.
+        let outs = [o.output, o.h_n, o.c_n];
+        for (i, a) in outs.iter().enumerate() {
+            for b in &outs[i + 1..] {
+                check_count::<f32>(a.len)?;
+                check_count::<f32>(b.len)?;
+                if overlaps(a.data, a.len, b.data, b.len) {
+                    return Err(RnncellStatus::InvalidArgument);
+                }
+            }
+        }
+        // An input that overlaps any output is copied (copy = true), so no
+        // shared slice aliases a mutable one.
+        let aliased = |p: *const f32, n: usize| outs.iter().any(|t| overlaps(p, n, t.data, t.len));
+        let input_t = sq.input;
+        for t in [sq.input, sq.h0, sq.c0] {
+            if t.data.is_null() && t.len != 0 {
+                return Err(RnncellStatus::NullPointer);
+            }
+        }
+        // SAFETY: each input tensor is null or readable for its count
+        // (caller); copy is requested whenever it overlaps an output.
+        let input = unsafe {
+            floats_in(
+                input_t.data,
+                input_t.len,
+                aliased(input_t.data, input_t.len),
+            )
+        }?
+        .ok_or(RnncellStatus::NullPointer)?;
+        // SAFETY: as above.
+        let h0 = unsafe { floats_in(sq.h0.data, sq.h0.len, aliased(sq.h0.data, sq.h0.len)) }?;
+        // SAFETY: as above.
+        let c0 = unsafe { floats_in(sq.c0.data, sq.c0.len, aliased(sq.c0.data, sq.c0.len)) }?;
+        let lens: Option<Vec<usize>> = if sq.seq_lens.is_null() {
+            if sq.seq_lens_len != 0 {
+                return Err(RnncellStatus::NullPointer);
+            }
+            None
+        } else {
+            check_count::<usize>(sq.seq_lens_len)?;
+            let mut v = Vec::new();
+            v.try_reserve_exact(sq.seq_lens_len)
+                .map_err(|_| RnncellStatus::Allocation)?;
+            for i in 0..sq.seq_lens_len {
+                // SAFETY: i < seq_lens_len and seq_lens is readable for that
+                // many usize (caller); read_unaligned accepts any alignment.
+                v.push(unsafe { sq.seq_lens.add(i).read_unaligned() });
+            }
+            Some(v)
+        };
+        // SAFETY: each output is null or writable for its count (caller),
+        // pairwise disjoint (checked) and disjoint from every borrowed input
+        // (overlapping inputs were copied).
+        let mut output = unsafe { out_buf(o.output) }?.ok_or(RnncellStatus::NullPointer)?;
+        // SAFETY: as above.
+        let mut h_n = unsafe { out_buf(o.h_n) }?;
+        // SAFETY: as above.
+        let mut c_n = unsafe { out_buf(o.c_n) }?;
+        let seq = Sequence {
+            input: &input,
+            steps: sq.steps,
+            batch: sq.batch,
+            batch_major: sq.batch_major,
+            seq_lens: lens.as_deref(),
+            h0: h0.as_deref(),
+            c0: c0.as_deref(),
+        };
+        let mut so = SequenceOutput {
+            output: output.slice(),
+            h_n: h_n.as_mut().map(Out::slice),
+            c_n: c_n.as_mut().map(Out::slice),
+        };
+        m.run(&seq, &mut so)?;
+        for b in [Some(output), h_n, c_n].into_iter().flatten() {
+            if let Out::Scratch(v, dst) = b {
+                // SAFETY: `dst` is writable for v.len() floats (it was the
+                // tensor's own count) and disjoint from our scratch vector.
+                unsafe { copy_out(&v, dst) };
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Streams per inner call of `rnncell_model_step_many` (stack arrays, so the
+/// call allocates nothing; results do not depend on the grouping).
+const GROUP: usize = 16;
+
+/// Advances N independent streams of `model` by one step each, in one call
+/// (weights are loaded once for up to 16 streams, much faster than N calls
+/// of `rnncell_model_step` when N > 1). `states` holds N distinct state
+/// pointers; `xs` is `[N, I]` and `ys` `[N, Hr]`, row i belonging to
+/// `states[i]`. Which streams take part may change from call to call.
+/// Each stream's result is bit-identical to `rnncell_model_step` on it
+/// alone. Allocates nothing, on every path. N = 0 does nothing.
+///
+/// Errors (no state changes and `ys` is not written): a NULL pointer or a
+/// NULL entry in `states`; `RNNCELL_STATUS_INVALID_ARGUMENT` if a state
+/// appears twice; `RNNCELL_STATUS_STATE_MISMATCH` if a state belongs to
+/// another model; `RNNCELL_STATUS_SIZE_MISMATCH` if `xs_len != N*I` or
+/// `ys_len != N*Hr`; `RNNCELL_STATUS_UNSUPPORTED` for a model that is not
+/// forward. `xs` and `ys` may have any alignment and may overlap.
+///
+/// # Safety
+/// `model` NULL or live; `states` NULL or readable for `n_states` pointers,
+/// each NULL or a live state not in use by another thread; `xs` NULL or
+/// readable for `xs_len` floats; `ys` NULL or writable for `ys_len` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_model_step_many(
+    model: *const RnncellModel,
+    states: *const *mut RnncellState,
+    n_states: usize,
+    xs: *const f32,
+    xs_len: usize,
+    ys: *mut f32,
+    ys_len: usize,
+) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `model` is null or live (caller).
+        let m = unsafe { model_ref(model) }?;
+        if states.is_null() || xs.is_null() || ys.is_null() {
+            return Err(RnncellStatus::NullPointer);
+        }
+        check_count::<*mut RnncellState>(n_states)?;
+        check_count::<f32>(xs_len)?;
+        check_count::<f32>(ys_len)?;
+        let s = m.spec();
+        if s.direction != Direction::Forward {
+            return Err(RnncellStatus::Unsupported);
+        }
+        let (i_sz, hr) = (s.input_size, s.state_size());
+        if xs_len != count_of::<f32>(&[n_states, i_sz])?
+            || ys_len != count_of::<f32>(&[n_states, hr])?
+        {
+            return Err(RnncellStatus::SizeMismatch);
+        }
+        // SAFETY: `states` is readable for n_states pointers (caller);
+        // read_unaligned accepts any alignment.
+        let state_at = |i: usize| unsafe { states.add(i).read_unaligned() };
+        for i in 0..n_states {
+            let p = state_at(i);
+            // SAFETY: a non-null entry is a live state (caller); only shared
+            // references exist during this loop.
+            let st = unsafe { p.as_ref() }.ok_or(RnncellStatus::NullPointer)?;
+            if !m.owns(&st.state) {
+                return Err(RnncellStatus::StateMismatch);
+            }
+        }
+        // Distinctness in O(N) without allocating: mark each state, a mark
+        // already set is a duplicate; then clear the marks that were set.
+        let mut dup = false;
+        let mut marked = 0;
+        while marked < n_states {
+            // SAFETY: live state; this temporary &mut is the only reference
+            // (the earlier shared ones are dead, entries are visited one at
+            // a time).
+            let st = unsafe { &mut *state_at(marked) };
+            if st.marked {
+                dup = true;
+                break;
+            }
+            st.marked = true;
+            marked += 1;
+        }
+        for i in 0..marked {
+            // SAFETY: as above; the first `marked` entries are distinct.
+            unsafe { (*state_at(i)).marked = false };
+        }
+        if dup {
+            return Err(RnncellStatus::InvalidArgument);
+        }
+        // From here on every check has passed: the states are distinct,
+        // owned by `m`, and the counts match.
+        let x_direct = xs.is_aligned() && !overlaps(xs, xs_len, ys, ys_len);
+        let y_direct = ys.is_aligned();
+        if !x_direct {
+            for i in 0..n_states {
+                // SAFETY: a live, distinct state, no other reference alive.
+                let st = unsafe { &mut *state_at(i) };
+                // SAFETY: its x scratch holds I floats; `xs` is readable for
+                // N*I floats (caller), so row i is, and it is caller memory.
+                unsafe { copy_in(xs.add(i * i_sz), &mut st.x, i_sz) };
+            }
+        }
+        for g0 in (0..n_states).step_by(GROUP) {
+            let k = (n_states - g0).min(GROUP);
+            let mut sts: [MaybeUninit<&mut State>; GROUP] =
+                [const { MaybeUninit::uninit() }; GROUP];
+            let mut xv: [&[f32]; GROUP] = [&[]; GROUP];
+            let mut yv: [&mut [f32]; GROUP] = Default::default();
+            for j in 0..k {
+                let i = g0 + j;
+                // SAFETY: the states are distinct (checked) and not used by
+                // other threads (caller): one &mut per state.
+                let RnncellState { state, x, y, .. } = unsafe { &mut *state_at(i) };
+                sts[j].write(state);
+                xv[j] = if x_direct {
+                    // SAFETY: aligned, readable row of N*I floats, disjoint
+                    // from `ys` (checked) and from every state.
+                    unsafe { std::slice::from_raw_parts(xs.add(i * i_sz), i_sz) }
+                } else {
+                    &x[..i_sz]
+                };
+                yv[j] = if y_direct {
+                    // SAFETY: aligned, writable row of N*Hr floats; rows are
+                    // disjoint, and `xv` rows are disjoint from `ys` or are
+                    // scratch copies.
+                    unsafe { std::slice::from_raw_parts_mut(ys.add(i * hr), hr) }
+                } else {
+                    &mut y[..hr]
+                };
+            }
+            // SAFETY: the first k elements were initialised above, and
+            // MaybeUninit<T> has the layout of T.
+            let sts =
+                unsafe { std::slice::from_raw_parts_mut(sts.as_mut_ptr().cast::<&mut State>(), k) };
+            m.step_many(sts, &xv[..k], &mut yv[..k])?;
+        }
+        if !y_direct {
+            for i in 0..n_states {
+                // SAFETY: a live, distinct state, no other reference alive.
+                let st = unsafe { &*state_at(i) };
+                // SAFETY: its y scratch holds >= Hr floats; `ys` is writable
+                // for N*Hr floats (caller) and disjoint from the scratch.
+                unsafe { copy_out(&st.y[..hr], ys.add(i * hr)) };
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Advances one stream by K frames in one call (chunked streaming, faster
+/// than K calls of `rnncell_model_step`): `xs` is `[K, I]` (`xs_len` a
+/// positive multiple of I, else `RNNCELL_STATUS_INVALID_ARGUMENT`), `ys` is
+/// `[K, Hr]`, the last layer's h after each frame. Bit-identical to K calls of
+/// `rnncell_model_step`. Uses a workspace inside the state, which is
+/// allocated only when K exceeds every earlier K of this state; misaligned
+/// or overlapping `xs`/`ys` also cost one temporary copy each. Forward
+/// models only. On any error the state and `ys` are unchanged.
+///
+/// # Safety
+/// `model` NULL or live; `state` NULL or live and not in use by another
+/// thread; `xs` NULL or readable for `xs_len` floats; `ys` NULL or writable
+/// for `ys_len` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_model_step_chunk(
+    model: *const RnncellModel,
+    state: *mut RnncellState,
+    xs: *const f32,
+    xs_len: usize,
+    ys: *mut f32,
+    ys_len: usize,
+) -> RnncellStatus {
+    guarded(|| {
+        // SAFETY: `model` is null or live (caller).
+        let m = unsafe { model_ref(model) }?;
+        // SAFETY: `state` is null or live and exclusively ours (caller).
+        let st = unsafe { state_mut(state) }?;
+        if xs.is_null() || ys.is_null() {
+            return Err(RnncellStatus::NullPointer);
+        }
+        check_count::<f32>(xs_len)?;
+        check_count::<f32>(ys_len)?;
+        let s = m.spec();
+        if s.direction != Direction::Forward {
+            return Err(RnncellStatus::Unsupported);
+        }
+        if !m.owns(&st.state) {
+            return Err(RnncellStatus::StateMismatch);
+        }
+        if xs_len == 0 || !xs_len.is_multiple_of(s.input_size) {
+            return Err(RnncellStatus::InvalidArgument);
+        }
+        if ys_len != count_of::<f32>(&[xs_len / s.input_size, s.state_size()])? {
+            return Err(RnncellStatus::SizeMismatch);
+        }
+        let copy_x = overlaps(xs, xs_len, ys, ys_len);
+        // SAFETY: `xs` is readable for xs_len floats (caller); it is copied
+        // when it overlaps `ys`, so a borrowed slice never aliases `ys`.
+        let xv = unsafe { floats_in(xs, xs_len, copy_x) }?.ok_or(RnncellStatus::NullPointer)?;
+        // SAFETY: `ys` is non-null and writable for ys_len floats (caller),
+        // and no live reference covers it (xv is disjoint or a copy).
+        let mut yv = unsafe {
+            out_buf(RnncellTensorMut {
+                data: ys,
+                len: ys_len,
+            })
+        }?
+        .ok_or(RnncellStatus::NullPointer)?;
+        m.step_chunk(&mut st.state, &xv, yv.slice())?;
+        if let Out::Scratch(v, dst) = yv {
+            // SAFETY: `dst` is writable for v.len() == ys_len floats and
+            // disjoint from our scratch vector.
+            unsafe { copy_out(&v, dst) };
+        }
+        Ok(())
+    })
+}

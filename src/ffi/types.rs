@@ -1,0 +1,568 @@
+//! The plain C types: enums, the model spec, tensors and sequences.
+//!
+//! Enum-typed fields and arguments that C fills in are `uint32_t` in the
+//! ABI (a C enum variable may legally hold any integer, and an out-of-range
+//! value in a Rust enum would be undefined behaviour); the enums give their
+//! values names and an unknown value is `RNNCELL_STATUS_INVALID_ARGUMENT`.
+
+use std::ffi::c_char;
+use std::ptr;
+
+use super::{FfiResult, RnncellStatus};
+use crate::cell::spec::{
+    CellKind, Coupling, Direction, GruOptions, LstmOptions, MergeMode, ModelSpec, RnnActivation,
+    RnnOptions,
+};
+use crate::error::Error;
+use crate::isa::Isa;
+
+/// An instruction-set level. `RNNCELL_ISA_AUTO` (0) asks for the best level
+/// of this CPU, lowered by the `RNNCELL_ISA` environment variable.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnncellIsa {
+    /// The best available level (see `rnncell_isa_detected`).
+    Auto = 0,
+    /// Portable scalar code.
+    Scalar = 1,
+    /// x86-64 AVX2 + FMA.
+    Avx2 = 2,
+    /// x86-64 AVX-512F.
+    Avx512 = 3,
+    /// AArch64 NEON.
+    Neon = 4,
+}
+
+impl RnncellIsa {
+    pub(crate) fn from_isa(isa: Isa) -> RnncellIsa {
+        match isa {
+            Isa::Scalar => RnncellIsa::Scalar,
+            Isa::Avx2 => RnncellIsa::Avx2,
+            Isa::Avx512 => RnncellIsa::Avx512,
+            Isa::Neon => RnncellIsa::Neon,
+        }
+    }
+
+    /// `None` for `Auto`; an error for a value that is not an `RnncellIsa`.
+    pub(crate) fn to_isa(v: u32) -> FfiResult<Option<Isa>> {
+        Ok(match v {
+            0 => None,
+            1 => Some(Isa::Scalar),
+            2 => Some(Isa::Avx2),
+            3 => Some(Isa::Avx512),
+            4 => Some(Isa::Neon),
+            _ => return Err(RnncellStatus::InvalidArgument),
+        })
+    }
+}
+
+/// The recurrent cell. Starts at 1 so that a zeroed spec is rejected.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnncellCell {
+    /// Long short-term memory (gates i, f, g, o).
+    Lstm = 1,
+    /// Gated recurrent unit (gates r, z, n).
+    Gru = 2,
+    /// Elman RNN (one gate, tanh or relu).
+    Rnn = 3,
+}
+
+/// Direction of every layer.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnncellDirection {
+    /// Left to right (the default; the only direction `rnncell_model_step`
+    /// accepts).
+    Forward = 0,
+    /// Right to left; outputs in the original time order (as ONNX).
+    Reverse = 1,
+    /// Both; forward first in outputs and state arrays.
+    Bidirectional = 2,
+}
+
+/// How the two directions of a bidirectional layer are combined.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnncellMerge {
+    /// `[forward || backward]` (PyTorch, ONNX; the default).
+    Concat = 0,
+    /// forward + backward (Keras `merge_mode="sum"`).
+    Sum = 1,
+}
+
+/// LSTM coupled input/forget gate (CIFG); the two conventions are opposite.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnncellCoupling {
+    /// Independent gates (the default).
+    None = 0,
+    /// TFLite CIFG: i = 1 - f (the input-gate weights are ignored).
+    InputFromForget = 1,
+    /// ONNX `input_forget = 1` as ONNX Runtime computes it: f = 1 - i (the
+    /// forget-gate weights are ignored).
+    ForgetFromInput = 2,
+}
+
+/// The nonlinearity of a vanilla RNN.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnncellActivation {
+    /// h' = tanh(W x + R h + b) (the default).
+    Tanh = 0,
+    /// h' = max(0, W x + R h + b).
+    Relu = 1,
+}
+
+/// The whole shape of a model: cell, variant options, sizes, layers,
+/// direction. Fill it with `rnncell_spec_init`, then change fields.
+///
+/// Enum fields hold the values of the enum named in their comment. A clip
+/// of 0 means "no clipping"; a negative or NaN clip is invalid. Options of
+/// a cell kind other than `cell` must keep the values `rnncell_spec_init`
+/// gives them (else `RNNCELL_STATUS_INVALID_ARGUMENT`), so that a misplaced
+/// option is an error rather than silently ignored.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RnncellSpec {
+    /// An `RnncellCell`.
+    pub cell: u32,
+    /// Input features per step (I), at least 1.
+    pub input_size: usize,
+    /// Hidden units per layer and direction (H), at least 1.
+    pub hidden_size: usize,
+    /// Stacked layers, at least 1 (default 1).
+    pub num_layers: usize,
+    /// An `RnncellDirection` (default forward).
+    pub direction: u32,
+    /// An `RnncellMerge` (default concat).
+    pub merge: u32,
+    /// ONNX `clip`: every activation input clamped to +-clip (any cell); 0 =
+    /// none.
+    pub clip: f32,
+    /// LSTM: peephole connections (p_i, p_f on c; p_o on c').
+    pub lstm_peephole: bool,
+    /// LSTM: projection size P (PyTorch `proj_size`); 0 = no projection.
+    /// With a projection, h has P elements.
+    pub lstm_proj_size: usize,
+    /// LSTM: a bias on the projection (TFLite); needs `lstm_proj_size > 0`.
+    pub lstm_proj_bias: bool,
+    /// LSTM: clamp of the projected output to +-`lstm_proj_clip` (TFLite);
+    /// 0 = none; needs `lstm_proj_size > 0`.
+    pub lstm_proj_clip: f32,
+    /// LSTM: an `RnncellCoupling` (default none).
+    pub lstm_coupling: u32,
+    /// LSTM: TFLite `cell_clip`, clamp of the stored c' to +-cell_clip; 0 =
+    /// none.
+    pub lstm_cell_clip: f32,
+    /// GRU: true (default) for linear-before-reset, n = tanh(W_n x + b_wn +
+    /// r*(R_n h + b_rn)) (PyTorch, ONNX `linear_before_reset=1`, Keras
+    /// `reset_after=True`); false for reset-before, n = tanh(W_n x +
+    /// R_n (r*h) + b_n) (ONNX default, Keras `reset_after=False`).
+    pub gru_linear_before_reset: bool,
+    /// RNN: an `RnncellActivation` (default tanh).
+    pub rnn_activation: u32,
+}
+
+impl Default for RnncellSpec {
+    /// What `rnncell_spec_init(spec, RNNCELL_CELL_LSTM, 0, 0)` writes.
+    fn default() -> RnncellSpec {
+        RnncellSpec::defaults(RnncellCell::Lstm as u32, 0, 0)
+    }
+}
+
+fn bad(field: &str, v: u32) -> Error {
+    Error::InvalidArgument(format!("spec.{field}: {v} is not valid"))
+}
+
+fn clip_in(v: f32) -> Option<f32> {
+    // 0 (or -0) means none; anything else, including NaN and negative
+    // values, is passed on for ModelSpec::validate to accept or reject.
+    if v == 0.0 { None } else { Some(v) }
+}
+
+fn clip_out(v: Option<f32>) -> f32 {
+    v.unwrap_or(0.0)
+}
+
+impl RnncellSpec {
+    pub(crate) fn defaults(cell: u32, input_size: usize, hidden_size: usize) -> RnncellSpec {
+        RnncellSpec {
+            cell,
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            direction: RnncellDirection::Forward as u32,
+            merge: RnncellMerge::Concat as u32,
+            clip: 0.0,
+            lstm_peephole: false,
+            lstm_proj_size: 0,
+            lstm_proj_bias: false,
+            lstm_proj_clip: 0.0,
+            lstm_coupling: RnncellCoupling::None as u32,
+            lstm_cell_clip: 0.0,
+            gru_linear_before_reset: true,
+            rnn_activation: RnncellActivation::Tanh as u32,
+        }
+    }
+
+    /// The validated Rust spec; an enum value out of range or an option of
+    /// another cell kind is an `InvalidArgument` naming the field.
+    pub(crate) fn to_model_spec(self) -> Result<ModelSpec, Error> {
+        let direction = match self.direction {
+            0 => Direction::Forward,
+            1 => Direction::Reverse,
+            2 => Direction::Bidirectional,
+            v => return Err(bad("direction", v)),
+        };
+        let spec = ModelSpec {
+            cell: self.cell_kind()?,
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+            num_layers: self.num_layers,
+            direction,
+            merge: self.merge_mode()?,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The merge mode.
+    pub(crate) fn merge_mode(self) -> Result<MergeMode, Error> {
+        match self.merge {
+            0 => Ok(MergeMode::Concat),
+            1 => Ok(MergeMode::Sum),
+            v => Err(bad("merge", v)),
+        }
+    }
+
+    /// The cell kind and its options (not validated: clips are checked
+    /// when a model is built).
+    pub(crate) fn cell_kind(self) -> Result<CellKind, Error> {
+        let misplaced = |kind: &str| {
+            Error::InvalidArgument(format!(
+                "spec: {kind} options are set but the cell is not {kind} (keep rnncell_spec_init's defaults)"
+            ))
+        };
+        let d = RnncellSpec::defaults(self.cell, 0, 0);
+        let lstm_default = self.lstm_peephole == d.lstm_peephole
+            && self.lstm_proj_size == d.lstm_proj_size
+            && self.lstm_proj_bias == d.lstm_proj_bias
+            && self.lstm_proj_clip == d.lstm_proj_clip
+            && self.lstm_coupling == d.lstm_coupling
+            && self.lstm_cell_clip == d.lstm_cell_clip;
+        let gru_default = self.gru_linear_before_reset == d.gru_linear_before_reset;
+        let rnn_default = self.rnn_activation == d.rnn_activation;
+        let clip = clip_in(self.clip);
+        let cell = match self.cell {
+            1 if !gru_default => return Err(misplaced("GRU")),
+            1 if !rnn_default => return Err(misplaced("RNN")),
+            2 | 3 if !lstm_default => return Err(misplaced("LSTM")),
+            2 if !rnn_default => return Err(misplaced("RNN")),
+            3 if !gru_default => return Err(misplaced("GRU")),
+            1 => CellKind::Lstm(LstmOptions {
+                peephole: self.lstm_peephole,
+                proj_size: self.lstm_proj_size,
+                proj_bias: self.lstm_proj_bias,
+                proj_clip: clip_in(self.lstm_proj_clip),
+                coupling: match self.lstm_coupling {
+                    0 => Coupling::None,
+                    1 => Coupling::InputFromForget,
+                    2 => Coupling::ForgetFromInput,
+                    v => return Err(bad("lstm_coupling", v)),
+                },
+                clip,
+                cell_clip: clip_in(self.lstm_cell_clip),
+            }),
+            2 => CellKind::Gru(GruOptions {
+                linear_before_reset: self.gru_linear_before_reset,
+                clip,
+            }),
+            3 => CellKind::Rnn(RnnOptions {
+                activation: match self.rnn_activation {
+                    0 => RnnActivation::Tanh,
+                    1 => RnnActivation::Relu,
+                    v => return Err(bad("rnn_activation", v)),
+                },
+                clip,
+            }),
+            v => return Err(bad("cell", v)),
+        };
+        Ok(cell)
+    }
+
+    /// The C spec of a Rust spec (inverse of `to_model_spec`).
+    pub(crate) fn from_model_spec(s: &ModelSpec) -> RnncellSpec {
+        let (cell, mut out) = match s.cell {
+            CellKind::Lstm(_) => (RnncellCell::Lstm, RnncellSpec::default()),
+            CellKind::Gru(_) => (RnncellCell::Gru, RnncellSpec::default()),
+            CellKind::Rnn(_) => (RnncellCell::Rnn, RnncellSpec::default()),
+        };
+        out.cell = cell as u32;
+        out.input_size = s.input_size;
+        out.hidden_size = s.hidden_size;
+        out.num_layers = s.num_layers;
+        out.direction = match s.direction {
+            Direction::Forward => RnncellDirection::Forward,
+            Direction::Reverse => RnncellDirection::Reverse,
+            Direction::Bidirectional => RnncellDirection::Bidirectional,
+        } as u32;
+        out.merge = match s.merge {
+            MergeMode::Concat => RnncellMerge::Concat,
+            MergeMode::Sum => RnncellMerge::Sum,
+        } as u32;
+        match s.cell {
+            CellKind::Lstm(o) => {
+                out.clip = clip_out(o.clip);
+                out.lstm_peephole = o.peephole;
+                out.lstm_proj_size = o.proj_size;
+                out.lstm_proj_bias = o.proj_bias;
+                out.lstm_proj_clip = clip_out(o.proj_clip);
+                out.lstm_coupling = match o.coupling {
+                    Coupling::None => RnncellCoupling::None,
+                    Coupling::InputFromForget => RnncellCoupling::InputFromForget,
+                    Coupling::ForgetFromInput => RnncellCoupling::ForgetFromInput,
+                } as u32;
+                out.lstm_cell_clip = clip_out(o.cell_clip);
+            }
+            CellKind::Gru(o) => {
+                out.clip = clip_out(o.clip);
+                out.gru_linear_before_reset = o.linear_before_reset;
+            }
+            CellKind::Rnn(o) => {
+                out.clip = clip_out(o.clip);
+                out.rnn_activation = match o.activation {
+                    RnnActivation::Tanh => RnncellActivation::Tanh,
+                    RnnActivation::Relu => RnncellActivation::Relu,
+                } as u32;
+            }
+        }
+        out
+    }
+}
+
+/// A read-only float buffer and its element count. `{NULL, 0}` means
+/// "absent" where a tensor is optional; `data == NULL` with `len > 0` is
+/// `RNNCELL_STATUS_NULL_POINTER`. `data` may have any alignment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RnncellTensor {
+    /// The first element, row-major.
+    pub data: *const f32,
+    /// Number of floats (not bytes).
+    pub len: usize,
+}
+
+impl Default for RnncellTensor {
+    fn default() -> RnncellTensor {
+        RnncellTensor {
+            data: ptr::null(),
+            len: 0,
+        }
+    }
+}
+
+/// A writable float buffer and its element count; `{NULL, 0}` means
+/// "not wanted" where an output is optional. `data` may have any alignment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RnncellTensorMut {
+    /// The first element, row-major.
+    pub data: *mut f32,
+    /// Number of floats (not bytes).
+    pub len: usize,
+}
+
+impl Default for RnncellTensorMut {
+    fn default() -> RnncellTensorMut {
+        RnncellTensorMut {
+            data: ptr::null_mut(),
+            len: 0,
+        }
+    }
+}
+
+/// The weights of one layer and one direction in PyTorch's layout (also the
+/// canonical layout: LSTM gate rows i, f, g, o; GRU r, z, n). G = 4, 3 or 1
+/// gates, H hidden, `in` = I for layer 0 and the previous layer's output
+/// size above it, Hr = P with a projection, else H.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RnncellPytorchLayer {
+    /// `weight_ih_l{k}` `[G*H, in]`, required.
+    pub weight_ih: RnncellTensor,
+    /// `weight_hh_l{k}` `[G*H, Hr]`, required.
+    pub weight_hh: RnncellTensor,
+    /// `bias_ih_l{k}` `[G*H]`, optional (zeros).
+    pub bias_ih: RnncellTensor,
+    /// `bias_hh_l{k}` `[G*H]`, optional (zeros).
+    pub bias_hh: RnncellTensor,
+    /// `weight_hr_l{k}` `[P, H]`: required with `lstm_proj_size > 0`, else
+    /// absent.
+    pub weight_hr: RnncellTensor,
+    /// Peepholes `[3*H]` in the order p_i, p_f, p_o (not a PyTorch tensor:
+    /// TFLite, oneDNN); only with `lstm_peephole` (absent: zeros).
+    pub peephole: RnncellTensor,
+    /// Projection bias `[P]`; only with `lstm_proj_bias` (absent: zeros).
+    pub proj_bias: RnncellTensor,
+}
+
+/// The tensors of one ONNX LSTM/GRU/RNN node: one layer, all D directions
+/// (ONNX gate order LSTM i, o, f, c; GRU z, r, h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RnncellOnnxLayer {
+    /// W `[D, G*H, in]`, required.
+    pub w: RnncellTensor,
+    /// R `[D, G*H, H]`, required.
+    pub r: RnncellTensor,
+    /// B `[D, 2*G*H]` = Wb || Rb, optional (zeros).
+    pub b: RnncellTensor,
+    /// P `[D, 3*H]` = p_i || p_o || p_f, LSTM with `lstm_peephole` only,
+    /// optional (zeros).
+    pub p: RnncellTensor,
+}
+
+/// The weights of one Keras LSTM/GRU/SimpleRNN layer and direction (Keras
+/// gate order LSTM i, f, c, o; GRU z, r, h; transposed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RnncellKerasLayer {
+    /// kernel `[in, G*H]`, required.
+    pub kernel: RnncellTensor,
+    /// recurrent_kernel `[H, G*H]`, required.
+    pub recurrent_kernel: RnncellTensor,
+    /// bias `[G*H]`, or `[2, G*H]` for a GRU with `reset_after=True`;
+    /// optional (zeros).
+    pub bias: RnncellTensor,
+}
+
+/// The sizes of a model, as `rnncell_model_info` reports them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RnncellModelInfo {
+    /// An `RnncellCell`.
+    pub cell: u32,
+    /// I: floats of `x` per step.
+    pub input_size: usize,
+    /// H: hidden units per layer and direction (the size of c).
+    pub hidden_size: usize,
+    /// Hr: the size of h per layer and direction (P with a projection, else
+    /// H); `y` of `rnncell_model_step` has this many floats.
+    pub state_size: usize,
+    /// Floats per step and sequence in the output of `rnncell_model_run`
+    /// (D*Hr with concat, Hr with sum).
+    pub output_size: usize,
+    /// L: stacked layers.
+    pub num_layers: usize,
+    /// D: 1 or 2.
+    pub num_directions: usize,
+    /// Whether the cell has a c state (LSTM).
+    pub has_cell_state: bool,
+    /// The ISA whose kernels the model runs (never `RNNCELL_ISA_AUTO`).
+    pub isa: RnncellIsa,
+    /// Bytes of packed weights one step reads.
+    pub weight_bytes: usize,
+}
+
+/// A batch of sequences for `rnncell_model_run`. T = `steps`, B = `batch`,
+/// L layers, D directions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RnncellSequence {
+    /// `[T, B, I]` (time-major) or `[B, T, I]` (`batch_major`), required.
+    pub input: RnncellTensor,
+    /// T, at least 1.
+    pub steps: usize,
+    /// B, at least 1.
+    pub batch: usize,
+    /// true for `[B, T, ...]` input and output, false for `[T, B, ...]`.
+    pub batch_major: bool,
+    /// B per-sequence lengths, each <= T, or NULL for all T. ONNX
+    /// semantics: outputs past a sequence's end are zero, its final state is
+    /// the state after its last valid step, the reverse direction starts at
+    /// its own last step; a length of 0 returns the initial state. Any
+    /// alignment.
+    pub seq_lens: *const usize,
+    /// Elements of `seq_lens` (B, or 0 with NULL).
+    pub seq_lens_len: usize,
+    /// Initial h `[L*D, B, Hr]`, optional (zeros).
+    pub h0: RnncellTensor,
+    /// Initial c `[L*D, B, H]` (LSTM), optional (zeros).
+    pub c0: RnncellTensor,
+}
+
+impl Default for RnncellSequence {
+    fn default() -> RnncellSequence {
+        RnncellSequence {
+            input: RnncellTensor::default(),
+            steps: 0,
+            batch: 0,
+            batch_major: false,
+            seq_lens: ptr::null(),
+            seq_lens_len: 0,
+            h0: RnncellTensor::default(),
+            c0: RnncellTensor::default(),
+        }
+    }
+}
+
+/// Where `rnncell_model_run` writes. Outputs must not overlap each other;
+/// they may overlap the inputs (inputs are then read before anything is
+/// written, e.g. `h_n == h0` updates a state in place).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RnncellSequenceOutput {
+    /// `[T, B, out]` or `[B, T, out]` (out = `output_size`), required.
+    pub output: RnncellTensorMut,
+    /// Final h `[L*D, B, Hr]`, optional.
+    pub h_n: RnncellTensorMut,
+    /// Final c `[L*D, B, H]` (LSTM), optional.
+    pub c_n: RnncellTensorMut,
+}
+
+/// Which framework saved a safetensors file (see
+/// `rnncell_model_load_safetensors`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnncellWeightFormat {
+    /// A PyTorch `state_dict` of `nn.LSTM`/`nn.GRU`/`nn.RNN`:
+    /// `weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}`,
+    /// `weight_hr_l{k}`, with `_reverse` for the backward direction.
+    Pytorch = 0,
+    /// Keras 3 / tf.keras `LSTM`, `GRU`, `SimpleRNN` layers (possibly in
+    /// `Bidirectional`) saved under their weight paths, e.g.
+    /// `sequential/lstm/lstm_cell/kernel`.
+    Keras = 1,
+}
+
+/// Where the tensors are in a safetensors file. All fields may be zero /
+/// NULL (a PyTorch `state_dict` holding only the RNN).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RnncellSafetensorsOptions {
+    /// An `RnncellWeightFormat`.
+    pub format: u32,
+    /// Only tensors whose names start with this NUL-terminated UTF-8 string
+    /// are used, and all of them must belong to the model (include the
+    /// separator: `"encoder.rnn."`, `"sequential/"`). NULL: the whole file.
+    pub prefix: *const c_char,
+    /// Keras only: the layer paths (relative to `prefix`) of the stack,
+    /// first layer first, as NUL-terminated UTF-8 strings; other tensors
+    /// under the prefix (a `Dense` head) are then ignored. NULL with 0:
+    /// every layer under the prefix, in natural name order.
+    pub keras_layers: *const *const c_char,
+    /// Entries of `keras_layers`.
+    pub keras_layers_len: usize,
+}
+
+impl Default for RnncellSafetensorsOptions {
+    fn default() -> RnncellSafetensorsOptions {
+        RnncellSafetensorsOptions {
+            format: RnncellWeightFormat::Pytorch as u32,
+            prefix: ptr::null(),
+            keras_layers: ptr::null(),
+            keras_layers_len: 0,
+        }
+    }
+}
