@@ -624,7 +624,7 @@ impl Model {
     }
 
     /// Advances N independent streams by one step each, in one call: every
-    /// weight panel is loaded once for up to 16 streams instead of once per
+    /// weight panel is loaded once for up to 24 streams instead of once per
     /// stream. `states[i]`, `xs[i]` (size I) and `ys[i]` (size Hr) belong to
     /// stream i; states need not be contiguous, and which streams take part
     /// may change from call to call. Allocates nothing. Each stream's result

@@ -539,7 +539,7 @@ pub unsafe extern "C" fn rnncell_model_run(
 const GROUP: usize = 16;
 
 /// Advances N independent streams of `model` by one step each, in one call
-/// (weights are loaded once for up to 16 streams, much faster than N calls
+/// (weights are loaded once for up to 24 streams, much faster than N calls
 /// of `rnncell_model_step` when N > 1). `states` holds N distinct state
 /// pointers; `xs` is `[N, I]` and `ys` `[N, Hr]`, row i belonging to
 /// `states[i]`. Which streams take part may change from call to call.

@@ -26,13 +26,11 @@ use crate::pack::{LayerState, Op, PackedLayer};
 pub(crate) const NACC: usize = 8;
 /// Vectors per gate in a multi-gate panel.
 const M: usize = 2;
-/// Columns of the multi-column kernel held in registers at once.
-const NCOL: usize = 4;
 /// k-chunk of the multi-column kernel: a chunk of a panel (≤ 16 KiB with
 /// AVX2, 32 KiB with AVX-512) stays in L1 while every column group reuses it.
 const KC: usize = 64;
 /// Most columns one multi-column call takes (callers split larger sets).
-pub(crate) const MAX_COLS: usize = 16;
+pub(crate) const MAX_COLS: usize = 24;
 
 /// The input of one layer step: the layer input x, or the precomputed
 /// pre-activations (bias + W·x, in tile layout) from [`input_proj`].
@@ -373,7 +371,7 @@ fn single_gate<S: Simd>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Phase2)
 
 /// tiles[c][map(i)] += Σ_k panel[k][i] · inputs[c][k] for every column c,
 /// `nv` vectors per k; each tile is one panel's NACC vectors. Columns are
-/// taken `NCOL` at a time, vectors two at a time, k in chunks of `KC`; each
+/// taken `S::GEMM_COLS` at a time, vectors two at a time, k in chunks of `KC`; each
 /// row still sums its k in ascending order.
 #[inline(always)]
 fn gemm_cols<S: Simd>(
@@ -392,9 +390,13 @@ fn gemm_cols<S: Simd>(
         let k1 = (k0 + KC).min(k_len);
         let mut c0 = 0;
         while c0 < ncols {
-            let nc = (ncols - c0).min(NCOL);
+            let nc = (ncols - c0).min(S::GEMM_COLS);
             let (ins, ts) = (&inputs[c0..c0 + nc], &mut tiles[c0..c0 + nc]);
             match nc {
+                8 => gemm_block::<S, 8>(s, panel, nv, split, dst, k0, k1, ins, ts),
+                7 => gemm_block::<S, 7>(s, panel, nv, split, dst, k0, k1, ins, ts),
+                6 => gemm_block::<S, 6>(s, panel, nv, split, dst, k0, k1, ins, ts),
+                5 => gemm_block::<S, 5>(s, panel, nv, split, dst, k0, k1, ins, ts),
                 4 => gemm_block::<S, 4>(s, panel, nv, split, dst, k0, k1, ins, ts),
                 3 => gemm_block::<S, 3>(s, panel, nv, split, dst, k0, k1, ins, ts),
                 2 => gemm_block::<S, 2>(s, panel, nv, split, dst, k0, k1, ins, ts),

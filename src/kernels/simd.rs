@@ -19,6 +19,10 @@ pub(crate) trait Simd: Copy {
     type V: Copy;
     /// Number of f32 lanes.
     const LANES: usize;
+    /// Columns the multi-column GEMM keeps in registers at once (two
+    /// vectors each): 2·GEMM_COLS accumulators plus two weight vectors and
+    /// a broadcast must fit the register file.
+    const GEMM_COLS: usize;
     /// Broadcast.
     fn splat(self, v: f32) -> Self::V;
     /// Loads `LANES` values from the start of `s` (panics if too short).
@@ -121,6 +125,7 @@ pub(crate) struct Scalar;
 impl Simd for Scalar {
     type V = f32;
     const LANES: usize = 1;
+    const GEMM_COLS: usize = 4;
     #[inline(always)]
     fn splat(self, v: f32) -> f32 {
         v

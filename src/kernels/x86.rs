@@ -35,6 +35,8 @@ impl Avx512 {
 impl Simd for Avx2 {
     type V = __m256;
     const LANES: usize = 8;
+    // 12 accumulators + 2 weights + 1 broadcast of the 16 ymm registers.
+    const GEMM_COLS: usize = 6;
     #[inline(always)]
     fn splat(self, v: f32) -> __m256 {
         // SAFETY: the Avx2 token proves AVX is available.
@@ -96,6 +98,8 @@ impl Simd for Avx2 {
 impl Simd for Avx512 {
     type V = __m512;
     const LANES: usize = 16;
+    // 16 accumulators of the 32 zmm registers.
+    const GEMM_COLS: usize = 8;
     #[inline(always)]
     fn splat(self, v: f32) -> __m512 {
         // SAFETY: the Avx512 token proves AVX-512F is available.
