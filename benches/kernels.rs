@@ -42,12 +42,19 @@ fn gemm(c: &mut Criterion) {
             let pl = rnncell::bench_internals::pre_len(&model);
             let mut out = vec![0.0f32; t * pl];
             let xs: Vec<&[f32]> = x.chunks(h).collect();
-            g.bench_function(BenchmarkId::new(format!("rnncell-{}", isa.name()), h), |b| {
-                b.iter(|| {
-                    let mut outs: Vec<&mut [f32]> = out.chunks_mut(pl).collect();
-                    rnncell::bench_internals::input_projection(&model, black_box(&xs), &mut outs)
-                })
-            });
+            g.bench_function(
+                BenchmarkId::new(format!("rnncell-{}", isa.name()), h),
+                |b| {
+                    b.iter(|| {
+                        let mut outs: Vec<&mut [f32]> = out.chunks_mut(pl).collect();
+                        rnncell::bench_internals::input_projection(
+                            &model,
+                            black_box(&xs),
+                            &mut outs,
+                        )
+                    })
+                },
+            );
         }
         // matrixmultiply: C[4H × T] = W[4H × I] · X[I × T], X stored as T columns of I.
         let wm = &w[0].w;

@@ -39,8 +39,12 @@ fn weights(spec: &ModelSpec) -> Vec<LayerWeights> {
     let k = 1.0 / (h as f32).sqrt();
     (0..spec.num_layers * spec.directions())
         .map(|i| {
-            let mut lw =
-                LayerWeights::zeros(g, h, spec.layer_input_size(i / spec.directions()), spec.state_size());
+            let mut lw = LayerWeights::zeros(
+                g,
+                h,
+                spec.layer_input_size(i / spec.directions()),
+                spec.state_size(),
+            );
             lw.w = rng_vec(&mut seed, lw.w.len(), k);
             lw.r = rng_vec(&mut seed, lw.r.len(), k);
             lw.b_w = rng_vec(&mut seed, lw.b_w.len(), k);
@@ -84,7 +88,9 @@ struct Row {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() -> Result<()> {
@@ -92,21 +98,44 @@ fn main() -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let sizes: Vec<usize> = arg(&args, "--sizes")
         .map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect())
-        .unwrap_or_else(|| if quick { vec![64, 256] } else { vec![64, 128, 256, 512, 1024] });
+        .unwrap_or_else(|| {
+            if quick {
+                vec![64, 256]
+            } else {
+                vec![64, 128, 256, 512, 1024]
+            }
+        });
     let cells: Vec<String> = arg(&args, "--cells")
         .map(|s| s.split(',').map(String::from).collect())
         .unwrap_or_else(|| vec!["lstm".into(), "gru".into()]);
     let modes: Vec<String> = arg(&args, "--modes")
         .map(|s| s.split(',').map(String::from).collect())
-        .unwrap_or_else(|| ["step", "seq", "chunk", "streams"].map(String::from).to_vec());
+        .unwrap_or_else(|| {
+            ["step", "seq", "chunk", "streams"]
+                .map(String::from)
+                .to_vec()
+        });
     let isas: Vec<Isa> = match arg(&args, "--isa") {
-        Some(s) => s.split(',').filter_map(Isa::from_name).filter(|i| i.is_supported()).collect(),
-        None => Isa::available().into_iter().filter(|&i| i != Isa::Scalar).collect(),
+        Some(s) => s
+            .split(',')
+            .filter_map(Isa::from_name)
+            .filter(|i| i.is_supported())
+            .collect(),
+        None => Isa::available()
+            .into_iter()
+            .filter(|&i| i != Isa::Scalar)
+            .collect(),
     };
     let json = arg(&args, "--json");
     let mut rows = Vec::new();
-    println!("rnncell {} bench: 1 thread, f32, I = H; µs per time step (streams: per call of 16)", env!("CARGO_PKG_VERSION"));
-    println!("{:<5} {:<8} {:>5} {:>5} {:<7} {:>10}", "cell", "mode", "H", "batch", "isa", "µs");
+    println!(
+        "rnncell {} bench: 1 thread, f32, I = H; µs per time step (streams: per call of 16)",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        "{:<5} {:<8} {:>5} {:>5} {:<7} {:>10}",
+        "cell", "mode", "H", "batch", "isa", "µs"
+    );
     for cell_name in &cells {
         let (cell_name, cell): (&'static str, CellKind) = match cell_name.as_str() {
             "lstm" => ("lstm", CellKind::lstm()),
@@ -143,7 +172,9 @@ fn main() -> Result<()> {
                                 let mut st = model.new_state();
                                 let x = rng_vec(&mut seed, k * h, 1.0);
                                 let mut y = vec![0.0; k * h];
-                                measure(k as f64, || model.step_chunk(&mut st, black_box(&x), &mut y).unwrap())
+                                measure(k as f64, || {
+                                    model.step_chunk(&mut st, black_box(&x), &mut y).unwrap()
+                                })
                             }
                             "seq" => {
                                 let t = 100;
@@ -152,25 +183,53 @@ fn main() -> Result<()> {
                                 let seq = Sequence::new(&x, t, batch);
                                 measure(t as f64, || {
                                     model
-                                        .run(&seq, &mut SequenceOutput { output: &mut y, h_n: None, c_n: None })
+                                        .run(
+                                            &seq,
+                                            &mut SequenceOutput {
+                                                output: &mut y,
+                                                h_n: None,
+                                                c_n: None,
+                                            },
+                                        )
                                         .unwrap()
                                 })
                             }
                             "streams" => {
-                                let mut states: Vec<State> = (0..batch).map(|_| model.new_state()).collect();
-                                let xs: Vec<Vec<f32>> = (0..batch).map(|_| rng_vec(&mut seed, h, 1.0)).collect();
+                                let mut states: Vec<State> =
+                                    (0..batch).map(|_| model.new_state()).collect();
+                                let xs: Vec<Vec<f32>> =
+                                    (0..batch).map(|_| rng_vec(&mut seed, h, 1.0)).collect();
                                 let mut ys: Vec<Vec<f32>> = vec![vec![0.0; h]; batch];
                                 measure(1.0, || {
                                     let mut st: Vec<&mut State> = states.iter_mut().collect();
                                     let x: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
-                                    let mut y: Vec<&mut [f32]> = ys.iter_mut().map(|v| v.as_mut_slice()).collect();
+                                    let mut y: Vec<&mut [f32]> =
+                                        ys.iter_mut().map(|v| v.as_mut_slice()).collect();
                                     model.step_many(&mut st, &x, &mut y).unwrap()
                                 })
                             }
                             _ => continue,
                         };
-                        println!("{cell_name:<5} {mode:<8} {h:>5} {batch:>5} {:<7} {us:>10.2}", isa.name());
-                        rows.push(Row { cell: cell_name, mode: if mode == "step" { "step" } else if mode == "seq" { "seq" } else if mode == "chunk" { "chunk" } else { "streams" }, h, batch, isa, us });
+                        println!(
+                            "{cell_name:<5} {mode:<8} {h:>5} {batch:>5} {:<7} {us:>10.2}",
+                            isa.name()
+                        );
+                        rows.push(Row {
+                            cell: cell_name,
+                            mode: if mode == "step" {
+                                "step"
+                            } else if mode == "seq" {
+                                "seq"
+                            } else if mode == "chunk" {
+                                "chunk"
+                            } else {
+                                "streams"
+                            },
+                            h,
+                            batch,
+                            isa,
+                            us,
+                        });
                     }
                 }
             }
@@ -186,7 +245,8 @@ fn main() -> Result<()> {
             .collect();
         let doc = serde_json::json!({"crate": "rnncell", "version": env!("CARGO_PKG_VERSION"),
             "threads": 1, "dtype": "f32", "results": v});
-        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).map_err(|e| Error::Io(e.to_string()))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap())
+            .map_err(|e| Error::Io(e.to_string()))?;
         println!("wrote {path}");
     }
     Ok(())

@@ -1010,11 +1010,13 @@ fn rename(e: Error, l: usize, sfx: &str) -> Error {
             expected,
             actual,
         } => Error::SizeMismatch {
-            what: format!("{}_l{l}{sfx}", what.trim_start_matches(&format!("layer {l} "))),
+            what: format!(
+                "{}_l{l}{sfx}",
+                what.trim_start_matches(&format!("layer {l} "))
+            ),
             expected,
             actual,
         },
         e => e,
     }
 }
-

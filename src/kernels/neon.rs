@@ -1,1 +1,413 @@
-//! AArch64 NEON implementation of [`Simd`] (to be written).
+//! AArch64 Advanced SIMD (NEON) implementation of [`Simd`] (4 lanes of
+//! `float32x4_t`). The entry points of the kernel table are generated from
+//! the token by `entries!` in `kernels/mod.rs`, with `#[target_feature(enable
+//! = "neon")]`, like the x86 ones.
+//!
+//! The token type can only be created through [`Neon::new`], which checks
+//! the CPU, so holding one proves the instructions exist; that is the
+//! argument of every `SAFETY` comment here. (NEON is part of the baseline
+//! of `aarch64-unknown-linux-gnu`, so the check always succeeds there; it
+//! keeps the module sound on AArch64 targets where it is optional.)
+//!
+//! How each operation keeps the [`Simd`] contract, and so the bit-identity
+//! with the scalar and x86 paths:
+//! - `add`/`sub`/`mul`/`div` are the IEEE operations (`fdiv` is exact;
+//!   the reciprocal estimates `frecpe`/`frecps` are never used);
+//! - `fma(a, b, c) = a·b + c` is `vfmaq_f32(c, a, b)` (`fmla`: the
+//!   accumulator comes first in the intrinsic), one rounding;
+//! - `max`/`min` are `fmax`/`fmin`, which return NaN when an operand is
+//!   NaN, as the contract requires for the data operand. Where they differ
+//!   from x86 `maxps(k, x)` / the scalar `x < k ? k : x` is outside the
+//!   contract: the sign of a zero when `k` and `x` are zeros of opposite
+//!   sign (`fmax(+0, −0) = +0`, x86 and scalar give `x`), and a signalling
+//!   NaN in `x`, which `fmax` returns quietened. The kernels never depend
+//!   on either: the clamps use `k ≠ 0` and `relu` adds `+0` afterwards,
+//!   which maps both zeros to `+0` (tested below).
+
+use std::arch::aarch64::*;
+
+use super::simd::Simd;
+
+/// Proof that NEON (Advanced SIMD with f32 `fma`/`fdiv`) is available.
+#[derive(Clone, Copy)]
+pub(crate) struct Neon(());
+
+impl Neon {
+    pub(crate) fn new() -> Option<Neon> {
+        std::arch::is_aarch64_feature_detected!("neon").then_some(Neon(()))
+    }
+}
+
+impl Simd for Neon {
+    type V = float32x4_t;
+    const LANES: usize = 4;
+    // 16 accumulators of the 32 q registers.
+    const GEMM_COLS: usize = 8;
+    #[inline(always)]
+    fn splat(self, v: f32) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available.
+        unsafe { vdupq_n_f32(v) }
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> float32x4_t {
+        assert!(s.len() >= 4);
+        // SAFETY: NEON is available (token) and s has at least 4 elements
+        // (checked above), so the 16-byte read is in bounds; `ld1` needs
+        // only the f32 alignment that the slice guarantees.
+        unsafe { vld1q_f32(s.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32], v: float32x4_t) {
+        assert!(s.len() >= 4);
+        // SAFETY: NEON is available and s has at least 4 elements (checked
+        // above), so the 16-byte write is in bounds of a unique borrow.
+        unsafe { vst1q_f32(s.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available.
+        unsafe { vaddq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available.
+        unsafe { vsubq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available.
+        unsafe { vmulq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn div(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available (`fdiv`, exact).
+        unsafe { vdivq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn fma(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available.
+        // vfmaq_f32(acc, x, y) = acc + x·y, so a·b + c is vfmaq_f32(c, a, b).
+        unsafe { vfmaq_f32(c, a, b) }
+    }
+    #[inline(always)]
+    fn max(self, k: float32x4_t, x: float32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available. `fmax` returns
+        // NaN when either operand is NaN (unlike `fmaxnm`).
+        unsafe { vmaxq_f32(k, x) }
+    }
+    #[inline(always)]
+    fn min(self, k: float32x4_t, x: float32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available. `fmin` returns
+        // NaN when either operand is NaN (unlike `fminnm`).
+        unsafe { vminq_f32(k, x) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every [`Simd`] operation of [`Neon`] against [`Scalar`], lane by
+    //! lane, on random bit patterns and special values; and the shared
+    //! activations over dense sweeps, bit for bit.
+
+    use super::*;
+    use crate::kernels::simd::{Scalar, relu, sigmoid, tanh};
+
+    /// splitmix64: a small, seeded, dependency-free generator.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        /// A mix of special values, any bit pattern, denormals and
+        /// moderate normal values.
+        fn f32(&mut self) -> f32 {
+            const SPECIAL: [u32; 16] = [
+                0x0000_0000, // +0
+                0x8000_0000, // -0
+                0x7f80_0000, // +inf
+                0xff80_0000, // -inf
+                0x7fc0_0000, // qNaN
+                0xffc0_1234, // negative qNaN with payload
+                0x7fa0_0001, // sNaN
+                0x0000_0001, // smallest denormal
+                0x807f_ffff, // largest negative denormal
+                0x0080_0000, // smallest normal
+                0x7f7f_ffff, // f32::MAX
+                0x3f80_0000, // 1
+                0xbf80_0000, // -1
+                0x40ff_f388, // TANH_CLAMP-ish
+                0x3f00_0000, // 0.5
+                0x4b00_0000, // 2^23
+            ];
+            let r = self.next();
+            let bits = (r >> 32) as u32;
+            match r % 8 {
+                0 => f32::from_bits(SPECIAL[(bits % 16) as usize]),
+                1 | 2 => f32::from_bits(bits),
+                3 => f32::from_bits(bits & 0x807f_ffff), // ±denormal or ±0
+                _ => (bits as i32 as f32) * (1.0 / 2.0f32.powi(28)), // |v| < 8
+            }
+        }
+        fn vec(&mut self) -> [f32; 4] {
+            [self.f32(), self.f32(), self.f32(), self.f32()]
+        }
+    }
+
+    fn quiet(v: f32) -> u32 {
+        if v.is_nan() {
+            v.to_bits() | 0x0040_0000
+        } else {
+            v.to_bits()
+        }
+    }
+
+    fn nan_count(ins: &[f32]) -> usize {
+        ins.iter().filter(|v| v.is_nan()).count()
+    }
+
+    /// Bit equality of the results `n` (NEON) and `s` (scalar) of one lane
+    /// whose inputs were `ins`. When the result is NaN: both must be NaN,
+    /// and if exactly one input was NaN, which is then propagated by IEEE
+    /// rules on both paths, the quietened payloads must match too. (With
+    /// several NaN inputs, which payload wins depends on the operand order
+    /// the compiler picks for commutative operations; no kernel relies on
+    /// it.)
+    fn check(op: &str, ins: &[f32], n: f32, s: f32) {
+        let ok = if s.is_nan() || n.is_nan() {
+            n.is_nan() && s.is_nan() && (nan_count(ins) != 1 || quiet(n) == quiet(s))
+        } else {
+            n.to_bits() == s.to_bits()
+        };
+        assert!(
+            ok,
+            "{op}{ins:?} (bits {:08x?}): neon {n:e} ({:08x}) vs scalar {s:e} ({:08x})",
+            ins.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            n.to_bits(),
+            s.to_bits()
+        );
+    }
+
+    fn to_arr(t: Neon, v: float32x4_t) -> [f32; 4] {
+        let mut o = [0.0f32; 4];
+        t.store(&mut o, v);
+        o
+    }
+
+    fn token() -> Neon {
+        Neon::new().expect("NEON missing on an aarch64 test machine")
+    }
+
+    #[test]
+    fn load_store_splat_roundtrip_bits() {
+        let t = token();
+        let mut r = Rng(1);
+        for _ in 0..10_000 {
+            let a = r.vec();
+            let mut buf = [0.0f32; 7];
+            buf[2..6].copy_from_slice(&a);
+            // Unaligned (offset 2) load and store.
+            let v = t.load(&buf[2..]);
+            let mut out = [1.0f32; 7];
+            t.store(&mut out[3..], v);
+            for i in 0..4 {
+                assert_eq!(out[3 + i].to_bits(), a[i].to_bits());
+                assert_eq!(to_arr(t, t.splat(a[i]))[i % 4].to_bits(), a[i].to_bits());
+            }
+            assert_eq!(out[0], 1.0);
+            assert_eq!(out[2], 1.0);
+        }
+    }
+
+    #[test]
+    fn arithmetic_matches_scalar_bit_for_bit() {
+        let t = token();
+        let s = Scalar;
+        let mut r = Rng(2);
+        for _ in 0..200_000 {
+            let (a, b, c) = (r.vec(), r.vec(), r.vec());
+            let (va, vb, vc) = (t.load(&a), t.load(&b), t.load(&c));
+            let add = to_arr(t, t.add(va, vb));
+            let sub = to_arr(t, t.sub(va, vb));
+            let mul = to_arr(t, t.mul(va, vb));
+            let div = to_arr(t, t.div(va, vb));
+            let fma = to_arr(t, t.fma(va, vb, vc));
+            for i in 0..4 {
+                let (x, y, z) = (a[i], b[i], c[i]);
+                check("add", &[x, y], add[i], s.add(x, y));
+                check("sub", &[x, y], sub[i], s.sub(x, y));
+                check("mul", &[x, y], mul[i], s.mul(x, y));
+                check("div", &[x, y], div[i], s.div(x, y));
+                check("fma", &[x, y, z], fma[i], s.fma(x, y, z));
+            }
+        }
+    }
+
+    #[test]
+    fn fma_is_fused_and_in_the_right_order() {
+        // a·b + c with one rounding: (1 + 2^-12)^2 - (1 + 2^-11) = 2^-24
+        // exactly, which an unfused multiply (rounding away the 2^-24)
+        // would return as 0.
+        let t = token();
+        let a = 1.0 + 2.0f32.powi(-12);
+        let c = -(1.0 + 2.0f32.powi(-11));
+        let v = to_arr(t, t.fma(t.splat(a), t.splat(a), t.splat(c)));
+        assert_eq!(v, [2.0f32.powi(-24); 4]);
+        // Argument order: 2·3 + 10, not 2 + 3·10 nor 10·2 + 3.
+        let v = to_arr(t, t.fma(t.splat(2.0), t.splat(3.0), t.splat(10.0)));
+        assert_eq!(v, [16.0; 4]);
+    }
+
+    #[test]
+    fn div_is_exact() {
+        // A reciprocal estimate (even refined) misses these correctly
+        // rounded quotients somewhere; fdiv must match scalar division.
+        let t = token();
+        let mut r = Rng(3);
+        for _ in 0..100_000 {
+            let a: [f32; 4] = std::array::from_fn(|_| (r.next() as u32 >> 8) as f32 + 1.0);
+            let b: [f32; 4] = std::array::from_fn(|_| (r.next() as u32 >> 9) as f32 + 3.0);
+            let q = to_arr(t, t.div(t.load(&a), t.load(&b)));
+            for i in 0..4 {
+                assert_eq!(q[i].to_bits(), (a[i] / b[i]).to_bits());
+            }
+        }
+        let q = to_arr(t, t.div(t.splat(1.0), t.splat(3.0)));
+        assert_eq!(q, [1.0f32 / 3.0; 4]);
+    }
+
+    #[test]
+    fn max_min_keep_the_contract() {
+        let t = token();
+        let s = Scalar;
+        let mut r = Rng(4);
+        // The constants the kernels clamp with, and random non-NaN ones.
+        let mut ks = vec![0.0f32, 7.998_811_7, -7.998_811_7, 1.0, -1.0, 50.0, -50.0];
+        while ks.len() < 64 {
+            let k = r.f32();
+            if !k.is_nan() {
+                ks.push(k);
+            }
+        }
+        for &k in &ks {
+            let vk = t.splat(k);
+            for _ in 0..5_000 {
+                let x = r.vec();
+                let vx = t.load(&x);
+                let mx = to_arr(t, t.max(vk, vx));
+                let mn = to_arr(t, t.min(vk, vx));
+                for i in 0..4 {
+                    let (sx, sn) = (s.max(k, x[i]), s.min(k, x[i]));
+                    if x[i] == 0.0 && k == 0.0 {
+                        // Opposite-signed zeros: the contract leaves the
+                        // sign open (fmax(+0, -0) = +0, scalar gives x).
+                        assert_eq!(mx[i], 0.0);
+                        assert_eq!(mn[i], 0.0);
+                        continue;
+                    }
+                    if x[i].is_nan() {
+                        // NaN in x gives NaN, its payload quietened.
+                        assert_eq!(quiet(mx[i]), quiet(x[i]), "max({k}, {:?})", x[i]);
+                        assert_eq!(quiet(mn[i]), quiet(x[i]), "min({k}, {:?})", x[i]);
+                        continue;
+                    }
+                    check("max", &[k, x[i]], mx[i], sx);
+                    check("min", &[k, x[i]], mn[i], sn);
+                }
+            }
+        }
+    }
+
+    /// Runs the NEON and scalar `f` over `xs` (any length) and compares.
+    fn compare_activation(
+        name: &str,
+        xs: &[f32],
+        fv: impl Fn(Neon, float32x4_t) -> float32x4_t,
+        fs: impl Fn(Scalar, f32) -> f32,
+    ) {
+        let t = token();
+        for chunk in xs.chunks(4) {
+            let mut buf = [0.5f32; 4];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            let out = to_arr(t, fv(t, t.load(&buf)));
+            for (i, &x) in chunk.iter().enumerate() {
+                check(name, &[x], out[i], fs(Scalar, x));
+            }
+        }
+    }
+
+    /// Every 2^9-th f32 bit pattern, offset so that the low bits vary
+    /// (all exponents, both signs, denormals, ±inf, NaNs), plus every f32
+    /// of [-10, 10] on a fine grid and the special values.
+    fn sweep() -> Vec<f32> {
+        let mut v: Vec<f32> = (0..1u32 << 23)
+            .map(|i| f32::from_bits((i << 9) | (i.wrapping_mul(0x9e37) & 0x1ff)))
+            .collect();
+        v.extend((-2_000_000..=2_000_000).map(|i| i as f32 * 5e-6));
+        v.extend([
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0x7fa0_0001),
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::from_bits(1),
+            f32::from_bits(0x8000_0001),
+            f32::MAX,
+            f32::MIN,
+            7.998_811_7,
+            -7.998_811_7,
+            15.997_623,
+            -15.997_623,
+        ]);
+        v
+    }
+
+    #[test]
+    fn activations_match_scalar_bit_for_bit() {
+        let xs = sweep();
+        compare_activation("tanh", &xs, tanh, tanh);
+        compare_activation("sigmoid", &xs, sigmoid, sigmoid);
+        compare_activation("relu", &xs, relu, relu);
+    }
+
+    #[test]
+    fn relu_canonicalises_zero_and_keeps_nan() {
+        let t = token();
+        let x = [-0.0f32, 0.0, f32::from_bits(0x8000_0001), f32::from_bits(1)];
+        let y = to_arr(t, relu(t, t.load(&x)));
+        assert_eq!(
+            y.map(f32::to_bits),
+            [0, 0, 0, 1],
+            "relu(-0) = relu(+0) = relu(-denormal) = +0"
+        );
+        let x = [f32::NAN, -f32::NAN, f32::NEG_INFINITY, f32::INFINITY];
+        let y = to_arr(t, relu(t, t.load(&x)));
+        assert!(y[0].is_nan() && y[1].is_nan());
+        assert_eq!(y[0].to_bits(), f32::NAN.to_bits());
+        assert_eq!(y[1].to_bits(), (-f32::NAN).to_bits());
+        assert_eq!(y[2].to_bits(), 0);
+        assert_eq!(y[3], f32::INFINITY);
+        // Scalar agrees on the same inputs.
+        for x in [-0.0f32, 0.0, f32::from_bits(0x8000_0001)] {
+            assert_eq!(relu(Scalar, x).to_bits(), 0);
+        }
+    }
+
+    #[test]
+    fn activations_propagate_nan_and_saturate() {
+        let t = token();
+        let x = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -f32::NAN];
+        let th = to_arr(t, tanh(t, t.load(&x)));
+        let sg = to_arr(t, sigmoid(t, t.load(&x)));
+        assert!(th[0].is_nan() && th[3].is_nan() && sg[0].is_nan() && sg[3].is_nan());
+        assert_eq!((th[1], th[2]), (tanh(Scalar, 8.0), -tanh(Scalar, 8.0)));
+        assert!((th[1] - 1.0).abs() < 5e-7 && (sg[1] - 1.0).abs() < 5e-7 && sg[2].abs() < 5e-7);
+    }
+}
