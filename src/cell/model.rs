@@ -11,6 +11,13 @@ use crate::pack::{LayerState, PackedLayer};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+// A model is shared across threads; a state moves between them.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Model>();
+    send_sync::<State>();
+};
+
 /// A recurrent network ready to run: weights packed once for one ISA,
 /// immutable, `Send + Sync`, shareable across threads (for example in an
 /// `Arc`). Each stream keeps its own [`State`].
