@@ -43,6 +43,12 @@ pub(crate) trait Simd: Copy {
     fn max(self, k: Self::V, x: Self::V) -> Self::V;
     /// min(k, x); NaN in `x` gives NaN. `k` must not be NaN.
     fn min(self, k: Self::V, x: Self::V) -> Self::V;
+    /// A hint to fetch the cache line holding `p` (any address; never
+    /// dereferenced, never faults).
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        let _ = p;
+    }
 }
 
 // Rational minimax approximation of tanh, odd degree 13 over even degree 6

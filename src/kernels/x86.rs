@@ -33,6 +33,12 @@ impl Avx512 {
 }
 
 impl Simd for Avx2 {
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        // SAFETY: prefetch is a hint: it never dereferences in the Rust
+        // sense and never faults, whatever the address; SSE is baseline.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
     type V = __m256;
     const LANES: usize = 8;
     // 12 accumulators + 2 weights + 1 broadcast of the 16 ymm registers.
@@ -96,6 +102,12 @@ impl Simd for Avx2 {
 }
 
 impl Simd for Avx512 {
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        // SAFETY: prefetch is a hint: it never dereferences in the Rust
+        // sense and never faults, whatever the address; SSE is baseline.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
     type V = __m512;
     const LANES: usize = 16;
     // 16 accumulators of the 32 zmm registers.
