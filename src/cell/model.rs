@@ -940,27 +940,24 @@ impl Model {
                 }
                 // 3. The recurrence, all rows still inside their length at once.
                 let time_of = |b: usize, i: usize| if reverse { lens[b] - 1 - i } else { i };
+                let mut active: Vec<usize> = Vec::with_capacity(b_len);
+                let mut ins: Vec<In<'_>> = Vec::with_capacity(b_len);
                 for i in 0..t_len {
-                    let active: Vec<usize> = (0..b_len).filter(|&b| i < lens[b]).collect();
+                    active.clear();
+                    active.extend((0..b_len).filter(|&b| i < lens[b]));
                     if active.is_empty() {
                         break;
                     }
-                    let mut st_refs: Vec<&mut LayerState> = Vec::with_capacity(active.len());
-                    {
-                        let mut it = sts.iter_mut().enumerate();
-                        for &b in &active {
-                            for (bb, st) in it.by_ref() {
-                                if bb == b {
-                                    st_refs.push(st);
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    let ins: Vec<In<'_>> = active
-                        .iter()
-                        .map(|&b| In::Pre(&pre[(b * t_len + time_of(b, i)) * pre_len..][..pre_len]))
+                    let mut st_refs: Vec<&mut LayerState> = sts
+                        .iter_mut()
+                        .enumerate()
+                        .filter(|(b, _)| i < lens[*b])
+                        .map(|(_, st)| st)
                         .collect();
+                    ins.clear();
+                    ins.extend(active.iter().map(|&b| {
+                        In::Pre(&pre[(b * t_len + time_of(b, i)) * pre_len..][..pre_len])
+                    }));
                     for (g_ins, g_sts) in ins.chunks(MAX_COLS).zip(st_refs.chunks_mut(MAX_COLS)) {
                         if g_sts.len() == 1 {
                             step(pl, g_ins[0], g_sts[0]);
