@@ -4,18 +4,9 @@
 
 use rnncell::*;
 
-struct Rng(u64);
-impl Rng {
-    fn f32(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.f32() * scale).collect()
-    }
-}
+mod common;
+
+use common::DataRng;
 
 fn cells() -> Vec<CellKind> {
     vec![
@@ -48,47 +39,19 @@ fn cells() -> Vec<CellKind> {
     ]
 }
 
-fn weights(spec: &ModelSpec, rng: &mut Rng) -> Vec<LayerWeights> {
-    let g = spec.cell.gates();
-    let h = spec.hidden_size;
-    let s = 1.5 / (h as f32).sqrt();
-    let mut out = Vec::new();
-    for l in 0..spec.num_layers {
-        for _ in 0..spec.directions() {
-            let mut lw = LayerWeights::zeros(g, h, spec.layer_input_size(l), spec.state_size());
-            lw.w = rng.vec(lw.w.len(), s);
-            lw.r = rng.vec(lw.r.len(), s);
-            lw.b_w = rng.vec(lw.b_w.len(), s);
-            lw.b_r = rng.vec(lw.b_r.len(), s);
-            if let CellKind::Lstm(o) = spec.cell {
-                if o.peephole {
-                    lw.peephole = rng.vec(3 * h, s);
-                }
-                if o.proj_size > 0 {
-                    lw.proj = rng.vec(o.proj_size * h, s);
-                    if o.proj_bias {
-                        lw.proj_bias = rng.vec(o.proj_size, s);
-                    }
-                }
-            }
-            out.push(lw);
-        }
-    }
-    out
-}
-
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
 #[test]
 fn many_chunk_and_batch_match_step() {
-    let mut rng = Rng(0x9e3779b97f4a7c15);
-    for isa in Isa::available() {
+    let mut rng = DataRng::new(0x9e3779b97f4a7c15);
+    for isa in common::isas() {
         for cell in cells() {
             for &(i, h, layers) in &[(3, 5, 2), (17, 33, 1), (8, 16, 1), (40, 67, 2)] {
                 let spec = ModelSpec::new(cell, i, h).layers(layers);
-                let w = weights(&spec, &mut rng);
+                let w =
+                    common::random_weights_scaled(&spec, rng.next_u64(), 1.5 / (h as f32).sqrt());
                 let model = Model::with_isa(spec, &w, isa).unwrap();
                 let hr = spec.state_size();
                 let (n, t_len) = (19, 7);
