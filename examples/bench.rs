@@ -6,6 +6,7 @@
 //! cargo run --release --example bench -- --quick           # H = 64, 256 only
 //! cargo run --release --example bench -- --json out.json   # also write JSON
 //! cargo run --release --example bench -- --sizes 64,128 --cells lstm --modes step,seq --isa avx2
+//! cargo run --release --example bench -- --modes seq --batches 1     # seq with batch 1 only
 //! ```
 //!
 //! Modes (the peers' method, ../shared/peers/README.md):
@@ -126,6 +127,8 @@ fn main() -> Result<()> {
             .filter(|&i| i != Isa::Scalar)
             .collect(),
     };
+    let batches: Option<Vec<usize>> =
+        arg(&args, "--batches").map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect());
     let json = arg(&args, "--json");
     let mut rows = Vec::new();
     println!(
@@ -160,6 +163,9 @@ fn main() -> Result<()> {
                         _ => &[],
                     };
                     for &batch in cases {
+                        if mode == "seq" && batches.as_ref().is_some_and(|b| !b.contains(&batch)) {
+                            continue;
+                        }
                         let us = match mode.as_str() {
                             "step" => {
                                 let mut st = model.new_state();

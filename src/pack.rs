@@ -268,6 +268,10 @@ pub(crate) struct LayerState {
     pub s2: Buf,
     /// One panel's gate accumulators, parked by the multi-column kernel.
     pub tile: Buf,
+    /// Scan the panels backwards on the next step. The direction alternates
+    /// every step so that the panels read last (still in cache) are read
+    /// first; it never changes a result (panels are independent rows).
+    pub flip: bool,
 }
 
 impl LayerState {
@@ -282,6 +286,7 @@ impl LayerState {
             s1: AVec::new(64),
             s2: AVec::new(64),
             tile: AVec::new(64),
+            flip: false,
         }
     }
 
@@ -301,6 +306,7 @@ impl LayerState {
             s1: zeros(s12),
             s2: zeros(s12),
             tile: zeros(STATE_PAD),
+            flip: false,
         }
     }
 }

@@ -49,6 +49,12 @@ pub(crate) trait Simd: Copy {
     fn prefetch(self, p: *const f32) {
         let _ = p;
     }
+    /// Like [`Simd::prefetch`], but into L2 only (for data needed a few
+    /// thousand cycles later, which must not evict the L1 working set).
+    #[inline(always)]
+    fn prefetch_l2(self, p: *const f32) {
+        let _ = p;
+    }
 }
 
 // Rational minimax approximation of tanh, odd degree 13 over even degree 6

@@ -39,6 +39,11 @@ impl Simd for Avx2 {
         // sense and never faults, whatever the address; SSE is baseline.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
     }
+    #[inline(always)]
+    fn prefetch_l2(self, p: *const f32) {
+        // SAFETY: as for `prefetch`: a hint that never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+    }
     type V = __m256;
     const LANES: usize = 8;
     // 12 accumulators + 2 weights + 1 broadcast of the 16 ymm registers.
@@ -107,6 +112,11 @@ impl Simd for Avx512 {
         // SAFETY: prefetch is a hint: it never dereferences in the Rust
         // sense and never faults, whatever the address; SSE is baseline.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
+    #[inline(always)]
+    fn prefetch_l2(self, p: *const f32) {
+        // SAFETY: as for `prefetch`: a hint that never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
     }
     type V = __m512;
     const LANES: usize = 16;
