@@ -100,6 +100,11 @@ fn mac<S: Simd, const NV: usize, const PREF: bool>(
     v: &[f32],
 ) {
     let l = S::LANES;
+    let map = |i: usize| if i < split { i } else { dst + i - split };
+    // The run-time index map is applied outside the loop only: indexed by
+    // it inside, the accumulators lived on the stack (a store-to-load
+    // round trip per FMA; GRU's h part, nv = 6).
+    let mut a: [S::V; NV] = core::array::from_fn(|i| acc[map(i)]);
     for (blk, &vk) in panel.chunks_exact(NV * l).zip(v) {
         let b = s.splat(vk);
         if PREF {
@@ -109,10 +114,12 @@ fn mac<S: Simd, const NV: usize, const PREF: bool>(
                 o += 16;
             }
         }
-        for i in 0..NV {
-            let a = if i < split { i } else { dst + i - split };
-            acc[a] = s.fma(s.load(&blk[i * l..]), b, acc[a]);
+        for (i, ai) in a.iter_mut().enumerate() {
+            *ai = s.fma(s.load(&blk[i * l..]), b, *ai);
         }
+    }
+    for (i, ai) in a.into_iter().enumerate() {
+        acc[map(i)] = ai;
     }
 }
 
