@@ -119,7 +119,7 @@ fn pack_panels(
             }
         }
     }
-    AVec::from_slice(64, &out)
+    crate::kernels::pages::weights_buf(&out)
 }
 
 fn padded(v: impl IntoIterator<Item = f32>, len: usize) -> Buf {
