@@ -35,6 +35,11 @@ const M: usize = 2;
 /// k-chunk of the multi-column kernel: a chunk of a panel (≤ 16 KiB with
 /// AVX2, 32 KiB with AVX-512) stays in L1 while every column group reuses it.
 const KC: usize = 64;
+/// k-chunk of the input projection: there every column's tile lives in
+/// the (large) pre-activation buffer, so fewer, longer chunks save its
+/// traffic; the panel chunk (≤ 64 KiB with AVX2) is read from L2, which
+/// keeps up since each weight vector feeds `GEMM_COLS` FMAs.
+const KP: usize = 256;
 /// Most columns one multi-column call takes (callers split larger sets).
 pub(crate) const MAX_COLS: usize = 24;
 
@@ -488,6 +493,7 @@ fn gemm_chunk<S: Simd>(
 type BlockArgs<'a> = (&'a [f32], usize, usize, usize, usize, usize);
 
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // `j` indexes NC column slices at once
 fn gemm_block<S: Simd, const NC: usize, const PF: bool>(
     s: S,
     (panel, nv, split, dst, k0, k1): BlockArgs<'_>,
@@ -513,23 +519,28 @@ fn gemm_block<S: Simd, const NC: usize, const PF: bool>(
             a0[c] = s.load(&tiles[c][t0..]);
             a1[c] = s.load(&tiles[c][t1..]);
         }
-        for (j, w) in pan.chunks_exact(blk).enumerate() {
+        // An explicit offset, not `chunks_exact(blk)`: with a run-time
+        // `blk` that costs a 64-bit division per call.
+        let pw = &pan[vg * l..];
+        let mut o = 0;
+        for j in 0..n {
             if PF {
                 // The same two vectors, one chunk ahead (a hint: never
                 // faults, even past the end of the weights).
-                let mut o = 0;
-                while o < 2 * l {
-                    s.prefetch_l2(w.as_ptr().wrapping_add(KC * blk + vg * l + o));
-                    o += 16;
+                let mut d = 0;
+                while d < 2 * l {
+                    s.prefetch_l2(pw.as_ptr().wrapping_add(o + KC * blk + d));
+                    d += 16;
                 }
             }
-            let w0 = s.load(&w[vg * l..]);
-            let w1 = s.load(&w[(vg + 1) * l..]);
+            let w0 = s.load(&pw[o..]);
+            let w1 = s.load(&pw[o + l..]);
             for c in 0..NC {
                 let b = s.splat(xs[c][j]);
                 a0[c] = s.fma(w0, b, a0[c]);
                 a1[c] = s.fma(w1, b, a1[c]);
             }
+            o += blk;
         }
         for c in 0..NC {
             s.store(&mut tiles[c][t0..], a0[c]);
@@ -560,7 +571,7 @@ pub(crate) fn input_proj<S: Simd>(s: S, pl: &PackedLayer, xs: &[&[f32]], out: &m
         let panel = &pl.wx[p * xw..(p + 1) * xw];
         let mut k0 = 0;
         while k0 < pl.input {
-            let k1 = (k0 + KC).min(pl.input);
+            let k1 = (k0 + KP).min(pl.input);
             let mut c0 = 0;
             while c0 < xs.len() {
                 let c1 = (c0 + MAX_COLS).min(xs.len());
