@@ -89,9 +89,6 @@ pub(crate) struct PackedLayer {
     pub proj: Buf,
     /// Projection bias, padded (zeros if none).
     pub proj_bias: Buf,
-    /// Software-prefetch the weights (layers too big for any cache level
-    /// to hold between steps; see `body::PF`).
-    pub prefetch: bool,
 }
 
 /// Packs `gates` gates of `rows_per_gate` rows each, `k` columns, into
@@ -179,7 +176,6 @@ impl PackedLayer {
             peep: empty(),
             proj: empty(),
             proj_bias: empty(),
-            prefetch: false,
         };
         match spec.cell {
             CellKind::Lstm(o) => {
@@ -240,7 +236,6 @@ impl PackedLayer {
                 pl.bias = padded((0..h).map(|j| bsum(0, j)), round_up(h, u1));
             }
         }
-        pl.prefetch = pl.weight_bytes() >= 12 << 20;
         pl
     }
 

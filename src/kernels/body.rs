@@ -24,12 +24,10 @@ use crate::pack::{LayerState, Op, PackedLayer};
 /// Accumulators per panel: 8 independent FMA chains hide the FMA latency
 /// while the weights stream from cache.
 pub(crate) const NACC: usize = 8;
-/// Prefetch distance of the streaming GEMV, in floats (4 KiB ahead).
-/// PERF: software prefetch pays only when the weights stream from DRAM
-/// (H = 1024 on a Zen 3: LSTM seq 1.8–2.2 ms → 1.0–1.3 ms per step, step
-/// 3.6–4.2 → 3.1–3.7 ms); from L2/L3 it was noise or a loss, so
-/// `PackedLayer::prefetch` enables it only for layers of ≥ 12 MiB.
-const PF: usize = 1024;
+// PERF: no software prefetch in the streaming GEMV. With the weights on
+// huge pages (kernels/pages.rs) the hardware prefetchers do better: a
+// prefetch 2–8 KiB ahead cost 10–40 % at every H on a Zen 3 (LSTM step
+// H = 1024 2.0 → 2.4–2.7 ms, H = 256 29 → 44 µs; best of 4 interleaved).
 /// Vectors per gate in a multi-gate panel.
 const M: usize = 2;
 /// k-chunk of the multi-column kernel: a chunk of a panel (≤ 16 KiB with
@@ -93,10 +91,9 @@ pub(crate) fn pre_len(pl: &PackedLayer, lanes: usize) -> usize {
     geo(pl).panels * NACC * lanes
 }
 
-/// acc[map(i)] += panel[k][i] · v[k] for every k, `NV` vectors per k;
-/// with `PREF`, each cache line is prefetched `PF` floats ahead.
+/// acc[map(i)] += panel[k][i] · v[k] for every k, `NV` vectors per k.
 #[inline(always)]
-fn mac<S: Simd, const NV: usize, const PREF: bool>(
+fn mac<S: Simd, const NV: usize>(
     s: S,
     acc: &mut [S::V; NACC],
     split: usize,
@@ -112,13 +109,6 @@ fn mac<S: Simd, const NV: usize, const PREF: bool>(
     let mut a: [S::V; NV] = core::array::from_fn(|i| acc[map(i)]);
     for (blk, &vk) in panel.chunks_exact(NV * l).zip(v) {
         let b = s.splat(vk);
-        if PREF {
-            let mut o = 0;
-            while o < NV * l {
-                s.prefetch(blk.as_ptr().wrapping_add(PF + o));
-                o += 16;
-            }
-        }
         for (i, ai) in a.iter_mut().enumerate() {
             *ai = s.fma(s.load(&blk[i * l..]), b, *ai);
         }
@@ -129,28 +119,16 @@ fn mac<S: Simd, const NV: usize, const PREF: bool>(
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn mac_dyn<S: Simd>(
-    s: S,
-    acc: &mut [S::V; NACC],
-    g: &Geo,
-    x: bool,
-    pref: bool,
-    panel: &[f32],
-    v: &[f32],
-) {
+fn mac_dyn<S: Simd>(s: S, acc: &mut [S::V; NACC], g: &Geo, x: bool, panel: &[f32], v: &[f32]) {
     let (nv, split, dst) = if x {
         (g.nv_x, NACC, NACC)
     } else {
         (g.nv_h, g.split, g.dst)
     };
-    match (nv, pref) {
-        (8, false) => mac::<S, 8, false>(s, acc, split, dst, panel, v),
-        (6, false) => mac::<S, 6, false>(s, acc, split, dst, panel, v),
-        (_, false) => mac::<S, 4, false>(s, acc, split, dst, panel, v),
-        (8, true) => mac::<S, 8, true>(s, acc, split, dst, panel, v),
-        (6, true) => mac::<S, 6, true>(s, acc, split, dst, panel, v),
-        (_, true) => mac::<S, 4, true>(s, acc, split, dst, panel, v),
+    match nv {
+        8 => mac::<S, 8>(s, acc, split, dst, panel, v),
+        6 => mac::<S, 6>(s, acc, split, dst, panel, v),
+        _ => mac::<S, 4>(s, acc, split, dst, panel, v),
     }
 }
 
@@ -351,7 +329,6 @@ pub(crate) fn layer_step<S: Simd>(s: S, pl: &PackedLayer, input: In<'_>, st: &mu
                     &mut acc,
                     &g,
                     true,
-                    pl.prefetch,
                     &pl.wx[p * xw..(p + 1) * xw],
                     &x[..pl.input],
                 );
@@ -364,7 +341,6 @@ pub(crate) fn layer_step<S: Simd>(s: S, pl: &PackedLayer, input: In<'_>, st: &mu
             &mut acc,
             &g,
             false,
-            pl.prefetch,
             &pl.wh[p * hw..(p + 1) * hw],
             &st.h[..pl.hr],
         );
@@ -404,11 +380,7 @@ fn single_gate<S: Simd>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Phase2,
             Phase2::Gru => &st.s2[..k],
             Phase2::Proj => &st.s0[..k],
         };
-        if pl.prefetch {
-            mac::<S, 8, true>(s, &mut acc, NACC, NACC, &w[p * pw..(p + 1) * pw], v);
-        } else {
-            mac::<S, 8, false>(s, &mut acc, NACC, NACC, &w[p * pw..(p + 1) * pw], v);
-        }
+        mac::<S, 8>(s, &mut acc, NACC, NACC, &w[p * pw..(p + 1) * pw], v);
         match ph {
             Phase2::Gru => epi_gru_rb2(s, pl, p, &acc, st),
             Phase2::Proj => epi_proj(s, pl, p, &acc, st),

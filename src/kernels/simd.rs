@@ -43,14 +43,9 @@ pub(crate) trait Simd: Copy {
     fn max(self, k: Self::V, x: Self::V) -> Self::V;
     /// min(k, x); NaN in `x` gives NaN. `k` must not be NaN.
     fn min(self, k: Self::V, x: Self::V) -> Self::V;
-    /// A hint to fetch the cache line holding `p` (any address; never
-    /// dereferenced, never faults).
-    #[inline(always)]
-    fn prefetch(self, p: *const f32) {
-        let _ = p;
-    }
-    /// Like [`Simd::prefetch`], but into L2 only (for data needed a few
-    /// thousand cycles later, which must not evict the L1 working set).
+    /// A hint to fetch the cache line holding `p` into L2 (any address;
+    /// never dereferenced, never faults). For data needed a few thousand
+    /// cycles later, which must not evict the L1 working set.
     #[inline(always)]
     fn prefetch_l2(self, p: *const f32) {
         let _ = p;

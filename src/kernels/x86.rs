@@ -34,14 +34,9 @@ impl Avx512 {
 
 impl Simd for Avx2 {
     #[inline(always)]
-    fn prefetch(self, p: *const f32) {
+    fn prefetch_l2(self, p: *const f32) {
         // SAFETY: prefetch is a hint: it never dereferences in the Rust
         // sense and never faults, whatever the address; SSE is baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
-    }
-    #[inline(always)]
-    fn prefetch_l2(self, p: *const f32) {
-        // SAFETY: as for `prefetch`: a hint that never faults.
         unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
     }
     type V = __m256;
@@ -108,14 +103,9 @@ impl Simd for Avx2 {
 
 impl Simd for Avx512 {
     #[inline(always)]
-    fn prefetch(self, p: *const f32) {
+    fn prefetch_l2(self, p: *const f32) {
         // SAFETY: prefetch is a hint: it never dereferences in the Rust
         // sense and never faults, whatever the address; SSE is baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
-    }
-    #[inline(always)]
-    fn prefetch_l2(self, p: *const f32) {
-        // SAFETY: as for `prefetch`: a hint that never faults.
         unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
     }
     type V = __m512;
