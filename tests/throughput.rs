@@ -48,7 +48,13 @@ fn many_chunk_and_batch_match_step() {
     let mut rng = DataRng::new(0x9e3779b97f4a7c15);
     for isa in common::isas() {
         for cell in cells() {
-            for &(i, h, layers) in &[(3, 5, 2), (17, 33, 1), (8, 16, 1), (40, 67, 2)] {
+            for &(i, h, layers) in &[
+                (3, 5, 2),
+                (17, 33, 1),
+                (8, 16, 1),
+                (40, 67, 2),
+                (300, 20, 1),
+            ] {
                 let spec = ModelSpec::new(cell, i, h).layers(layers);
                 let w =
                     common::random_weights_scaled(&spec, rng.next_u64(), 1.5 / (h as f32).sqrt());
