@@ -136,6 +136,34 @@ fn every_variant_every_shape_matches_oracle() {
     println!("{report}");
 }
 
+/// `Model::run` projects the input in blocks of ~256 columns (steps ×
+/// batch rows): 80 steps of 7 rows take 3 blocks, here with per-row lengths
+/// (rows ending inside and at block edges), both directions and both
+/// layouts.
+#[test]
+fn every_variant_across_run_blocks() {
+    let configs = [
+        (Direction::Bidirectional, MergeMode::Concat, true),
+        (Direction::Reverse, MergeMode::Concat, false),
+    ];
+    for (vi, (_, cell)) in all_variants(5).into_iter().enumerate() {
+        for (ci, &(dir, merge, batch_major)) in configs.iter().enumerate() {
+            let s = Setup {
+                spec: ModelSpec::new(cell, 6, 9)
+                    .layers(2)
+                    .direction(dir)
+                    .merge(merge),
+                steps: 80,
+                batch: 7,
+                batch_major,
+                lens: true,
+                init: true,
+            };
+            check_run(&s, 9000 + (vi * 10 + ci) as u64);
+        }
+    }
+}
+
 #[test]
 fn every_variant_1000_steps() {
     let t0 = std::time::Instant::now();

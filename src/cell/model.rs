@@ -9,6 +9,10 @@ use crate::isa::Isa;
 use crate::kernels::{In, Kernels, MAX_COLS, body};
 use crate::pack::{LayerState, PackedLayer};
 
+/// Columns (time steps × batch rows) of one input-projection GEMM in
+/// [`Model::run`]; the pre-activation buffer holds this many columns.
+const RUN_BLOCK_COLS: usize = 256;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 // A model is shared across threads; a state moves between them.
@@ -878,33 +882,44 @@ impl Model {
         let lens: Vec<usize> = (0..b_len)
             .map(|b| seq.seq_lens.map_or(t_len, |l| l[b]))
             .collect();
-        // Internal layout: batch-major [B][T][features].
-        let i_sz = sp.input_size;
-        let mut cur: Vec<f32> = vec![0.0; b_len * t_len * i_sz];
-        for b in 0..b_len {
-            for t in 0..t_len {
-                let src = if seq.batch_major {
-                    b * t_len + t
-                } else {
-                    t * b_len + b
-                };
-                cur[(b * t_len + t) * i_sz..][..i_sz]
-                    .copy_from_slice(&seq.input[src * i_sz..][..i_sz]);
+        // Rows of the caller's input and output buffers.
+        let row = |b: usize, t: usize| {
+            if seq.batch_major {
+                b * t_len + t
+            } else {
+                t * b_len + b
             }
-        }
+        };
+        let i_sz = sp.input_size;
+        // The recurrence runs in blocks of `tb` iterations; each block's input
+        // projection is one GEMM of up to `tb · B` columns. Blocks bound the
+        // pre-activation buffer (and keep it in cache) however long the
+        // sequence; at ≥ RUN_BLOCK_COLS columns each GEMM still reads each
+        // weight panel once for many columns.
+        let tb = RUN_BLOCK_COLS.div_ceil(b_len).min(t_len);
         let pre_len = self.pre_len();
-        let mut pre: Vec<f32> = vec![0.0; b_len * t_len * pre_len];
+        let mut pre: Vec<f32> = vec![0.0; tb * b_len * pre_len];
         let mut sts: Vec<LayerState> = (0..b_len).map(|_| LayerState::new(sp)).collect();
         let (step, cols, proj) = (
             self.kernels.layer_step,
             self.kernels.layer_step_cols,
             self.kernels.input_proj,
         );
+        // Outputs of the previous and the current layer (internal layout
+        // [B][T][out_sz]); the last layer writes straight into `out.output`.
+        let mut cur: Vec<f32> = Vec::new();
         let mut next: Vec<f32> = Vec::new();
+        let mut active: Vec<usize> = Vec::with_capacity(b_len);
         for l in 0..sp.num_layers {
+            let last = l + 1 == sp.num_layers;
             let in_sz = sp.layer_input_size(l);
-            next.clear();
-            next.resize(b_len * t_len * out_sz, 0.0);
+            // Outputs past a sequence's end stay zero.
+            if last {
+                out.output.fill(0.0);
+            } else {
+                next.clear();
+                next.resize(b_len * t_len * out_sz, 0.0);
+            }
             for dir in 0..d {
                 let pl = &self.layers[l * d + dir];
                 let reverse = sp.direction == Direction::Reverse || dir == 1;
@@ -914,20 +929,7 @@ impl Model {
                     0
                 };
                 let sidx = l * d + dir;
-                // 1. Input projection of every valid (b, t): one GEMM.
-                {
-                    let mut xs: Vec<&[f32]> = Vec::with_capacity(b_len * t_len);
-                    let mut outs: Vec<&mut [f32]> = Vec::with_capacity(b_len * t_len);
-                    for (bt, o) in pre.chunks_mut(pre_len).enumerate() {
-                        let (b, t) = (bt / t_len, bt % t_len);
-                        if t < lens[b] {
-                            xs.push(&cur[bt * in_sz..][..in_sz]);
-                            outs.push(o);
-                        }
-                    }
-                    proj(pl, &xs, &mut outs);
-                }
-                // 2. Initial states.
+                // Initial states.
                 for (b, st) in sts.iter_mut().enumerate() {
                     st.h.fill(0.0);
                     st.c.fill(0.0);
@@ -938,47 +940,75 @@ impl Model {
                         st.c[..h].copy_from_slice(&c0[(sidx * b_len + b) * h..][..h]);
                     }
                 }
-                // 3. The recurrence, all rows still inside their length at once.
                 let time_of = |b: usize, i: usize| if reverse { lens[b] - 1 - i } else { i };
-                let mut active: Vec<usize> = Vec::with_capacity(b_len);
-                let mut ins: Vec<In<'_>> = Vec::with_capacity(b_len);
-                for i in 0..t_len {
-                    active.clear();
-                    active.extend((0..b_len).filter(|&b| i < lens[b]));
-                    if active.is_empty() {
-                        break;
-                    }
-                    let mut st_refs: Vec<&mut LayerState> = sts
-                        .iter_mut()
-                        .enumerate()
-                        .filter(|(b, _)| i < lens[*b])
-                        .map(|(_, st)| st)
-                        .collect();
-                    ins.clear();
-                    ins.extend(active.iter().map(|&b| {
-                        In::Pre(&pre[(b * t_len + time_of(b, i)) * pre_len..][..pre_len])
-                    }));
-                    for (g_ins, g_sts) in ins.chunks(MAX_COLS).zip(st_refs.chunks_mut(MAX_COLS)) {
-                        if g_sts.len() == 1 {
-                            step(pl, g_ins[0], g_sts[0]);
-                        } else {
-                            cols(pl, g_ins, g_sts);
-                        }
-                    }
-                    for (&b, st) in active.iter().zip(st_refs.iter_mut()) {
-                        std::mem::swap(&mut st.h, &mut st.h_next);
-                        let t = time_of(b, i);
-                        let dst = &mut next[(b * t_len + t) * out_sz + col..][..hr];
-                        if dir == 1 && sp.merge == MergeMode::Sum {
-                            for (o, v) in dst.iter_mut().zip(&st.h[..hr]) {
-                                *o += v;
+                let mut i0 = 0;
+                while i0 < t_len && lens.iter().any(|&n| n > i0) {
+                    let i1 = (i0 + tb).min(t_len);
+                    // 1. Input projection of every valid (b, i) of the block:
+                    //    one GEMM; column (i − i0)·B + b.
+                    {
+                        let mut xs: Vec<&[f32]> = Vec::with_capacity(tb * b_len);
+                        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(tb * b_len);
+                        for (slot, o) in pre.chunks_mut(pre_len).take((i1 - i0) * b_len).enumerate()
+                        {
+                            let (i, b) = (i0 + slot / b_len, slot % b_len);
+                            if i < lens[b] {
+                                let t = time_of(b, i);
+                                xs.push(if l == 0 {
+                                    &seq.input[row(b, t) * i_sz..][..i_sz]
+                                } else {
+                                    &cur[(b * t_len + t) * in_sz..][..in_sz]
+                                });
+                                outs.push(o);
                             }
-                        } else {
-                            dst.copy_from_slice(&st.h[..hr]);
+                        }
+                        proj(pl, &xs, &mut outs);
+                    }
+                    // 2. The recurrence, all rows still inside their length at once.
+                    for i in i0..i1 {
+                        active.clear();
+                        active.extend((0..b_len).filter(|&b| i < lens[b]));
+                        if active.is_empty() {
+                            break;
+                        }
+                        let mut st_refs: Vec<&mut LayerState> = sts
+                            .iter_mut()
+                            .enumerate()
+                            .filter(|(b, _)| i < lens[*b])
+                            .map(|(_, st)| st)
+                            .collect();
+                        let ins: Vec<In<'_>> = active
+                            .iter()
+                            .map(|&b| In::Pre(&pre[((i - i0) * b_len + b) * pre_len..][..pre_len]))
+                            .collect();
+                        for (g_ins, g_sts) in ins.chunks(MAX_COLS).zip(st_refs.chunks_mut(MAX_COLS))
+                        {
+                            if g_sts.len() == 1 {
+                                step(pl, g_ins[0], g_sts[0]);
+                            } else {
+                                cols(pl, g_ins, g_sts);
+                            }
+                        }
+                        for (&b, st) in active.iter().zip(st_refs.iter_mut()) {
+                            std::mem::swap(&mut st.h, &mut st.h_next);
+                            let t = time_of(b, i);
+                            let dst = if last {
+                                &mut out.output[row(b, t) * out_sz + col..][..hr]
+                            } else {
+                                &mut next[(b * t_len + t) * out_sz + col..][..hr]
+                            };
+                            if dir == 1 && sp.merge == MergeMode::Sum {
+                                for (o, v) in dst.iter_mut().zip(&st.h[..hr]) {
+                                    *o += v;
+                                }
+                            } else {
+                                dst.copy_from_slice(&st.h[..hr]);
+                            }
                         }
                     }
+                    i0 = i1;
                 }
-                // 4. Final states.
+                // Final states.
                 for (b, st) in sts.iter().enumerate() {
                     if let Some(hn) = out.h_n.as_deref_mut() {
                         hn[(sidx * b_len + b) * hr..][..hr].copy_from_slice(&st.h[..hr]);
@@ -989,17 +1019,6 @@ impl Model {
                 }
             }
             std::mem::swap(&mut cur, &mut next);
-        }
-        for b in 0..b_len {
-            for t in 0..t_len {
-                let dst = if seq.batch_major {
-                    b * t_len + t
-                } else {
-                    t * b_len + b
-                };
-                out.output[dst * out_sz..][..out_sz]
-                    .copy_from_slice(&cur[(b * t_len + t) * out_sz..][..out_sz]);
-            }
         }
         Ok(())
     }
