@@ -813,9 +813,12 @@ impl Model {
 
     /// Runs a batch of whole sequences through every layer and direction
     /// (see [`Sequence`] and [`SequenceOutput`] for shapes and semantics).
-    /// For each layer and direction, the input projection of all steps and
-    /// batch rows is one GEMM; the recurrence then advances all batch rows
-    /// together (a small GEMM over the rows still inside their length).
+    /// For each layer and direction, time is taken in blocks of about 256
+    /// columns (steps × batch rows; all T steps when B = 1 and T ≤ 256): the
+    /// input projection of a block is one GEMM, then the recurrence advances
+    /// all batch rows together through the block (a small GEMM over the rows
+    /// still inside their length). Scratch memory is therefore bounded by
+    /// the block, not by T; the call allocates it (unlike [`Model::step`]).
     /// Each stream's result is bit-identical to stepping it alone.
     ///
     /// ```
