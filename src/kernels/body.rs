@@ -433,47 +433,63 @@ fn gemm_chunk<S: Simd>(
     tiles: &mut [&mut [f32]],
     pf: bool,
 ) {
+    let a = (panel, split, dst, k0, k1);
+    match nv {
+        8 => gemm_chunk_nv::<S, 8>(s, a, inputs, tiles, pf),
+        6 => gemm_chunk_nv::<S, 6>(s, a, inputs, tiles, pf),
+        _ => gemm_chunk_nv::<S, 4>(s, a, inputs, tiles, pf),
+    }
+}
+
+/// [`gemm_chunk`] for `NV` vectors per k: with the row width a constant the
+/// micro-kernel needs no division and no bounds check per k.
+#[inline(always)]
+fn gemm_chunk_nv<S: Simd, const NV: usize>(
+    s: S,
+    a: BlockArgs<'_>,
+    inputs: &[&[f32]],
+    tiles: &mut [&mut [f32]],
+    pf: bool,
+) {
     let ncols = inputs.len();
     let mut c0 = 0;
     while c0 < ncols {
         let nc = (ncols - c0).min(S::GEMM_COLS);
         let (ins, ts) = (&inputs[c0..c0 + nc], &mut tiles[c0..c0 + nc]);
-        let a = (panel, nv, split, dst, k0, k1);
         match (nc, pf && c0 == 0) {
-            (8, false) => gemm_block::<S, 8, false>(s, a, ins, ts),
-            (7, false) => gemm_block::<S, 7, false>(s, a, ins, ts),
-            (6, false) => gemm_block::<S, 6, false>(s, a, ins, ts),
-            (5, false) => gemm_block::<S, 5, false>(s, a, ins, ts),
-            (4, false) => gemm_block::<S, 4, false>(s, a, ins, ts),
-            (3, false) => gemm_block::<S, 3, false>(s, a, ins, ts),
-            (2, false) => gemm_block::<S, 2, false>(s, a, ins, ts),
-            (_, false) => gemm_block::<S, 1, false>(s, a, ins, ts),
-            (8, true) => gemm_block::<S, 8, true>(s, a, ins, ts),
-            (7, true) => gemm_block::<S, 7, true>(s, a, ins, ts),
-            (6, true) => gemm_block::<S, 6, true>(s, a, ins, ts),
-            (5, true) => gemm_block::<S, 5, true>(s, a, ins, ts),
-            (4, true) => gemm_block::<S, 4, true>(s, a, ins, ts),
-            (3, true) => gemm_block::<S, 3, true>(s, a, ins, ts),
-            (2, true) => gemm_block::<S, 2, true>(s, a, ins, ts),
-            (_, true) => gemm_block::<S, 1, true>(s, a, ins, ts),
+            (8, false) => gemm_block::<S, NV, 8, false>(s, a, ins, ts),
+            (7, false) => gemm_block::<S, NV, 7, false>(s, a, ins, ts),
+            (6, false) => gemm_block::<S, NV, 6, false>(s, a, ins, ts),
+            (5, false) => gemm_block::<S, NV, 5, false>(s, a, ins, ts),
+            (4, false) => gemm_block::<S, NV, 4, false>(s, a, ins, ts),
+            (3, false) => gemm_block::<S, NV, 3, false>(s, a, ins, ts),
+            (2, false) => gemm_block::<S, NV, 2, false>(s, a, ins, ts),
+            (_, false) => gemm_block::<S, NV, 1, false>(s, a, ins, ts),
+            (8, true) => gemm_block::<S, NV, 8, true>(s, a, ins, ts),
+            (7, true) => gemm_block::<S, NV, 7, true>(s, a, ins, ts),
+            (6, true) => gemm_block::<S, NV, 6, true>(s, a, ins, ts),
+            (5, true) => gemm_block::<S, NV, 5, true>(s, a, ins, ts),
+            (4, true) => gemm_block::<S, NV, 4, true>(s, a, ins, ts),
+            (3, true) => gemm_block::<S, NV, 3, true>(s, a, ins, ts),
+            (2, true) => gemm_block::<S, NV, 2, true>(s, a, ins, ts),
+            (_, true) => gemm_block::<S, NV, 1, true>(s, a, ins, ts),
         }
         c0 += nc;
     }
 }
 
-/// (panel, vectors per k, split, dst, k0, k1) of one [`gemm_block`].
-type BlockArgs<'a> = (&'a [f32], usize, usize, usize, usize, usize);
+/// (panel, split, dst, k0, k1) of one [`gemm_block`].
+type BlockArgs<'a> = (&'a [f32], usize, usize, usize, usize);
 
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // `j` indexes NC column slices at once
-fn gemm_block<S: Simd, const NC: usize, const PF: bool>(
+fn gemm_block<S: Simd, const NV: usize, const NC: usize, const PF: bool>(
     s: S,
-    (panel, nv, split, dst, k0, k1): BlockArgs<'_>,
+    (panel, split, dst, k0, k1): BlockArgs<'_>,
     inputs: &[&[f32]],
     tiles: &mut [&mut [f32]],
 ) {
     let l = S::LANES;
-    let blk = nv * l;
+    let blk = NV * l;
     let n = k1 - k0;
     let pan = &panel[k0 * blk..k1 * blk];
     let mut xs: [&[f32]; NC] = [&[]; NC];
@@ -483,7 +499,7 @@ fn gemm_block<S: Simd, const NC: usize, const PF: bool>(
     }
     let map = |i: usize| if i < split { i } else { dst + i - split };
     let mut vg = 0;
-    while vg < nv {
+    while vg < NV {
         let (t0, t1) = (map(vg) * l, map(vg + 1) * l);
         let mut a0 = [s.splat(0.0); NC];
         let mut a1 = [s.splat(0.0); NC];
@@ -491,28 +507,23 @@ fn gemm_block<S: Simd, const NC: usize, const PF: bool>(
             a0[c] = s.load(&tiles[c][t0..]);
             a1[c] = s.load(&tiles[c][t1..]);
         }
-        // An explicit offset, not `chunks_exact(blk)`: with a run-time
-        // `blk` that costs a 64-bit division per call.
-        let pw = &pan[vg * l..];
-        let mut o = 0;
-        for j in 0..n {
+        for (j, w) in pan.chunks_exact(blk).enumerate() {
             if PF {
                 // The same two vectors, one chunk ahead (a hint: never
                 // faults, even past the end of the weights).
                 let mut d = 0;
                 while d < 2 * l {
-                    s.prefetch_l2(pw.as_ptr().wrapping_add(o + KC * blk + d));
+                    s.prefetch_l2(w.as_ptr().wrapping_add(KC * blk + vg * l + d));
                     d += 16;
                 }
             }
-            let w0 = s.load(&pw[o..]);
-            let w1 = s.load(&pw[o + l..]);
+            let w0 = s.load(&w[vg * l..]);
+            let w1 = s.load(&w[(vg + 1) * l..]);
             for c in 0..NC {
                 let b = s.splat(xs[c][j]);
                 a0[c] = s.fma(w0, b, a0[c]);
                 a1[c] = s.fma(w1, b, a1[c]);
             }
-            o += blk;
         }
         for c in 0..NC {
             s.store(&mut tiles[c][t0..], a0[c]);
