@@ -968,6 +968,7 @@ impl Model {
                         proj(pl, &xs, &mut outs);
                     }
                     // 2. The recurrence, all rows still inside their length at once.
+                    let mut ins: Vec<In<'_>> = Vec::with_capacity(b_len);
                     for i in i0..i1 {
                         active.clear();
                         active.extend((0..b_len).filter(|&b| i < lens[b]));
@@ -980,10 +981,10 @@ impl Model {
                             .filter(|(b, _)| i < lens[*b])
                             .map(|(_, st)| st)
                             .collect();
-                        let ins: Vec<In<'_>> = active
-                            .iter()
-                            .map(|&b| In::Pre(&pre[((i - i0) * b_len + b) * pre_len..][..pre_len]))
-                            .collect();
+                        ins.clear();
+                        ins.extend(active.iter().map(|&b| {
+                            In::Pre(&pre[((i - i0) * b_len + b) * pre_len..][..pre_len])
+                        }));
                         for (g_ins, g_sts) in ins.chunks(MAX_COLS).zip(st_refs.chunks_mut(MAX_COLS))
                         {
                             if g_sts.len() == 1 {
