@@ -17,7 +17,9 @@
 //!   call (all 16 streams).
 //!
 //! Each number is the median of 7 repetitions, each repetition the mean of
-//! enough calls to last ≥ 20 ms, after a warm-up.
+//! enough calls to last ≥ 20 ms, after a warm-up. For A/B comparisons on a
+//! noisy host, `--reps 60 --rep-ms 2 --stat min` takes the fastest of many
+//! short repetitions instead (interference only ever adds time).
 
 use rnncell::*;
 use std::hint::black_box;
@@ -55,8 +57,17 @@ fn weights(spec: &ModelSpec) -> Vec<LayerWeights> {
         .collect()
 }
 
-/// Median over 7 repetitions of the mean time of `f` in µs, divided by `per`.
-fn measure(per: f64, mut f: impl FnMut()) -> f64 {
+/// How [`measure`] repeats and summarises.
+#[derive(Clone, Copy)]
+struct Plan {
+    reps: usize,
+    rep_s: f64,
+    min: bool,
+}
+
+/// The median (or minimum) over `plan.reps` repetitions of the mean time of
+/// `f` in µs, divided by `per`.
+fn measure(plan: Plan, per: f64, mut f: impl FnMut()) -> f64 {
     // Warm-up and calibration.
     let t0 = Instant::now();
     let mut calls = 0u64;
@@ -65,8 +76,8 @@ fn measure(per: f64, mut f: impl FnMut()) -> f64 {
         calls += 1;
     }
     let per_call = t0.elapsed().as_secs_f64() / calls as f64;
-    let iters = ((0.02 / per_call).ceil() as u64).max(1);
-    let mut reps: Vec<f64> = (0..7)
+    let iters = ((plan.rep_s / per_call).ceil() as u64).max(1);
+    let mut reps: Vec<f64> = (0..plan.reps.max(1))
         .map(|_| {
             let t = Instant::now();
             for _ in 0..iters {
@@ -76,7 +87,11 @@ fn measure(per: f64, mut f: impl FnMut()) -> f64 {
         })
         .collect();
     reps.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    reps[3]
+    if plan.min {
+        reps[0]
+    } else {
+        reps[reps.len() / 2]
+    }
 }
 
 struct Row {
@@ -130,6 +145,16 @@ fn main() -> Result<()> {
     let batches: Option<Vec<usize>> =
         arg(&args, "--batches").map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect());
     let json = arg(&args, "--json");
+    let plan = Plan {
+        reps: arg(&args, "--reps")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(7),
+        rep_s: arg(&args, "--rep-ms")
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(20.0)
+            / 1e3,
+        min: arg(&args, "--stat").is_some_and(|v| v == "min"),
+    };
     let mut rows = Vec::new();
     println!(
         "rnncell {} bench: 1 thread, f32, I = H; µs per time step (streams: per call of 16)",
@@ -171,14 +196,16 @@ fn main() -> Result<()> {
                                 let mut st = model.new_state();
                                 let x = rng_vec(&mut seed, h, 1.0);
                                 let mut y = vec![0.0; h];
-                                measure(1.0, || model.step(&mut st, black_box(&x), &mut y).unwrap())
+                                measure(plan, 1.0, || {
+                                    model.step(&mut st, black_box(&x), &mut y).unwrap()
+                                })
                             }
                             "chunk" => {
                                 let k = 16;
                                 let mut st = model.new_state();
                                 let x = rng_vec(&mut seed, k * h, 1.0);
                                 let mut y = vec![0.0; k * h];
-                                measure(k as f64, || {
+                                measure(plan, k as f64, || {
                                     model.step_chunk(&mut st, black_box(&x), &mut y).unwrap()
                                 })
                             }
@@ -187,7 +214,7 @@ fn main() -> Result<()> {
                                 let x = rng_vec(&mut seed, t * batch * h, 1.0);
                                 let mut y = vec![0.0; t * batch * h];
                                 let seq = Sequence::new(&x, t, batch);
-                                measure(t as f64, || {
+                                measure(plan, t as f64, || {
                                     model
                                         .run(
                                             &seq,
@@ -206,7 +233,7 @@ fn main() -> Result<()> {
                                 let xs: Vec<Vec<f32>> =
                                     (0..batch).map(|_| rng_vec(&mut seed, h, 1.0)).collect();
                                 let mut ys: Vec<Vec<f32>> = vec![vec![0.0; h]; batch];
-                                measure(1.0, || {
+                                measure(plan, 1.0, || {
                                     let mut st: Vec<&mut State> = states.iter_mut().collect();
                                     let x: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
                                     let mut y: Vec<&mut [f32]> =
