@@ -73,5 +73,16 @@ pub mod bench_internals {
     pub fn input_projection(model: &Model, xs: &[&[f32]], out: &mut [&mut [f32]]) {
         model.input_projection(xs, out)
     }
+
+    /// A model whose kernels are the generic bodies on a portable 16-lane
+    /// vector with the AVX-512 geometry (16 lanes, 8 columns per block),
+    /// for testing that geometry on CPUs without AVX-512. Slow; reports
+    /// `Isa::Scalar`; bit-identical to every ISA by construction and by test.
+    pub fn model_with_wide16_emulation(
+        spec: crate::ModelSpec,
+        weights: &[crate::LayerWeights],
+    ) -> crate::Result<Model> {
+        Model::with_wide16_emulation(spec, weights)
+    }
 }
 pub use loader::{SafetensorsOptions, WeightFormat, load_safetensors, load_safetensors_bytes};

@@ -1,5 +1,6 @@
 //! Bit identity (DESIGN §2): on random models and inputs, every ISA in
-//! `Isa::available()` returns `to_bits`-identical outputs and states to the
+//! `Isa::available()`, and the portable 16-lane emulation of the AVX-512
+//! geometry (`common::Kern::Wide16`), returns `to_bits`-identical outputs and states to the
 //! plain f32 reference (`rnncell::reference::plain_*`, the kernels'
 //! operations written as plain loops) and therefore to `Isa::Scalar`, for
 //! `Model::step` over several steps and for `Model::run`; and a stream run
@@ -97,17 +98,18 @@ fn check(case: &Case) -> std::result::Result<(), String> {
         c0: (case.init && lstm).then_some(&c0[..]),
     };
     let reference = plain_run(&spec, &weights, &seq).map_err(|e| e.to_string())?;
-    let models: Vec<Model> = isas()
-        .into_iter()
-        .map(|isa| Model::with_isa(spec, &weights, isa).map_err(|e| e.to_string()))
+    let kerns = kernel_sets();
+    let models: Vec<Model> = kerns
+        .iter()
+        .map(|k| k.model(spec, &weights).map_err(|e| e.to_string()))
         .collect::<std::result::Result<_, _>>()?;
 
     // Model::run on every ISA == the plain reference run.
-    for m in &models {
+    for (k, m) in kerns.iter().zip(&models) {
         let (y, hn, cn) = run_model(m, &seq);
-        cmp_bits(&format!("{} run output", m.isa()), &y, &reference.output)?;
-        cmp_bits(&format!("{} run h_n", m.isa()), &hn, &reference.h_n)?;
-        cmp_bits(&format!("{} run c_n", m.isa()), &cn, &reference.c_n)?;
+        cmp_bits(&format!("{k} run output"), &y, &reference.output)?;
+        cmp_bits(&format!("{k} run h_n"), &hn, &reference.h_n)?;
+        cmp_bits(&format!("{k} run c_n"), &cn, &reference.c_n)?;
     }
 
     let out_sz = spec.output_size();
@@ -131,8 +133,7 @@ fn check(case: &Case) -> std::result::Result<(), String> {
     }
     // Forward: each stream stepped alone through Model::step == its row of
     // the batched run == plain_step, at every step, on every ISA.
-    for m in &models {
-        let isa = m.isa();
+    for (isa, m) in kerns.iter().zip(&models) {
         for b in 0..b_len {
             let mut st = m.new_state();
             let mut rs = RefState::<f32>::for_layers(&spec);
@@ -222,8 +223,7 @@ fn check(case: &Case) -> std::result::Result<(), String> {
         }
         Ok(())
     };
-    for m in &models {
-        let isa = m.isa();
+    for (isa, m) in kerns.iter().zip(&models) {
         let mut states: Vec<State> = (0..b_len).map(|_| m.new_state()).collect();
         for (b, st) in states.iter_mut().enumerate() {
             init(st, b)?;
@@ -309,8 +309,8 @@ proptest! {
 #[test]
 fn every_variant_every_size_bit_identical() {
     let t0 = std::time::Instant::now();
-    let isas = isas();
-    println!("ISAs: {isas:?}");
+    let isas = kernel_sets();
+    println!("kernel sets: {isas:?}");
     let mut sizes: Vec<usize> = SIZES.to_vec();
     sizes.extend([255, 256, 257, 511, 1023, 1024]);
     let mut checked = 0;
@@ -330,7 +330,7 @@ fn every_variant_every_size_bit_identical() {
                 .map(|x| plain_step(&spec, &weights, &mut expect, x).unwrap())
                 .collect();
             for &isa in &isas {
-                let m = Model::with_isa(spec, &weights, isa).unwrap();
+                let m = isa.model(spec, &weights).unwrap();
                 let mut st = m.new_state();
                 let mut y = vec![0.0f32; spec.state_size()];
                 for (t, x) in steps.iter().enumerate() {
@@ -367,8 +367,8 @@ fn nan_propagates_identically() {
         // Every weight is non-zero, so the NaN reaches every unit, through
         // clamps, relu and projection alike.
         assert!(ry.iter().all(|v| v.is_nan()), "{name}: NaN input vanished");
-        for isa in isas() {
-            let m = Model::with_isa(spec, &weights, isa).unwrap();
+        for isa in kernel_sets() {
+            let m = isa.model(spec, &weights).unwrap();
             let mut st = m.new_state();
             let mut y = vec![0.0; spec.state_size()];
             m.step(&mut st, &x, &mut y).unwrap();

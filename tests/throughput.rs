@@ -46,7 +46,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 #[test]
 fn many_chunk_and_batch_match_step() {
     let mut rng = DataRng::new(0x9e3779b97f4a7c15);
-    for isa in common::isas() {
+    for isa in common::kernel_sets() {
         for cell in cells() {
             for &(i, h, layers) in &[
                 (3, 5, 2),
@@ -58,7 +58,7 @@ fn many_chunk_and_batch_match_step() {
                 let spec = ModelSpec::new(cell, i, h).layers(layers);
                 let w =
                     common::random_weights_scaled(&spec, rng.next_u64(), 1.5 / (h as f32).sqrt());
-                let model = Model::with_isa(spec, &w, isa).unwrap();
+                let model = isa.model(spec, &w).unwrap();
                 let hr = spec.state_size();
                 let (n, t_len) = (19, 7);
                 let xs: Vec<Vec<f32>> = (0..n).map(|_| rng.vec(t_len * i, 1.0)).collect();

@@ -314,7 +314,20 @@ impl Model {
     /// ```
     pub fn with_isa(spec: ModelSpec, weights: &[LayerWeights], isa: Isa) -> Result<Model> {
         spec.validate()?;
-        let kernels = Kernels::for_isa(isa)?;
+        Model::with_kernels(spec, weights, Kernels::for_isa(isa)?)
+    }
+
+    /// A model on the portable emulation of the AVX-512 kernels' geometry
+    /// (tests only; see `bench_internals::model_with_wide16_emulation`).
+    pub(crate) fn with_wide16_emulation(
+        spec: ModelSpec,
+        weights: &[LayerWeights],
+    ) -> Result<Model> {
+        spec.validate()?;
+        Model::with_kernels(spec, weights, Kernels::wide16_emulation())
+    }
+
+    fn with_kernels(spec: ModelSpec, weights: &[LayerWeights], kernels: Kernels) -> Result<Model> {
         let d = spec.directions();
         let n = spec.num_layers * d;
         if weights.len() != n {

@@ -94,6 +94,7 @@ macro_rules! entries {
 }
 
 entries!(scalar_entries, simd::Scalar, Some(simd::Scalar),);
+entries!(wide16_entries, simd::Wide16, Some(simd::Wide16),);
 #[cfg(target_arch = "x86_64")]
 entries!(avx2_entries, x86::Avx2, x86::Avx2::new(), "avx2,fma");
 #[cfg(target_arch = "x86_64")]
@@ -119,6 +120,13 @@ macro_rules! table {
 }
 
 impl Kernels {
+    /// The portable emulation of the AVX-512 geometry (16 lanes, 8
+    /// columns; see [`simd::Wide16`]), for tests on CPUs without AVX-512.
+    /// It reports `Isa::Scalar`: it is portable code.
+    pub(crate) fn wide16_emulation() -> Kernels {
+        table!(Isa::Scalar, 16, wide16_entries)
+    }
+
     /// The table for `isa`, or an error if this CPU cannot run it.
     pub(crate) fn for_isa(isa: Isa) -> Result<Kernels> {
         if !isa.is_supported() {

@@ -176,6 +176,69 @@ impl Simd for Scalar {
     }
 }
 
+/// A portable 16-lane vector with the geometry of the AVX-512 kernels
+/// (16 lanes, 8 columns per multi-column block): the [`Scalar`] operations
+/// lane by lane. It runs the AVX-512 packing, panel, tile and bounds logic
+/// on any CPU, so the tests can check it bit for bit where AVX-512 itself
+/// is missing; only the 12 intrinsics of `x86.rs` stay unexercised there.
+#[derive(Clone, Copy)]
+pub(crate) struct Wide16;
+
+/// Applies a scalar operation lane by lane.
+#[inline(always)]
+fn lanes16(f: impl Fn(usize) -> f32) -> [f32; 16] {
+    std::array::from_fn(f)
+}
+
+impl Simd for Wide16 {
+    type V = [f32; 16];
+    const LANES: usize = 16;
+    const GEMM_COLS: usize = 8;
+    #[inline(always)]
+    fn splat(self, v: f32) -> [f32; 16] {
+        [v; 16]
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> [f32; 16] {
+        // Panics (as the AVX-512 load asserts) if fewer than 16 remain.
+        let mut v = [0.0; 16];
+        v.copy_from_slice(&s[..16]);
+        v
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32], v: [f32; 16]) {
+        s[..16].copy_from_slice(&v);
+    }
+    #[inline(always)]
+    fn add(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
+        lanes16(|i| Scalar.add(a[i], b[i]))
+    }
+    #[inline(always)]
+    fn sub(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
+        lanes16(|i| Scalar.sub(a[i], b[i]))
+    }
+    #[inline(always)]
+    fn mul(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
+        lanes16(|i| Scalar.mul(a[i], b[i]))
+    }
+    #[inline(always)]
+    fn div(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
+        lanes16(|i| Scalar.div(a[i], b[i]))
+    }
+    #[inline(always)]
+    fn fma(self, a: [f32; 16], b: [f32; 16], c: [f32; 16]) -> [f32; 16] {
+        lanes16(|i| Scalar.fma(a[i], b[i], c[i]))
+    }
+    #[inline(always)]
+    fn max(self, k: [f32; 16], x: [f32; 16]) -> [f32; 16] {
+        lanes16(|i| Scalar.max(k[i], x[i]))
+    }
+    #[inline(always)]
+    fn min(self, k: [f32; 16], x: [f32; 16]) -> [f32; 16] {
+        lanes16(|i| Scalar.min(k[i], x[i]))
+    }
+}
+
 /// Scalar tanh with exactly the kernels' arithmetic (for the reference
 /// path and the accuracy tests).
 pub fn tanh_f32(x: f32) -> f32 {

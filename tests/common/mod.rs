@@ -26,6 +26,40 @@ pub fn isas() -> Vec<Isa> {
     list
 }
 
+/// One set of kernels to test: an ISA of [`isas`], or the portable 16-lane
+/// emulation of the AVX-512 geometry (16 lanes, 8 columns per block), which
+/// runs everywhere, so that geometry is checked on CPUs without AVX-512.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kern {
+    Isa(Isa),
+    Wide16,
+}
+
+impl Kern {
+    pub fn model(self, spec: ModelSpec, weights: &[LayerWeights]) -> Result<Model> {
+        match self {
+            Kern::Isa(isa) => Model::with_isa(spec, weights, isa),
+            Kern::Wide16 => bench_internals::model_with_wide16_emulation(spec, weights),
+        }
+    }
+}
+
+impl std::fmt::Display for Kern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kern::Isa(isa) => write!(f, "{isa}"),
+            Kern::Wide16 => f.write_str("wide16 (emulated AVX-512 geometry)"),
+        }
+    }
+}
+
+/// [`isas`] and the 16-lane emulation.
+pub fn kernel_sets() -> Vec<Kern> {
+    let mut v: Vec<Kern> = isas().into_iter().map(Kern::Isa).collect();
+    v.push(Kern::Wide16);
+    v
+}
+
 /// A proptest config with `default_cases` cases, unless `PROPTEST_CASES`
 /// is set (the NEON run under qemu sets a small value). Failing cases are
 /// saved to `regressions` (a path under `proptest-regressions/`, relative
