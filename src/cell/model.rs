@@ -898,6 +898,7 @@ impl Model {
         let lens: Vec<usize> = (0..b_len)
             .map(|b| seq.seq_lens.map_or(t_len, |l| l[b]))
             .collect();
+        let padded = lens.iter().any(|&n| n < t_len);
         // Rows of the caller's input and output buffers.
         let row = |b: usize, t: usize| {
             if seq.batch_major {
@@ -929,9 +930,13 @@ impl Model {
         for l in 0..sp.num_layers {
             let last = l + 1 == sp.num_layers;
             let in_sz = sp.layer_input_size(l);
-            // Outputs past a sequence's end stay zero.
+            // Outputs past a sequence's end are zero; every other one is
+            // written below (by the first direction before a Sum merge adds
+            // the second), so without padding there is nothing to clear.
             if last {
-                out.output.fill(0.0);
+                if padded {
+                    out.output.fill(0.0);
+                }
             } else {
                 next.clear();
                 next.resize(b_len * t_len * out_sz, 0.0);
