@@ -48,19 +48,22 @@ fn many_chunk_and_batch_match_step() {
     let mut rng = DataRng::new(0x9e3779b97f4a7c15);
     for isa in common::kernel_sets() {
         for cell in cells() {
-            for &(i, h, layers) in &[
-                (3, 5, 2),
-                (17, 33, 1),
-                (8, 16, 1),
-                (40, 67, 2),
-                (300, 20, 1),
+            // n streams: 19, or 27 so that calls of more than MAX_COLS = 24
+            // streams are split (27, 26, 25 → two calls; fewer as streams
+            // leave).
+            for &(i, h, layers, n) in &[
+                (3, 5, 2, 19),
+                (17, 33, 1, 19),
+                (8, 16, 1, 27),
+                (40, 67, 2, 19),
+                (300, 20, 1, 19),
             ] {
                 let spec = ModelSpec::new(cell, i, h).layers(layers);
                 let w =
                     common::random_weights_scaled(&spec, rng.next_u64(), 1.5 / (h as f32).sqrt());
                 let model = isa.model(spec, &w).unwrap();
                 let hr = spec.state_size();
-                let (n, t_len) = (19, 7);
+                let t_len = 7;
                 let xs: Vec<Vec<f32>> = (0..n).map(|_| rng.vec(t_len * i, 1.0)).collect();
                 // Reference: each stream alone with step.
                 let mut want: Vec<Vec<f32>> = Vec::new();

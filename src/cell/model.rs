@@ -6,7 +6,7 @@ use super::spec::{Direction, MergeMode, ModelSpec};
 use super::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
-use crate::kernels::{In, Kernels, MAX_COLS, body};
+use crate::kernels::{In, Kernels, MAX_COLS, balanced, body};
 use crate::pack::{LayerState, PackedLayer};
 
 /// Columns (time steps × batch rows) of one input-projection GEMM in
@@ -690,10 +690,9 @@ impl Model {
         }
         let cols = self.kernels.layer_step_cols;
         let one = self.kernels.layer_step;
-        for (g_states, (g_xs, g_ys)) in states
-            .chunks_mut(MAX_COLS)
-            .zip(xs.chunks(MAX_COLS).zip(ys.chunks_mut(MAX_COLS)))
-        {
+        for r in balanced(n, MAX_COLS) {
+            let (g_states, g_xs, g_ys) =
+                (&mut states[r.clone()], &xs[r.clone()], &mut ys[r.clone()]);
             let k = g_states.len();
             for (l, pl) in self.layers.iter().enumerate() {
                 if k == 1 {
@@ -775,8 +774,8 @@ impl Model {
         for (l, pl) in self.layers.iter().enumerate() {
             let in_sz = if l == 0 { i_sz } else { hr };
             let src: &[f32] = if l == 0 { xs } else { &cur[..k * hr] };
-            for c0 in (0..k).step_by(MAX_COLS) {
-                let c1 = (c0 + MAX_COLS).min(k);
+            for r in balanced(k, MAX_COLS) {
+                let (c0, c1) = (r.start, r.end);
                 let mut ins: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
                 let mut outs: [&mut [f32]; MAX_COLS] = Default::default();
                 for (j, (i, o)) in ins
@@ -1003,8 +1002,8 @@ impl Model {
                         ins.extend(active.iter().map(|&b| {
                             In::Pre(&pre[((i - i0) * b_len + b) * pre_len..][..pre_len])
                         }));
-                        for (g_ins, g_sts) in ins.chunks(MAX_COLS).zip(st_refs.chunks_mut(MAX_COLS))
-                        {
+                        for r in balanced(ins.len(), MAX_COLS) {
+                            let (g_ins, g_sts) = (&ins[r.clone()], &mut st_refs[r]);
                             if g_sts.len() == 1 {
                                 step(pl, g_ins[0], g_sts[0]);
                             } else {

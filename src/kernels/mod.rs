@@ -17,7 +17,7 @@ pub(crate) mod x86;
 use crate::error::{Error, Result};
 use crate::isa::Isa;
 use crate::pack::{LayerState, PackedLayer};
-pub(crate) use body::{In, MAX_COLS};
+pub(crate) use body::{In, MAX_COLS, balanced};
 
 /// One step of one layer for one stream.
 pub(crate) type LayerStepFn = fn(&PackedLayer, In<'_>, &mut LayerState);
