@@ -523,44 +523,18 @@ fn gemm_block<S: Simd, const NV: usize, const NC: usize, const PF: bool>(
             a0[c] = s.load(&tiles[c][t0..]);
             a1[c] = s.load(&tiles[c][t1..]);
         }
-        // PERF: k in fours, so the loop control and the index checks are
-        // paid once per 4 k. With everything in L1 the FMAs bound this loop
-        // either way; but when the host's other hyperthread is busy, this
-        // core's front end is shared and a loop of 26 instructions per 12
-        // FMAs (the single-k form) no longer issues them at full rate.
-        let n4 = n - n % 4;
-        for (q, w4) in pan[..n4 * blk].chunks_exact(4 * blk).enumerate() {
+        for (j, w) in pan.chunks_exact(blk).enumerate() {
             if PF {
-                // The same two vectors, one chunk ahead, for each of the
-                // four k (a hint: never faults, even past the end of the
-                // weights).
-                for u in 0..4 {
-                    let mut d = 0;
-                    while d < 2 * l {
-                        s.prefetch_l2(w4.as_ptr().wrapping_add((KC + u) * blk + vg * l + d));
-                        d += 16;
-                    }
+                // The same two vectors, one chunk ahead (a hint: never
+                // faults, even past the end of the weights).
+                let mut d = 0;
+                while d < 2 * l {
+                    s.prefetch_l2(w.as_ptr().wrapping_add(KC * blk + vg * l + d));
+                    d += 16;
                 }
             }
-            // Every xs[c] has length n (asserted above), so these NC range
-            // checks are one and the same: the compiler keeps one per 4 k.
-            let mut xq: [&[f32]; NC] = [&[]; NC];
-            for c in 0..NC {
-                xq[c] = &xs[c][4 * q..4 * q + 4];
-            }
-            for u in 0..4 {
-                let w = &w4[u * blk..(u + 1) * blk];
-                let (w0, w1) = (s.load(&w[vg * l..]), s.load(&w[(vg + 1) * l..]));
-                for c in 0..NC {
-                    let b = s.splat(xq[c][u]);
-                    a0[c] = s.fma(w0, b, a0[c]);
-                    a1[c] = s.fma(w1, b, a1[c]);
-                }
-            }
-        }
-        for (r, w) in pan[n4 * blk..].chunks_exact(blk).enumerate() {
-            let j = n4 + r;
-            let (w0, w1) = (s.load(&w[vg * l..]), s.load(&w[(vg + 1) * l..]));
+            let w0 = s.load(&w[vg * l..]);
+            let w1 = s.load(&w[(vg + 1) * l..]);
             for c in 0..NC {
                 let b = s.splat(xs[c][j]);
                 a0[c] = s.fma(w0, b, a0[c]);
