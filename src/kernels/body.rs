@@ -411,8 +411,7 @@ fn single_gate<S: Simd>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Phase2,
 /// tiles[c][map(i)] += Σ_k panel[k][i] · inputs[c][k] for every column c,
 /// `nv` vectors per k; each tile is one panel's NACC vectors. Columns are
 /// taken in [`balanced`] groups of at most `S::GEMM_COLS`, vectors two at a
-/// time, k in chunks of `KC` (and in fours inside a chunk); each row still
-/// sums its k in ascending order, one FMA per k.
+/// time, k in chunks of `KC`; each row still sums its k in ascending order.
 #[inline(always)]
 fn gemm_cols<S: Simd>(
     s: S,

@@ -185,55 +185,59 @@ impl Simd for Scalar {
 pub(crate) struct Wide16;
 
 /// Applies a scalar operation lane by lane.
-#[inline(always)]
+#[inline]
 fn lanes16(f: impl Fn(usize) -> f32) -> [f32; 16] {
     std::array::from_fn(f)
 }
 
+// Not inlined: this type exists for tests, and its 16 lanes inlined into
+// every multi-column block (unrolled in fours of k, up to 8 columns) made
+// the crate take minutes longer to compile, many more under the fuzzer's
+// instrumentation.
 impl Simd for Wide16 {
     type V = [f32; 16];
     const LANES: usize = 16;
     const GEMM_COLS: usize = 8;
-    #[inline(always)]
+    #[inline(never)]
     fn splat(self, v: f32) -> [f32; 16] {
         [v; 16]
     }
-    #[inline(always)]
+    #[inline(never)]
     fn load(self, s: &[f32]) -> [f32; 16] {
         // Panics (as the AVX-512 load asserts) if fewer than 16 remain.
         let mut v = [0.0; 16];
         v.copy_from_slice(&s[..16]);
         v
     }
-    #[inline(always)]
+    #[inline(never)]
     fn store(self, s: &mut [f32], v: [f32; 16]) {
         s[..16].copy_from_slice(&v);
     }
-    #[inline(always)]
+    #[inline(never)]
     fn add(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
         lanes16(|i| Scalar.add(a[i], b[i]))
     }
-    #[inline(always)]
+    #[inline(never)]
     fn sub(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
         lanes16(|i| Scalar.sub(a[i], b[i]))
     }
-    #[inline(always)]
+    #[inline(never)]
     fn mul(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
         lanes16(|i| Scalar.mul(a[i], b[i]))
     }
-    #[inline(always)]
+    #[inline(never)]
     fn div(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
         lanes16(|i| Scalar.div(a[i], b[i]))
     }
-    #[inline(always)]
+    #[inline(never)]
     fn fma(self, a: [f32; 16], b: [f32; 16], c: [f32; 16]) -> [f32; 16] {
         lanes16(|i| Scalar.fma(a[i], b[i], c[i]))
     }
-    #[inline(always)]
+    #[inline(never)]
     fn max(self, k: [f32; 16], x: [f32; 16]) -> [f32; 16] {
         lanes16(|i| Scalar.max(k[i], x[i]))
     }
-    #[inline(always)]
+    #[inline(never)]
     fn min(self, k: [f32; 16], x: [f32; 16]) -> [f32; 16] {
         lanes16(|i| Scalar.min(k[i], x[i]))
     }
