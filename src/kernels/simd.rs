@@ -190,9 +190,9 @@ fn lanes16(f: impl Fn(usize) -> f32) -> [f32; 16] {
     std::array::from_fn(f)
 }
 
-// Not inlined: this type exists for tests, and its 16 lanes inlined into
-// every multi-column block (unrolled in fours of k, up to 8 columns) made
-// the crate take minutes longer to compile, many more under the fuzzer's
+// Not inlined: this type exists for tests only, and 16 scalar lanes
+// inlined into every instantiation of the kernel bodies (48 multi-column
+// blocks per call site) only cost compile time, most under the fuzzer's
 // instrumentation.
 impl Simd for Wide16 {
     type V = [f32; 16];
