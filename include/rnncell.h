@@ -393,18 +393,20 @@ typedef struct RnncellSpec {
      */
     float clip;
     /**
-     * LSTM: peephole connections (p_i, p_f on c; p_o on c').
+     * LSTM: peephole connections (p_i, p_f on c; p_o on c'): 0 or 1 (any
+     * other value is `RNNCELL_STATUS_INVALID_ARGUMENT`).
      */
-    bool lstm_peephole;
+    uint32_t lstm_peephole;
     /**
      * LSTM: projection size P (PyTorch `proj_size`); 0 = no projection.
      * With a projection, h has P elements.
      */
     size_t lstm_proj_size;
     /**
-     * LSTM: a bias on the projection (TFLite); needs `lstm_proj_size > 0`.
+     * LSTM: a bias on the projection (TFLite), 0 or 1; needs
+     * `lstm_proj_size > 0`.
      */
-    bool lstm_proj_bias;
+    uint32_t lstm_proj_bias;
     /**
      * LSTM: clamp of the projected output to +-`lstm_proj_clip` (TFLite);
      * 0 = none; needs `lstm_proj_size > 0`.
@@ -420,12 +422,12 @@ typedef struct RnncellSpec {
      */
     float lstm_cell_clip;
     /**
-     * GRU: true (default) for linear-before-reset, n = tanh(W_n x + b_wn +
+     * GRU: 1 (default) for linear-before-reset, n = tanh(W_n x + b_wn +
      * r*(R_n h + b_rn)) (PyTorch, ONNX `linear_before_reset=1`, Keras
-     * `reset_after=True`); false for reset-before, n = tanh(W_n x +
+     * `reset_after=True`); 0 for reset-before, n = tanh(W_n x +
      * R_n (r*h) + b_n) (ONNX default, Keras `reset_after=False`).
      */
-    bool gru_linear_before_reset;
+    uint32_t gru_linear_before_reset;
     /**
      * RNN: an `RnncellActivation` (default tanh).
      */
@@ -625,9 +627,10 @@ typedef struct RnncellSequence {
      */
     size_t batch;
     /**
-     * true for `[B, T, ...]` input and output, false for `[T, B, ...]`.
+     * 1 for `[B, T, ...]` input and output, 0 for `[T, B, ...]` (any
+     * other value is `RNNCELL_STATUS_INVALID_ARGUMENT`).
      */
-    bool batch_major;
+    uint32_t batch_major;
     /**
      * B per-sequence lengths, each <= T, or NULL for all T. ONNX
      * semantics: outputs past a sequence's end are zero, its final state is
@@ -896,12 +899,14 @@ RnncellStatus rnncell_state_copy(const struct RnncellState *state, struct Rnncel
 RnncellStatus rnncell_state_reset(struct RnncellState *state);
 
 /**
- * Frees a state. NULL is a no-op. May be called before or after freeing
- * the model.
+ * Frees a state. NULL is a no-op, and so is a pointer that is not a live
+ * state (a second free of the same state, a model): the handle's magic word
+ * is checked and poisoned. May be called before or after freeing the
+ * model.
  *
  * # Safety
- * `state` NULL or a pointer from `rnncell_state_new`/`_copy` not yet freed
- * and not in use by another thread.
+ * `state` NULL or a pointer from `rnncell_state_new`/`_copy`, not in use
+ * by another thread.
  */
 void rnncell_state_free(struct RnncellState *state);
 
@@ -984,11 +989,12 @@ RnncellStatus rnncell_model_step(const struct RnncellModel *model,
  * PyTorch's and ONNX's RNN operators do (see `RnncellSequence` and
  * `RnncellSequenceOutput` for shapes and semantics). Each stream's result
  * is bit-identical to stepping it alone. Any model direction. Allocates
- * internally (proportional to T*B*max(I, out)); no state object is used.
+ * internally (see the README's "Memory"); no state object is used.
  *
- * Buffers may have any alignment; inputs may overlap outputs; two outputs
- * may not overlap (`RNNCELL_STATUS_INVALID_ARGUMENT`). On any error no
- * output is written.
+ * Every count is compared with the model before any buffer is read.
+ * Buffers may have any alignment; inputs may overlap outputs (they are then
+ * copied first); two outputs may not overlap
+ * (`RNNCELL_STATUS_INVALID_ARGUMENT`). On any error no output is written.
  *
  * # Safety
  * `model` NULL or live; `seq` and `out` NULL or valid structs whose
@@ -1001,18 +1007,21 @@ RnncellStatus rnncell_model_run(const struct RnncellModel *model,
 /**
  * Advances N independent streams of `model` by one step each, in one call
  * (weights are loaded once for up to 24 streams, much faster than N calls
- * of `rnncell_model_step` when N > 1). `states` holds N distinct state
- * pointers; `xs` is `[N, I]` and `ys` `[N, Hr]`, row i belonging to
- * `states[i]`. Which streams take part may change from call to call.
- * Each stream's result is bit-identical to `rnncell_model_step` on it
- * alone. Allocates nothing, on every path. N = 0 does nothing.
+ * of `rnncell_model_step` when N > 1; more streams are split into balanced
+ * groups of at most 24). `states` holds N distinct state pointers; `xs` is
+ * `[N, I]` and `ys` `[N, Hr]`, row i belonging to `states[i]`. Which
+ * streams take part may change from call to call. Each stream's result is
+ * bit-identical to `rnncell_model_step` on it alone. Allocates nothing, on
+ * every path. N = 0 does nothing.
  *
  * Errors (no state changes and `ys` is not written): a NULL pointer or a
  * NULL entry in `states`; `RNNCELL_STATUS_INVALID_ARGUMENT` if a state
- * appears twice; `RNNCELL_STATUS_STATE_MISMATCH` if a state belongs to
+ * appears twice, an entry is not a live state, or the `states` array
+ * overlaps `ys`; `RNNCELL_STATUS_STATE_MISMATCH` if a state belongs to
  * another model; `RNNCELL_STATUS_SIZE_MISMATCH` if `xs_len != N*I` or
  * `ys_len != N*Hr`; `RNNCELL_STATUS_UNSUPPORTED` for a model that is not
- * forward. `xs` and `ys` may have any alignment and may overlap.
+ * forward. `xs` and `ys` may have any alignment and may overlap (`xs` is
+ * then copied first).
  *
  * # Safety
  * `model` NULL or live; `states` NULL or readable for `n_states` pointers,

@@ -307,9 +307,9 @@ fn variants() -> Vec<(ModelSpec, RnncellSpec)> {
     };
     let mut c = spec_init(RnncellCell::Lstm, 9, 11);
     c.num_layers = 2;
-    c.lstm_peephole = true;
+    c.lstm_peephole = 1;
     c.lstm_proj_size = 5;
-    c.lstm_proj_bias = true;
+    c.lstm_proj_bias = 1;
     c.lstm_proj_clip = 0.7;
     c.lstm_coupling = RnncellCoupling::InputFromForget as u32;
     c.clip = 3.0;
@@ -326,7 +326,7 @@ fn variants() -> Vec<(ModelSpec, RnncellSpec)> {
     // GRU reset-before, 3 layers, clip.
     let mut c = spec_init(RnncellCell::Gru, 7, 19);
     c.num_layers = 3;
-    c.gru_linear_before_reset = false;
+    c.gru_linear_before_reset = 0;
     c.clip = 2.5;
     let o = GruOptions {
         linear_before_reset: false,
@@ -427,7 +427,7 @@ fn spec_init_defaults_and_errors() {
     assert_eq!(s.num_layers, 1);
     assert_eq!(s.direction, RnncellDirection::Forward as u32);
     assert_eq!(s.merge, RnncellMerge::Concat as u32);
-    assert!(s.gru_linear_before_reset);
+    assert_eq!(s.gru_linear_before_reset, 1);
     assert_eq!(s.clip, 0.0);
     // A zeroed spec is rejected (cell 0), as are bad enum values, misplaced
     // options and invalid sizes or clips, each with a message.
@@ -444,13 +444,13 @@ fn spec_init_defaults_and_errors() {
     b.merge = 2;
     cases.push((b, "spec.merge"));
     let mut b = s;
-    b.lstm_peephole = true;
+    b.lstm_peephole = 1;
     cases.push((b, "LSTM options"));
     let mut b = s;
     b.rnn_activation = 1;
     cases.push((b, "RNN options"));
     let mut b = spec_init(RnncellCell::Lstm, 3, 4);
-    b.gru_linear_before_reset = false;
+    b.gru_linear_before_reset = 0;
     cases.push((b, "GRU options"));
     let mut b = spec_init(RnncellCell::Lstm, 3, 4);
     b.lstm_coupling = 3;
@@ -474,7 +474,7 @@ fn spec_init_defaults_and_errors() {
     b.num_layers = 0;
     cases.push((b, "num_layers"));
     let mut b = spec_init(RnncellCell::Lstm, 3, 4);
-    b.lstm_proj_bias = true;
+    b.lstm_proj_bias = 1;
     cases.push((b, "proj_size"));
     for (spec, want) in cases {
         let (st, m, msg) = new_pytorch(&spec, &layers, 0);
@@ -562,7 +562,7 @@ fn onnx_and_keras_layouts_match_the_rust_api() {
     let mut cs = spec_init(RnncellCell::Lstm, 6, 9);
     cs.num_layers = 2;
     cs.direction = RnncellDirection::Bidirectional as u32;
-    cs.lstm_peephole = true;
+    cs.lstm_peephole = 1;
     let (g, h, d) = (4, 9, 2);
     type Onnx = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
     let ws: Vec<Onnx> = (0..2)
@@ -715,7 +715,7 @@ fn compare_run(rust: &Model, m: &CModel, rng: &mut Rng, steps: usize, batch: usi
             input: t(&x),
             steps,
             batch,
-            batch_major,
+            batch_major: batch_major.into(),
             seq_lens: lens.as_ptr(),
             seq_lens_len: lens.len(),
             h0: t(&h0),
@@ -1262,7 +1262,7 @@ fn run_matches_stepping_and_handles_aliasing() {
         },
         steps,
         batch,
-        batch_major: false,
+        batch_major: 0,
         seq_lens: lens_buf[1..].as_ptr().cast(),
         seq_lens_len: 3,
         h0: RnncellTensor {
@@ -1711,7 +1711,7 @@ fn step_chunk_matches_single_steps() {
     let w = Weights::random(&rs, &mut rng);
     let mut cs = spec_init(RnncellCell::Gru, 7, 9);
     cs.num_layers = 2;
-    cs.gru_linear_before_reset = false;
+    cs.gru_linear_before_reset = 0;
     let (_, m, _) = new_pytorch(&cs, &w.layers(), 0);
     let m = m.unwrap();
     let single = m.state();
@@ -2016,7 +2016,7 @@ fn safetensors_from_bytes_and_file() {
     assert_eq!(st, S::NullPointer);
     // Peepholes cannot come from such a file.
     let mut peep = spec_init(RnncellCell::Lstm, 0, 0);
-    peep.lstm_peephole = true;
+    peep.lstm_peephole = 1;
     // SAFETY: valid pointers.
     let st = unsafe {
         rnncell_model_load_safetensors_bytes(

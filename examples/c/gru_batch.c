@@ -52,7 +52,7 @@ int main(void) {
     char err[256];
 
     TRY(rnncell_spec_init(&spec, RNNCELL_CELL_GRU, I, H));
-    spec.gru_linear_before_reset = true; /* ONNX linear_before_reset = 1 */
+    spec.gru_linear_before_reset = 1; /* ONNX linear_before_reset = 1 */
     fill(W, sizeof W / sizeof *W, 1);
     fill(R, sizeof R / sizeof *R, 2);
     fill(Bias, sizeof Bias / sizeof *Bias, 3);

@@ -78,6 +78,7 @@ use std::mem::size_of;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
+mod marshal;
 mod model;
 mod state;
 mod status;
@@ -166,14 +167,6 @@ pub(crate) fn count_of<T>(dims: &[usize]) -> FfiResult<usize> {
     Ok(n)
 }
 
-/// Whether the byte ranges of `a` (n floats) and `b` (m floats) overlap.
-pub(crate) fn overlaps(a: *const f32, n: usize, b: *const f32, m: usize) -> bool {
-    let (a0, b0) = (a as usize, b as usize);
-    let a1 = a0.saturating_add(n.saturating_mul(size_of::<f32>()));
-    let b1 = b0.saturating_add(m.saturating_mul(size_of::<f32>()));
-    n > 0 && m > 0 && a0 < b1 && b0 < a1
-}
-
 /// Copies `n` floats from a possibly misaligned `src` into `dst[..n]`
 /// without forming a reference to `src`.
 ///
@@ -241,28 +234,6 @@ pub(crate) unsafe fn floats_in<'a>(
     // allocation, so they are disjoint.
     unsafe { copy_in(p, &mut v, n) };
     Ok(Some(Cow::Owned(v)))
-}
-
-/// Like [`floats_in`] for a [`RnncellTensor`]: `{NULL, 0}` is absent,
-/// `{NULL, n > 0}` is [`RnncellStatus::NullPointer`].
-///
-/// # Safety
-/// As [`floats_in`] for `t.data` and `t.len`.
-pub(crate) unsafe fn tensor_in<'a>(t: RnncellTensor) -> FfiResult<Option<Cow<'a, [f32]>>> {
-    if t.data.is_null() && t.len != 0 {
-        return Err(RnncellStatus::NullPointer);
-    }
-    // SAFETY: forwarded contract.
-    unsafe { floats_in(t.data, t.len, false) }
-}
-
-/// Like [`tensor_in`] for a tensor that must be present.
-///
-/// # Safety
-/// As [`floats_in`].
-pub(crate) unsafe fn required_tensor<'a>(t: RnncellTensor) -> FfiResult<Cow<'a, [f32]>> {
-    // SAFETY: forwarded contract.
-    unsafe { tensor_in(t) }?.ok_or(RnncellStatus::NullPointer)
 }
 
 /// Writes `v` through a possibly misaligned, non-null out pointer.

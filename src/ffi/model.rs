@@ -4,12 +4,14 @@
 use std::borrow::Cow;
 use std::ffi::c_char;
 
+use super::marshal::{Handle, Regions, Tagged, Unaligned, unaligned_slice};
 use super::{
     FfiResult, RnncellIsa, RnncellKerasLayer, RnncellModelInfo, RnncellOnnxLayer,
     RnncellPytorchLayer, RnncellSafetensorsOptions, RnncellSpec, RnncellStatus, RnncellTensor,
-    boundary, check_count, guarded, read_in, required_tensor, tensor_in, write_msg, write_out,
+    boundary, check_count, floats_in, guarded, read_in, write_msg, write_out,
 };
 use crate::cell::model::{KerasTensors, Model, OnnxTensors};
+use crate::cell::spec::{CellKind, ModelSpec};
 use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::Error;
 use crate::isa::Isa;
@@ -19,7 +21,27 @@ use crate::loader::{SafetensorsOptions, WeightFormat};
 /// free with `rnncell_model_free`. Any number of threads may use one model
 /// at the same time (every call takes it as `const RnncellModel *`).
 pub struct RnncellModel {
-    pub(crate) inner: Model,
+    /// The model behind [`Handle::MAGIC`] (the only field: offset 0).
+    t: Tagged<Model>,
+}
+
+const _: () = assert!(std::mem::offset_of!(RnncellModel, t) == 0);
+
+// SAFETY: the only field is a Tagged (offset 0, asserted above), tagged
+// MAGIC only by `RnncellModel::new` and FREED before the box is dropped.
+unsafe impl Handle for RnncellModel {
+    const MAGIC: u64 = 0x726e_6e63_6d6f_646c; // "rnncmodl"
+    fn magic_mut(&mut self) -> &mut u64 {
+        self.t.magic_mut()
+    }
+}
+
+impl RnncellModel {
+    fn new(inner: Model) -> RnncellModel {
+        RnncellModel {
+            t: Tagged::new::<RnncellModel>(inner),
+        }
+    }
 }
 
 /// Why a model could not be built: a status and, when known, a message.
@@ -52,9 +74,19 @@ impl From<Error> for Failure {
     }
 }
 
+impl Failure {
+    fn new(status: RnncellStatus, msg: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            msg: Some(msg.into()),
+        }
+    }
+}
+
 /// Shared tail of every `rnncell_model_new_*`: reads the spec and ISA, runs
-/// `build` inside the panic boundary, stores the handle or NULL, writes the
-/// message.
+/// `build` inside the panic boundary, and only then, after the last read of
+/// caller memory, stores the handle (or NULL) and writes the message.
+/// `out` and the message buffer must not overlap.
 ///
 /// # Safety
 /// `spec` null or a valid `RnncellSpec`; `out` null or writable; `msg` null
@@ -67,100 +99,155 @@ unsafe fn build_model(
     msg_len: usize,
     build: impl FnOnce(RnncellSpec, Isa) -> Result<Model, Failure>,
 ) -> RnncellStatus {
+    // The two outputs: each message byte written must not land in *out.
+    let mut outs = Regions::<2>::new();
+    let regions = outs
+        .write(out, 1)
+        .and_then(|_| outs.write(msg, msg_len))
+        .and_then(|_| outs.check_writes());
+    if let Err(s) = regions {
+        // Writing either output could corrupt the other: write nothing.
+        return s;
+    }
     let r = boundary(|| -> Result<*mut RnncellModel, Failure> {
         if out.is_null() {
-            return Err(Failure {
-                status: RnncellStatus::NullPointer,
-                msg: Some("out_model is NULL".into()),
-            });
+            return Err(Failure::new(
+                RnncellStatus::NullPointer,
+                "out_model is NULL",
+            ));
         }
-        // SAFETY: `out` is non-null and writable (caller); clear it first so
-        // that every failure leaves NULL there.
-        unsafe { write_out(out, std::ptr::null_mut())? };
         // SAFETY: `spec` is null or a valid RnncellSpec (caller).
-        let spec = unsafe { read_in(spec) }.map_err(|s| Failure {
-            status: s,
-            msg: Some("spec is NULL".into()),
-        })?;
-        let isa = match RnncellIsa::to_isa(isa).map_err(|s| Failure {
-            status: s,
-            msg: Some(format!("{isa} is not an RnncellIsa value")),
-        })? {
+        let spec = unsafe { read_in(spec) }.map_err(|s| Failure::new(s, "spec is NULL"))?;
+        let isa = match RnncellIsa::to_isa(isa)
+            .map_err(|s| Failure::new(s, format!("{isa} is not an RnncellIsa value")))?
+        {
             Some(isa) => isa,
             None => Isa::detect(),
         };
         let model = build(spec, isa)?;
-        Ok(Box::into_raw(Box::new(RnncellModel { inner: model })))
+        Ok(RnncellModel::into_raw(RnncellModel::new(model)))
     });
-    let r = match r {
+    // Every input has been read: now the outputs may be written.
+    let (status, text) = match r {
         Ok(p) => {
-            // SAFETY: checked non-null and writable above.
+            // SAFETY: `out` is non-null (checked in the boundary, which
+            // returned Ok) and writable (caller).
             unsafe { out.write_unaligned(p) };
-            Ok(())
-        }
-        Err(f) => Err(f),
-    };
-    match r {
-        Ok(()) => {
-            // SAFETY: `msg` is null or writable for msg_len bytes (caller).
-            unsafe { write_msg(msg, msg_len, "") };
-            RnncellStatus::Ok
+            (RnncellStatus::Ok, String::new())
         }
         Err(f) => {
-            let text = f.msg.as_deref().unwrap_or("");
-            // SAFETY: as above.
-            unsafe { write_msg(msg, msg_len, text) };
-            f.status
+            if !out.is_null() {
+                // SAFETY: non-null and writable (caller).
+                unsafe { out.write_unaligned(std::ptr::null_mut()) };
+            }
+            (f.status, f.msg.unwrap_or_default())
         }
-    }
+    };
+    // SAFETY: `msg` is null or writable for msg_len bytes (caller) and
+    // disjoint from `*out` (checked).
+    unsafe { write_msg(msg, msg_len, &text) };
+    status
 }
 
-/// Reads an array of `n` C structs (any alignment).
+/// The `n` C structs at `p` (any alignment), after `n` was compared with
+/// `expected`, so that no element past the count the model needs is read.
 ///
 /// # Safety
 /// `p` null or valid for reads of `n` initialised `T`s.
-unsafe fn read_array<T: Copy>(p: *const T, n: usize, what: &str) -> Result<Vec<T>, Failure> {
+unsafe fn read_array<'a, T: Copy>(
+    p: *const T,
+    n: usize,
+    expected: usize,
+    what: &str,
+) -> Result<&'a [Unaligned<T>], Failure> {
     if p.is_null() {
-        return Err(Failure {
-            status: RnncellStatus::NullPointer,
-            msg: Some(format!("{what} is NULL")),
-        });
+        return Err(Failure::new(
+            RnncellStatus::NullPointer,
+            format!("{what} is NULL"),
+        ));
     }
     check_count::<T>(n)?;
-    let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| RnncellStatus::Allocation)?;
-    for i in 0..n {
-        // SAFETY: i < n and `p` is valid for n reads (caller); add stays in
-        // bounds because n * size_of::<T>() <= isize::MAX (check_count).
-        v.push(unsafe { p.add(i).read_unaligned() });
+    if n != expected {
+        return Err(Error::size(what, expected, n).into());
     }
-    Ok(v)
+    // SAFETY: non-null, readable for n elements (caller), count checked.
+    Ok(unsafe { unaligned_slice(p, n) })
 }
 
-fn null_tensor(what: &str) -> impl Fn(RnncellStatus) -> Failure + '_ {
-    move |status| Failure {
-        status,
-        msg: Some(match status {
-            RnncellStatus::NullPointer => format!("{what}: data is NULL"),
-            RnncellStatus::SizeOverflow => format!("{what}: element count overflows"),
-            _ => format!("{what}: cannot read"),
-        }),
+/// What one tensor argument may be: absent-or-`n` floats, required `n`
+/// floats, or not allowed by the spec (the message says why).
+#[derive(Clone, Copy)]
+enum Want<'s> {
+    Optional(usize),
+    Required(usize),
+    /// Either of two sizes (a Keras GRU bias: [G*H] or [2, G*H]).
+    OneOf(usize, usize),
+    Forbidden(&'s str),
+}
+
+/// Reads one tensor argument after checking its count against `want`:
+/// a wrong count is `RNNCELL_STATUS_SIZE_MISMATCH` before any of its floats
+/// is read. Aligned tensors are borrowed; misaligned ones copied.
+///
+/// # Safety
+/// `t.data` null or readable for `t.len` floats (any alignment), not
+/// written during 'a.
+unsafe fn tensor<'a>(
+    t: RnncellTensor,
+    want: Want<'_>,
+    what: &str,
+) -> Result<Option<Cow<'a, [f32]>>, Failure> {
+    if t.data.is_null() {
+        if t.len != 0 {
+            return Err(Failure::new(
+                RnncellStatus::NullPointer,
+                format!("{what}: data is NULL"),
+            ));
+        }
+        return match want {
+            Want::Required(_) => Err(Failure::new(
+                RnncellStatus::NullPointer,
+                format!("{what}: required but absent (data is NULL)"),
+            )),
+            _ => Ok(None),
+        };
     }
+    check_count::<f32>(t.len)
+        .map_err(|s| Failure::new(s, format!("{what}: element count overflows")))?;
+    let ok = match want {
+        Want::Optional(n) | Want::Required(n) => t.len == n,
+        Want::OneOf(a, b) => t.len == a || t.len == b,
+        Want::Forbidden(why) => {
+            return Err(Error::invalid(format!("{what}: given, but {why}")).into());
+        }
+    };
+    if !ok {
+        let n = match want {
+            Want::Optional(n) | Want::Required(n) | Want::OneOf(n, _) => n,
+            Want::Forbidden(_) => 0,
+        };
+        return Err(Error::size(what, n, t.len).into());
+    }
+    // SAFETY: forwarded; the count matches the model (checked above).
+    unsafe { floats_in(t.data, t.len, false) }.map_err(|s| {
+        Failure::new(
+            s,
+            match s {
+                RnncellStatus::SizeOverflow => format!("{what}: element count overflows"),
+                RnncellStatus::Allocation => format!("{what}: cannot allocate a copy"),
+                _ => format!("{what}: cannot read"),
+            },
+        )
+    })
 }
 
-/// # Safety
-/// `t` null/empty or valid for its count.
-unsafe fn req<'a>(t: RnncellTensor, what: &str) -> Result<Cow<'a, [f32]>, Failure> {
-    // SAFETY: forwarded.
-    unsafe { required_tensor(t) }.map_err(null_tensor(what))
-}
-
-/// # Safety
-/// `t` null/empty or valid for its count.
-unsafe fn opt<'a>(t: RnncellTensor, what: &str) -> Result<Option<Cow<'a, [f32]>>, Failure> {
-    // SAFETY: forwarded.
-    unsafe { tensor_in(t) }.map_err(null_tensor(what))
+/// The LSTM options that decide which optional tensors a layer may have:
+/// (peephole, proj_bias).
+fn lstm_flags(spec: &ModelSpec) -> (bool, bool) {
+    match spec.cell {
+        CellKind::Lstm(o) => (o.peephole, o.proj_bias),
+        _ => (false, false),
+    }
 }
 
 /// Builds a model from weights in PyTorch's layout (the canonical one):
@@ -190,35 +277,68 @@ pub unsafe extern "C" fn rnncell_model_new_pytorch(
 ) -> RnncellStatus {
     let build = |spec: RnncellSpec, isa: Isa| -> Result<Model, Failure> {
         let spec = spec.to_model_spec()?;
-        // SAFETY: `layers` is valid for n_layers elements (caller).
-        let layers = unsafe { read_array(layers, n_layers, "layers") }?;
         let d = spec.directions();
         let n = spec.num_layers * d;
-        if layers.len() != n {
-            return Err(
-                Error::size("PyTorch layers (layers x directions)", n, layers.len()).into(),
-            );
-        }
-        let mut all = Vec::with_capacity(n);
-        for (i, t) in layers.iter().enumerate() {
+        // SAFETY: `layers` is valid for n_layers elements (caller); only
+        // read once n_layers == n.
+        let layers =
+            unsafe { read_array(layers, n_layers, n, "layers (PyTorch layers x directions)") }?;
+        let (g, h, hr, p) = (
+            spec.cell.gates(),
+            spec.hidden_size,
+            spec.state_size(),
+            spec.proj_size(),
+        );
+        let (peephole, proj_bias) = lstm_flags(&spec);
+        let mut all = Vec::new();
+        all.try_reserve_exact(n)
+            .map_err(|_| RnncellStatus::Allocation)?;
+        for (i, t) in layers.iter().map(Unaligned::get).enumerate() {
+            let l = i / d;
+            // The Rust builder's names, with the direction of a
+            // bidirectional model.
             let name = |f: &str| {
-                let sfx = if i % d == 1 { "_reverse" } else { "" };
-                format!("{f}_l{}{sfx}", i / d)
+                if d == 2 {
+                    format!("layer {l} {f} (direction {})", i % d)
+                } else {
+                    format!("layer {l} {f}")
+                }
             };
-            // SAFETY: each tensor is valid for its count (caller).
-            let w = unsafe { req(t.weight_ih, &name("weight_ih")) }?;
+            let gh = g * h;
+            let w_n = gh * spec.layer_input_size(l);
+            let want_proj = if p > 0 {
+                Want::Required(p * h)
+            } else {
+                Want::Forbidden("the spec has lstm_proj_size 0")
+            };
+            let want_peep = if peephole {
+                Want::Optional(3 * h)
+            } else {
+                Want::Forbidden("the spec has no peepholes")
+            };
+            let want_pb = if proj_bias {
+                Want::Optional(p)
+            } else {
+                Want::Forbidden("the spec has lstm_proj_bias 0")
+            };
+            // SAFETY (this and the calls below): each tensor is null or
+            // readable for its count (caller); counts are checked first.
+            let w = unsafe { tensor(t.weight_ih, Want::Required(w_n), &name("weight_ih")) }?;
             // SAFETY: as above.
-            let r = unsafe { req(t.weight_hh, &name("weight_hh")) }?;
+            let r = unsafe { tensor(t.weight_hh, Want::Required(gh * hr), &name("weight_hh")) }?;
             // SAFETY: as above.
-            let b_w = unsafe { opt(t.bias_ih, &name("bias_ih")) }?;
+            let b_w = unsafe { tensor(t.bias_ih, Want::Optional(gh), &name("bias_ih")) }?;
             // SAFETY: as above.
-            let b_r = unsafe { opt(t.bias_hh, &name("bias_hh")) }?;
+            let b_r = unsafe { tensor(t.bias_hh, Want::Optional(gh), &name("bias_hh")) }?;
             // SAFETY: as above.
-            let proj = unsafe { opt(t.weight_hr, &name("weight_hr")) }?;
+            let proj = unsafe { tensor(t.weight_hr, want_proj, &name("weight_hr")) }?;
             // SAFETY: as above.
-            let peep = unsafe { opt(t.peephole, &name("peephole")) }?;
+            let peep = unsafe { tensor(t.peephole, want_peep, &name("peephole")) }?;
             // SAFETY: as above.
-            let pb = unsafe { opt(t.proj_bias, &name("proj_bias")) }?;
+            let pb = unsafe { tensor(t.proj_bias, want_pb, &name("proj_bias")) }?;
+            let (Some(w), Some(r)) = (w, r) else {
+                return Err(RnncellStatus::Panic.into());
+            };
             let lt = LayerTensors {
                 w: &w,
                 r: &r,
@@ -228,19 +348,7 @@ pub unsafe extern "C" fn rnncell_model_new_pytorch(
                 proj: proj.as_deref(),
                 proj_bias: pb.as_deref(),
             };
-            let lw = LayerWeights::from_layout(Layout::PyTorch, &spec, i / d, &lt).map_err(
-                |e| match e {
-                    Error::SizeMismatch {
-                        what,
-                        expected,
-                        actual,
-                    } if d == 2 => {
-                        Error::size(format!("{what} (direction {})", i % d), expected, actual)
-                    }
-                    e => e,
-                },
-            )?;
-            all.push(lw);
+            all.push(LayerWeights::from_layout(Layout::PyTorch, &spec, l, &lt)?);
         }
         Ok(Model::with_isa(spec, &all, isa)?)
     };
@@ -267,18 +375,40 @@ pub unsafe extern "C" fn rnncell_model_new_onnx(
 ) -> RnncellStatus {
     let build = |spec: RnncellSpec, isa: Isa| -> Result<Model, Failure> {
         let spec = spec.to_model_spec()?;
-        // SAFETY: `layers` is valid for n_layers elements (caller).
-        let layers = unsafe { read_array(layers, n_layers, "layers") }?;
-        let mut held = Vec::with_capacity(layers.len());
-        for (l, t) in layers.iter().enumerate() {
-            // SAFETY: each tensor is valid for its count (caller).
-            let w = unsafe { req(t.w, &format!("layer {l} W")) }?;
+        let n = spec.num_layers;
+        // SAFETY: `layers` is valid for n_layers elements (caller); only
+        // read once n_layers == n.
+        let layers = unsafe { read_array(layers, n_layers, n, "layers (ONNX nodes)") }?;
+        let (d, g, h, hr) = (
+            spec.directions(),
+            spec.cell.gates(),
+            spec.hidden_size,
+            spec.state_size(),
+        );
+        let (peephole, _) = lstm_flags(&spec);
+        let gh = g * h;
+        let mut held = Vec::new();
+        held.try_reserve_exact(n)
+            .map_err(|_| RnncellStatus::Allocation)?;
+        for (l, t) in layers.iter().map(Unaligned::get).enumerate() {
+            let want_p = if peephole {
+                Want::Optional(d * 3 * h)
+            } else {
+                Want::Forbidden("the spec has no peepholes")
+            };
+            let w_n = d * gh * spec.layer_input_size(l);
+            // SAFETY (this and the calls below): each tensor is null or
+            // readable for its count (caller); counts are checked first.
+            let w = unsafe { tensor(t.w, Want::Required(w_n), &format!("layer {l} W")) }?;
             // SAFETY: as above.
-            let r = unsafe { req(t.r, &format!("layer {l} R")) }?;
+            let r = unsafe { tensor(t.r, Want::Required(d * gh * hr), &format!("layer {l} R")) }?;
             // SAFETY: as above.
-            let b = unsafe { opt(t.b, &format!("layer {l} B")) }?;
+            let b = unsafe { tensor(t.b, Want::Optional(d * 2 * gh), &format!("layer {l} B")) }?;
             // SAFETY: as above.
-            let p = unsafe { opt(t.p, &format!("layer {l} P")) }?;
+            let p = unsafe { tensor(t.p, want_p, &format!("layer {l} P")) }?;
+            let (Some(w), Some(r)) = (w, r) else {
+                return Err(RnncellStatus::Panic.into());
+            };
             held.push((w, r, b, p));
         }
         let tensors: Vec<OnnxTensors<'_>> = held
@@ -315,16 +445,39 @@ pub unsafe extern "C" fn rnncell_model_new_keras(
 ) -> RnncellStatus {
     let build = |spec: RnncellSpec, isa: Isa| -> Result<Model, Failure> {
         let spec = spec.to_model_spec()?;
-        // SAFETY: `layers` is valid for n_layers elements (caller).
-        let layers = unsafe { read_array(layers, n_layers, "layers") }?;
-        let mut held = Vec::with_capacity(layers.len());
-        for (i, t) in layers.iter().enumerate() {
-            // SAFETY: each tensor is valid for its count (caller).
-            let k = unsafe { req(t.kernel, &format!("layer {i} kernel")) }?;
+        let d = spec.directions();
+        let n = spec.num_layers * d;
+        // SAFETY: `layers` is valid for n_layers elements (caller); only
+        // read once n_layers == n.
+        let layers =
+            unsafe { read_array(layers, n_layers, n, "layers (Keras layers x directions)") }?;
+        let (g, h, hr) = (spec.cell.gates(), spec.hidden_size, spec.state_size());
+        let gh = g * h;
+        let want_b = match spec.cell {
+            CellKind::Gru(_) => Want::OneOf(gh, 2 * gh),
+            _ => Want::Optional(gh),
+        };
+        let mut held = Vec::new();
+        held.try_reserve_exact(n)
+            .map_err(|_| RnncellStatus::Allocation)?;
+        for (i, t) in layers.iter().map(Unaligned::get).enumerate() {
+            let k_n = gh * spec.layer_input_size(i / d);
+            // SAFETY (this and the calls below): each tensor is null or
+            // readable for its count (caller); counts are checked first.
+            let k = unsafe { tensor(t.kernel, Want::Required(k_n), &format!("layer {i} kernel")) }?;
             // SAFETY: as above.
-            let rk = unsafe { req(t.recurrent_kernel, &format!("layer {i} recurrent_kernel")) }?;
+            let rk = unsafe {
+                tensor(
+                    t.recurrent_kernel,
+                    Want::Required(gh * hr),
+                    &format!("layer {i} recurrent_kernel"),
+                )
+            }?;
             // SAFETY: as above.
-            let b = unsafe { opt(t.bias, &format!("layer {i} bias")) }?;
+            let b = unsafe { tensor(t.bias, want_b, &format!("layer {i} bias")) }?;
+            let (Some(k), Some(rk)) = (k, rk) else {
+                return Err(RnncellStatus::Panic.into());
+            };
             held.push((k, rk, b));
         }
         let tensors: Vec<KerasTensors<'_>> = held
@@ -350,23 +503,17 @@ pub unsafe extern "C" fn rnncell_model_new_keras(
 /// `model` is NULL or a pointer from `rnncell_model_new_*` not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rnncell_model_free(model: *mut RnncellModel) {
-    boundary(|| {
-        if !model.is_null() {
-            // SAFETY: a non-null `model` came from Box::into_raw in
-            // build_model and has not been freed (caller).
-            drop(unsafe { Box::from_raw(model) });
-        }
-    })
+    // SAFETY: `model` is null or a model handle not in use elsewhere
+    // (caller); anything without the live magic word is ignored.
+    boundary(|| unsafe { RnncellModel::free(model) })
 }
 
 /// # Safety
 /// `model` null or a live model.
 pub(crate) unsafe fn model_ref<'a>(model: *const RnncellModel) -> FfiResult<&'a Model> {
-    // SAFETY: a non-null `model` is a live Box<RnncellModel> (caller), only
-    // ever read through shared references.
-    unsafe { model.as_ref() }
-        .map(|m| &m.inner)
-        .ok_or(RnncellStatus::NullPointer)
+    // SAFETY: `model` is null or a handle the library returned (caller),
+    // only ever read through shared references.
+    unsafe { RnncellModel::from_ptr(model) }.map(|m| &m.t.value)
 }
 
 /// Writes the sizes of `model` to `*out`: what each buffer of
@@ -535,16 +682,23 @@ unsafe fn load_options(
         });
     }
     check_count::<*const c_char>(o.keras_layers_len)?;
+    let entries = if o.keras_layers.is_null() {
+        &[]
+    } else {
+        // SAFETY: non-null and readable for keras_layers_len pointers
+        // (caller), count checked, any alignment.
+        unsafe { unaligned_slice(o.keras_layers, o.keras_layers_len) }
+    };
     let mut layers = Vec::new();
-    for i in 0..o.keras_layers_len {
-        // SAFETY: i < keras_layers_len, readable array (caller), any
-        // alignment.
-        let p = unsafe { o.keras_layers.add(i).read_unaligned() };
+    layers
+        .try_reserve_exact(entries.len())
+        .map_err(|_| RnncellStatus::Allocation)?;
+    for (i, p) in entries.iter().map(Unaligned::get).enumerate() {
         if p.is_null() {
-            return Err(Failure {
-                status: RnncellStatus::NullPointer,
-                msg: Some(format!("options.keras_layers[{i}] is NULL")),
-            });
+            return Err(Failure::new(
+                RnncellStatus::NullPointer,
+                format!("options.keras_layers[{i}] is NULL"),
+            ));
         }
         // SAFETY: non-null, NUL-terminated (caller).
         layers.push(unsafe { utf8(p, "options.keras_layers entry") }?.to_owned());

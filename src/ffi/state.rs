@@ -3,13 +3,15 @@
 use super::model::model_ref;
 use std::mem::MaybeUninit;
 
+use super::marshal::{Handle, Regions, Tagged, Unaligned, unaligned_slice};
 use super::{
-    FfiResult, RnncellModel, RnncellSequence, RnncellSequenceOutput, RnncellStatus,
-    RnncellTensorMut, check_count, copy_in, copy_out, count_of, floats_in, guarded, overlaps,
-    read_in, try_vec, write_out,
+    FfiResult, RnncellModel, RnncellSequence, RnncellSequenceOutput, RnncellStatus, RnncellTensor,
+    RnncellTensorMut, check_count, copy_in, copy_out, count_of, floats_in, guarded, read_in,
+    try_vec, types::flag, write_out,
 };
 use crate::cell::model::{Model, Sequence, SequenceOutput, State};
 use crate::cell::spec::Direction;
+use crate::kernels::{MAX_COLS, balanced};
 
 /// The recurrent state of one stream (h, and c for an LSTM, of every layer)
 /// plus the scratch its steps need. Opaque: create with
@@ -18,6 +20,12 @@ use crate::cell::spec::Direction;
 /// take `RnncellState *` must not run concurrently on the same state; it may
 /// move between threads.
 pub struct RnncellState {
+    /// The state behind [`Handle::MAGIC`] (the only field: offset 0).
+    t: Tagged<StateInner>,
+}
+
+/// What an [`RnncellState`] holds.
+struct StateInner {
     pub(crate) state: State,
     /// Aligned copy of a misaligned (or aliased) `x` (I floats).
     x: Vec<f32>,
@@ -29,23 +37,53 @@ pub struct RnncellState {
     marked: bool,
 }
 
+const _: () = assert!(std::mem::offset_of!(RnncellState, t) == 0);
+
+// SAFETY: the only field is a Tagged (offset 0, asserted above), tagged
+// MAGIC only by `RnncellState::new` and FREED before the box is dropped.
+unsafe impl Handle for RnncellState {
+    const MAGIC: u64 = 0x726e_6e63_7374_6174; // "rnncstat"
+    fn magic_mut(&mut self) -> &mut u64 {
+        self.t.magic_mut()
+    }
+}
+
+impl RnncellState {
+    fn new(state: State, inputs: usize, outputs: usize) -> FfiResult<RnncellState> {
+        Ok(RnncellState {
+            t: Tagged::new::<RnncellState>(StateInner {
+                state,
+                x: try_vec(inputs)?,
+                y: try_vec(outputs)?,
+                marked: false,
+            }),
+        })
+    }
+}
+
+/// The inner state of a handle already checked by `state_ref`.
+///
 /// # Safety
-/// `state` null or a live state, not used elsewhere during 'a.
-unsafe fn state_mut<'a>(state: *mut RnncellState) -> FfiResult<&'a mut RnncellState> {
-    // SAFETY: a non-null `state` is a live Box<RnncellState> used by one
-    // thread at a time (caller contract), so this is the only reference.
-    unsafe { state.as_mut() }.ok_or(RnncellStatus::NullPointer)
+/// `p` is a live state handle (checked) with no other reference alive
+/// during 'a.
+unsafe fn inner_mut<'a>(p: *mut RnncellState) -> &'a mut StateInner {
+    // SAFETY: live and exclusively ours during 'a (caller).
+    unsafe { &mut (*p).t.value }
 }
 
 /// # Safety
-/// `state` null or a live state.
-unsafe fn state_ref<'a>(state: *const RnncellState) -> FfiResult<&'a RnncellState> {
-    // SAFETY: a non-null `state` is a live Box<RnncellState> (caller).
-    unsafe { state.as_ref() }.ok_or(RnncellStatus::NullPointer)
+/// `state` null or a state handle, not used elsewhere during 'a.
+unsafe fn state_mut<'a>(state: *mut RnncellState) -> FfiResult<&'a mut StateInner> {
+    // SAFETY: null or a handle the library returned, used by one thread at a
+    // time (caller contract), so this is the only reference.
+    unsafe { RnncellState::from_mut_ptr(state) }.map(|s| &mut s.t.value)
 }
 
-fn boxed(s: RnncellState) -> *mut RnncellState {
-    Box::into_raw(Box::new(s))
+/// # Safety
+/// `state` null or a state handle, not mutated during 'a.
+unsafe fn state_ref<'a>(state: *const RnncellState) -> FfiResult<&'a StateInner> {
+    // SAFETY: null or a handle the library returned (caller).
+    unsafe { RnncellState::from_ptr(state) }.map(|s| &s.t.value)
 }
 
 /// Creates a zero state for one stream of `model`. The caller owns
@@ -60,20 +98,43 @@ pub unsafe extern "C" fn rnncell_state_new(
     model: *const RnncellModel,
     out_state: *mut *mut RnncellState,
 ) -> RnncellStatus {
+    // SAFETY: forwarded contracts.
+    unsafe {
+        new_handle(out_state, || {
+            let m = model_ref(model)?;
+            let s = m.spec();
+            RnncellState::new(
+                m.new_state(),
+                s.input_size,
+                s.state_size().max(s.hidden_size),
+            )
+        })
+    }
+}
+
+/// Runs `make` and stores its handle, or NULL on failure, in `*out` (which
+/// is written only after `make` has read everything it needs).
+///
+/// # Safety
+/// `out` null or writable; `make`'s own contracts.
+unsafe fn new_handle(
+    out: *mut *mut RnncellState,
+    make: impl FnOnce() -> FfiResult<RnncellState>,
+) -> RnncellStatus {
     guarded(|| {
-        // SAFETY: `out_state` is null or writable (caller).
-        unsafe { write_out(out_state, std::ptr::null_mut()) }?;
-        // SAFETY: `model` is null or live (caller).
-        let m = unsafe { model_ref(model) }?;
-        let s = m.spec();
-        let st = RnncellState {
-            state: m.new_state(),
-            x: try_vec(s.input_size)?,
-            y: try_vec(s.state_size().max(s.hidden_size))?,
-            marked: false,
+        if out.is_null() {
+            return Err(RnncellStatus::NullPointer);
+        }
+        // A panic in `make` still leaves NULL in *out.
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make))
+            .unwrap_or(Err(RnncellStatus::Panic));
+        let (p, r) = match made {
+            Ok(st) => (RnncellState::into_raw(st), Ok(())),
+            Err(s) => (std::ptr::null_mut(), Err(s)),
         };
-        // SAFETY: checked non-null above.
-        unsafe { write_out(out_state, boxed(st)) }
+        // SAFETY: checked non-null; writable (caller).
+        unsafe { write_out(out, p) }?;
+        r
     })
 }
 
@@ -89,20 +150,13 @@ pub unsafe extern "C" fn rnncell_state_copy(
     state: *const RnncellState,
     out_state: *mut *mut RnncellState,
 ) -> RnncellStatus {
-    guarded(|| {
-        // SAFETY: `out_state` is null or writable (caller).
-        unsafe { write_out(out_state, std::ptr::null_mut()) }?;
-        // SAFETY: `state` is null or live (caller).
-        let src = unsafe { state_ref(state) }?;
-        let copy = RnncellState {
-            state: src.state.clone(),
-            x: try_vec(src.x.len())?,
-            y: try_vec(src.y.len())?,
-            marked: false,
-        };
-        // SAFETY: checked non-null above.
-        unsafe { write_out(out_state, boxed(copy)) }
-    })
+    // SAFETY: forwarded contracts.
+    unsafe {
+        new_handle(out_state, || {
+            let src = state_ref(state)?;
+            RnncellState::new(src.state.clone(), src.x.len(), src.y.len())
+        })
+    }
 }
 
 /// Zeros h and c of every layer (a new utterance on the same stream).
@@ -118,21 +172,18 @@ pub unsafe extern "C" fn rnncell_state_reset(state: *mut RnncellState) -> Rnncel
     })
 }
 
-/// Frees a state. NULL is a no-op. May be called before or after freeing
-/// the model.
+/// Frees a state. NULL is a no-op, and so is a pointer that is not a live
+/// state (a second free of the same state, a model): the handle's magic word
+/// is checked and poisoned. May be called before or after freeing the
+/// model.
 ///
 /// # Safety
-/// `state` NULL or a pointer from `rnncell_state_new`/`_copy` not yet freed
-/// and not in use by another thread.
+/// `state` NULL or a pointer from `rnncell_state_new`/`_copy`, not in use
+/// by another thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rnncell_state_free(state: *mut RnncellState) {
-    super::boundary(|| {
-        if !state.is_null() {
-            // SAFETY: a non-null `state` came from Box::into_raw (boxed) and
-            // has not been freed (caller).
-            drop(unsafe { Box::from_raw(state) });
-        }
-    })
+    // SAFETY: null or a state handle not in use elsewhere (caller).
+    super::boundary(|| unsafe { RnncellState::free(state) })
 }
 
 /// Copies h of layer `layer` (Hr floats, `state_size` of
@@ -287,7 +338,7 @@ unsafe fn set_from(
 
 /// Checks, in `Model::step`'s order, everything that could make it fail, so
 /// that a failing step returns before anything is written or allocated.
-fn step_precheck(m: &Model, st: &RnncellState, x_len: usize, y_len: usize) -> FfiResult<()> {
+fn step_precheck(m: &Model, st: &StateInner, x_len: usize, y_len: usize) -> FfiResult<()> {
     let s = m.spec();
     if s.direction != Direction::Forward {
         return Err(RnncellStatus::Unsupported);
@@ -335,7 +386,10 @@ pub unsafe extern "C" fn rnncell_model_step(
             return Err(RnncellStatus::NullPointer);
         }
         step_precheck(m, st, x_len, y_len)?;
-        let RnncellState {
+        let mut reg = Regions::<2>::new();
+        let rx = reg.read(x, x_len)?;
+        reg.write(y, y_len)?;
+        let StateInner {
             state,
             x: xs,
             y: ys,
@@ -344,8 +398,7 @@ pub unsafe extern "C" fn rnncell_model_step(
         // The fast path borrows x when it is aligned and disjoint from y;
         // otherwise x is copied into the state's scratch first, so no
         // reference to the caller's x is alive when y is written.
-        let x_direct = x.is_aligned() && !overlaps(x, x_len, y, y_len);
-        let xv: &[f32] = if x_direct {
+        let xv: &[f32] = if x.is_aligned() && !reg.aliased(rx) {
             // SAFETY: non-null, aligned, readable for x_len floats (caller),
             // x_len*4 <= isize::MAX (precheck), and disjoint from y and from
             // the state (so not mutated while borrowed).
@@ -386,11 +439,21 @@ impl Out<'_> {
             Out::Scratch(v, _) => v,
         }
     }
+
+    /// Writes a scratch buffer to the caller's memory (the call's last
+    /// write to it).
+    fn finish(self) {
+        if let Out::Scratch(v, dst) = self {
+            // SAFETY: `dst` is writable for v.len() floats (the count the
+            // buffer was registered with) and disjoint from our vector.
+            unsafe { copy_out(&v, dst) };
+        }
+    }
 }
 
 /// # Safety
 /// `t.data` null or writable for `t.len` floats, not otherwise referenced
-/// during 'a.
+/// during 'a (every overlapping input was copied first).
 unsafe fn out_buf<'a>(t: RnncellTensorMut) -> FfiResult<Option<Out<'a>>> {
     if t.data.is_null() {
         return if t.len == 0 {
@@ -415,15 +478,34 @@ unsafe fn out_buf<'a>(t: RnncellTensorMut) -> FfiResult<Option<Out<'a>>> {
     Ok(Some(Out::Scratch(try_vec(t.len)?, t.data)))
 }
 
+/// What a buffer of `rnncell_model_run` must be: its count is compared with
+/// `want` (`None`: not allowed for this model) before it is read or
+/// written. `{NULL, 0}` is absent; `required` buffers must be present.
+fn check_buf(data_null: bool, len: usize, want: Option<usize>, required: bool) -> FfiResult<()> {
+    if data_null {
+        return if len != 0 || required {
+            Err(RnncellStatus::NullPointer)
+        } else {
+            Ok(())
+        };
+    }
+    match want {
+        None => Err(RnncellStatus::InvalidArgument),
+        Some(n) if n != len => Err(RnncellStatus::SizeMismatch),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Runs a batch of whole sequences through every layer and direction, as
 /// PyTorch's and ONNX's RNN operators do (see `RnncellSequence` and
 /// `RnncellSequenceOutput` for shapes and semantics). Each stream's result
 /// is bit-identical to stepping it alone. Any model direction. Allocates
-/// internally (proportional to T*B*max(I, out)); no state object is used.
+/// internally (see the README's "Memory"); no state object is used.
 ///
-/// Buffers may have any alignment; inputs may overlap outputs; two outputs
-/// may not overlap (`RNNCELL_STATUS_INVALID_ARGUMENT`). On any error no
-/// output is written.
+/// Every count is compared with the model before any buffer is read.
+/// Buffers may have any alignment; inputs may overlap outputs (they are then
+/// copied first); two outputs may not overlap
+/// (`RNNCELL_STATUS_INVALID_ARGUMENT`). On any error no output is written.
 ///
 /// # Safety
 /// `model` NULL or live; `seq` and `out` NULL or valid structs whose
@@ -439,67 +521,67 @@ pub unsafe extern "C" fn rnncell_model_run(
         let m = unsafe { model_ref(model) }?;
         // SAFETY: `seq` and `out` are null or valid (caller).
         let (sq, o) = unsafe { (read_in(seq)?, read_in(out)?) };
-        if sq.input.data.is_null() || o.output.data.is_null() {
-            return Err(RnncellStatus::NullPointer);
-        }
+        let batch_major =
+            flag("seq.batch_major", sq.batch_major).map_err(|_| RnncellStatus::InvalidArgument)?;
         let s = m.spec();
-        // Every size the call derives must fit, in bytes, before run()
-        // multiplies them unchecked.
+        // 1. Every count, before any buffer is touched.
         let ld = s.num_layers * s.directions();
-        count_of::<f32>(&[sq.steps, sq.batch, s.input_size])?;
-        count_of::<f32>(&[sq.steps, sq.batch, s.output_size()])?;
-        count_of::<f32>(&[ld, sq.batch, s.state_size().max(s.hidden_size)])?;
-        // Outputs must be pairwise disjoint.
-        let outs = [o.output, o.h_n, o.c_n];
-        for (i, a) in outs.iter().enumerate() {
-            for b in &outs[i + 1..] {
-                check_count::<f32>(a.len)?;
-                check_count::<f32>(b.len)?;
-                if overlaps(a.data, a.len, b.data, b.len) {
-                    return Err(RnncellStatus::InvalidArgument);
-                }
-            }
+        let (t, b) = (sq.steps, sq.batch);
+        if t == 0 || b == 0 {
+            return Err(RnncellStatus::InvalidArgument);
         }
-        // An input that overlaps any output is copied (copy = true), so no
-        // shared slice aliases a mutable one.
-        let aliased = |p: *const f32, n: usize| outs.iter().any(|t| overlaps(p, n, t.data, t.len));
-        let input_t = sq.input;
-        for t in [sq.input, sq.h0, sq.c0] {
-            if t.data.is_null() && t.len != 0 {
-                return Err(RnncellStatus::NullPointer);
-            }
+        let n_in = count_of::<f32>(&[t, b, s.input_size])?;
+        let n_out = count_of::<f32>(&[t, b, s.output_size()])?;
+        let n_h = count_of::<f32>(&[ld, b, s.state_size()])?;
+        let n_c = count_of::<f32>(&[ld, b, s.hidden_size])?;
+        let n_c = s.has_cell_state().then_some(n_c);
+        let tens = |t: RnncellTensor| (t.data.is_null(), t.len);
+        let tmut = |t: RnncellTensorMut| (t.data.is_null(), t.len);
+        for ((null, len), want, required) in [
+            (tens(sq.input), Some(n_in), true),
+            (tens(sq.h0), Some(n_h), false),
+            (tens(sq.c0), n_c, false),
+            ((sq.seq_lens.is_null(), sq.seq_lens_len), Some(b), false),
+            (tmut(o.output), Some(n_out), true),
+            (tmut(o.h_n), Some(n_h), false),
+            (tmut(o.c_n), n_c, false),
+        ] {
+            check_buf(null, len, want, required)?;
         }
-        // SAFETY: each input tensor is null or readable for its count
-        // (caller); copy is requested whenever it overlaps an output.
-        let input = unsafe {
-            floats_in(
-                input_t.data,
-                input_t.len,
-                aliased(input_t.data, input_t.len),
-            )
-        }?
-        .ok_or(RnncellStatus::NullPointer)?;
+        // 2. Regions: outputs pairwise disjoint; inputs overlapping an
+        //    output are copied before anything is written.
+        let mut reg = Regions::<7>::new();
+        let r_in = reg.read(sq.input.data, sq.input.len)?;
+        let r_h0 = reg.read(sq.h0.data, sq.h0.len)?;
+        let r_c0 = reg.read(sq.c0.data, sq.c0.len)?;
+        reg.read(sq.seq_lens, sq.seq_lens_len)?;
+        for t in [o.output, o.h_n, o.c_n] {
+            reg.write(t.data, t.len)?;
+        }
+        reg.check_writes()?;
+        // 3. Inputs as Rust values.
+        // SAFETY: each input is null or readable for its count (caller),
+        // which matches the model (checked); copied when it overlaps an
+        // output or is misaligned.
+        let input = unsafe { floats_in(sq.input.data, sq.input.len, reg.aliased(r_in)) }?
+            .ok_or(RnncellStatus::NullPointer)?;
         // SAFETY: as above.
-        let h0 = unsafe { floats_in(sq.h0.data, sq.h0.len, aliased(sq.h0.data, sq.h0.len)) }?;
+        let h0 = unsafe { floats_in(sq.h0.data, sq.h0.len, reg.aliased(r_h0)) }?;
         // SAFETY: as above.
-        let c0 = unsafe { floats_in(sq.c0.data, sq.c0.len, aliased(sq.c0.data, sq.c0.len)) }?;
+        let c0 = unsafe { floats_in(sq.c0.data, sq.c0.len, reg.aliased(r_c0)) }?;
         let lens: Option<Vec<usize>> = if sq.seq_lens.is_null() {
-            if sq.seq_lens_len != 0 {
-                return Err(RnncellStatus::NullPointer);
-            }
             None
         } else {
-            check_count::<usize>(sq.seq_lens_len)?;
+            // SAFETY: non-null, readable for seq_lens_len == B entries
+            // (caller; count checked), any alignment; copied at once.
+            let l = unsafe { unaligned_slice(sq.seq_lens, sq.seq_lens_len) };
             let mut v = Vec::new();
-            v.try_reserve_exact(sq.seq_lens_len)
+            v.try_reserve_exact(l.len())
                 .map_err(|_| RnncellStatus::Allocation)?;
-            for i in 0..sq.seq_lens_len {
-                // SAFETY: i < seq_lens_len and seq_lens is readable for that
-                // many usize (caller); read_unaligned accepts any alignment.
-                v.push(unsafe { sq.seq_lens.add(i).read_unaligned() });
-            }
+            v.extend(l.iter().map(Unaligned::get));
             Some(v)
         };
+        // 4. Outputs: nothing above reads caller memory any more.
         // SAFETY: each output is null or writable for its count (caller),
         // pairwise disjoint (checked) and disjoint from every borrowed input
         // (overlapping inputs were copied).
@@ -510,9 +592,9 @@ pub unsafe extern "C" fn rnncell_model_run(
         let mut c_n = unsafe { out_buf(o.c_n) }?;
         let seq = Sequence {
             input: &input,
-            steps: sq.steps,
-            batch: sq.batch,
-            batch_major: sq.batch_major,
+            steps: t,
+            batch: b,
+            batch_major,
             seq_lens: lens.as_deref(),
             h0: h0.as_deref(),
             c0: c0.as_deref(),
@@ -524,34 +606,29 @@ pub unsafe extern "C" fn rnncell_model_run(
         };
         m.run(&seq, &mut so)?;
         for b in [Some(output), h_n, c_n].into_iter().flatten() {
-            if let Out::Scratch(v, dst) = b {
-                // SAFETY: `dst` is writable for v.len() floats (it was the
-                // tensor's own count) and disjoint from our scratch vector.
-                unsafe { copy_out(&v, dst) };
-            }
+            b.finish();
         }
         Ok(())
     })
 }
 
-/// Streams per inner call of `rnncell_model_step_many` (stack arrays, so the
-/// call allocates nothing; results do not depend on the grouping).
-const GROUP: usize = 16;
-
 /// Advances N independent streams of `model` by one step each, in one call
 /// (weights are loaded once for up to 24 streams, much faster than N calls
-/// of `rnncell_model_step` when N > 1). `states` holds N distinct state
-/// pointers; `xs` is `[N, I]` and `ys` `[N, Hr]`, row i belonging to
-/// `states[i]`. Which streams take part may change from call to call.
-/// Each stream's result is bit-identical to `rnncell_model_step` on it
-/// alone. Allocates nothing, on every path. N = 0 does nothing.
+/// of `rnncell_model_step` when N > 1; more streams are split into balanced
+/// groups of at most 24). `states` holds N distinct state pointers; `xs` is
+/// `[N, I]` and `ys` `[N, Hr]`, row i belonging to `states[i]`. Which
+/// streams take part may change from call to call. Each stream's result is
+/// bit-identical to `rnncell_model_step` on it alone. Allocates nothing, on
+/// every path. N = 0 does nothing.
 ///
 /// Errors (no state changes and `ys` is not written): a NULL pointer or a
 /// NULL entry in `states`; `RNNCELL_STATUS_INVALID_ARGUMENT` if a state
-/// appears twice; `RNNCELL_STATUS_STATE_MISMATCH` if a state belongs to
+/// appears twice, an entry is not a live state, or the `states` array
+/// overlaps `ys`; `RNNCELL_STATUS_STATE_MISMATCH` if a state belongs to
 /// another model; `RNNCELL_STATUS_SIZE_MISMATCH` if `xs_len != N*I` or
 /// `ys_len != N*Hr`; `RNNCELL_STATUS_UNSUPPORTED` for a model that is not
-/// forward. `xs` and `ys` may have any alignment and may overlap.
+/// forward. `xs` and `ys` may have any alignment and may overlap (`xs` is
+/// then copied first).
 ///
 /// # Safety
 /// `model` NULL or live; `states` NULL or readable for `n_states` pointers,
@@ -573,27 +650,38 @@ pub unsafe extern "C" fn rnncell_model_step_many(
         if states.is_null() || xs.is_null() || ys.is_null() {
             return Err(RnncellStatus::NullPointer);
         }
-        check_count::<*mut RnncellState>(n_states)?;
-        check_count::<f32>(xs_len)?;
-        check_count::<f32>(ys_len)?;
         let s = m.spec();
         if s.direction != Direction::Forward {
             return Err(RnncellStatus::Unsupported);
         }
+        // 1. Counts.
+        let mut reg = Regions::<3>::new();
+        let r_states = reg.read(states, n_states)?;
+        let r_xs = reg.read(xs, xs_len)?;
+        reg.write(ys, ys_len)?;
         let (i_sz, hr) = (s.input_size, s.state_size());
         if xs_len != count_of::<f32>(&[n_states, i_sz])?
             || ys_len != count_of::<f32>(&[n_states, hr])?
         {
             return Err(RnncellStatus::SizeMismatch);
         }
-        // SAFETY: `states` is readable for n_states pointers (caller);
-        // read_unaligned accepts any alignment.
-        let state_at = |i: usize| unsafe { states.add(i).read_unaligned() };
-        for i in 0..n_states {
-            let p = state_at(i);
-            // SAFETY: a non-null entry is a live state (caller); only shared
+        if n_states == 0 {
+            return Ok(());
+        }
+        // 2. Regions: the pointer array is read again after ys is written
+        //    (groups, copy-out), so it may not overlap ys at all.
+        if reg.aliased(r_states) {
+            return Err(RnncellStatus::InvalidArgument);
+        }
+        // SAFETY: non-null, readable for n_states pointers (caller), count
+        // checked, any alignment, and disjoint from the only writable
+        // region, so it stays unchanged during the call.
+        let handles = unsafe { unaligned_slice(states, n_states) };
+        // 3. Every handle: live, ours, distinct.
+        for p in handles.iter().map(Unaligned::get) {
+            // SAFETY: null or a state handle (caller); only shared
             // references exist during this loop.
-            let st = unsafe { p.as_ref() }.ok_or(RnncellStatus::NullPointer)?;
+            let st = unsafe { state_ref(p) }?;
             if !m.owns(&st.state) {
                 return Err(RnncellStatus::StateMismatch);
             }
@@ -603,10 +691,9 @@ pub unsafe extern "C" fn rnncell_model_step_many(
         let mut dup = false;
         let mut marked = 0;
         while marked < n_states {
-            // SAFETY: live state; this temporary &mut is the only reference
-            // (the earlier shared ones are dead, entries are visited one at
-            // a time).
-            let st = unsafe { &mut *state_at(marked) };
+            // SAFETY: a live state (checked); this temporary &mut is the
+            // only reference (entries are visited one at a time).
+            let st = unsafe { inner_mut(handles[marked].get()) };
             if st.marked {
                 dup = true;
                 break;
@@ -614,50 +701,62 @@ pub unsafe extern "C" fn rnncell_model_step_many(
             st.marked = true;
             marked += 1;
         }
-        for i in 0..marked {
+        for h in &handles[..marked] {
             // SAFETY: as above; the first `marked` entries are distinct.
-            unsafe { (*state_at(i)).marked = false };
+            unsafe { inner_mut(h.get()).marked = false };
         }
         if dup {
             return Err(RnncellStatus::InvalidArgument);
         }
-        // From here on every check has passed: the states are distinct,
-        // owned by `m`, and the counts match.
-        let x_direct = xs.is_aligned() && !overlaps(xs, xs_len, ys, ys_len);
-        let y_direct = ys.is_aligned();
+        // 4. Inputs: misaligned or aliased rows go to each state's scratch
+        //    before anything is written.
+        let x_direct = xs.is_aligned() && !reg.aliased(r_xs);
         if !x_direct {
-            for i in 0..n_states {
+            for (i, h) in handles.iter().enumerate() {
                 // SAFETY: a live, distinct state, no other reference alive.
-                let st = unsafe { &mut *state_at(i) };
+                let st = unsafe { inner_mut(h.get()) };
                 // SAFETY: its x scratch holds I floats; `xs` is readable for
                 // N*I floats (caller), so row i is, and it is caller memory.
                 unsafe { copy_in(xs.add(i * i_sz), &mut st.x, i_sz) };
             }
         }
-        for g0 in (0..n_states).step_by(GROUP) {
-            let k = (n_states - g0).min(GROUP);
-            let mut sts: [MaybeUninit<&mut State>; GROUP] =
-                [const { MaybeUninit::uninit() }; GROUP];
-            let mut xv: [&[f32]; GROUP] = [&[]; GROUP];
-            let mut yv: [&mut [f32]; GROUP] = Default::default();
-            for j in 0..k {
-                let i = g0 + j;
+        let x_all: &[f32] = if x_direct {
+            // SAFETY: aligned, readable for xs_len floats (caller, count
+            // checked), disjoint from ys (checked) and from every state.
+            unsafe { std::slice::from_raw_parts(xs, xs_len) }
+        } else {
+            &[]
+        };
+        let y_direct = ys.is_aligned();
+        let y_all: &mut [f32] = if y_direct {
+            // SAFETY: aligned, writable for ys_len floats (caller, count
+            // checked); no reference to it exists: `x_all` is disjoint from
+            // it or empty, `handles` is disjoint from it (checked).
+            unsafe { std::slice::from_raw_parts_mut(ys, ys_len) }
+        } else {
+            &mut []
+        };
+        let mut y_rows = y_all.chunks_exact_mut(hr);
+        // 5. Balanced groups of at most MAX_COLS streams (N = 25 is 13 + 12,
+        //    not 24 + a lone stream that streams every weight again).
+        for r in balanced(n_states, MAX_COLS) {
+            let k = r.len();
+            let mut sts: [MaybeUninit<&mut State>; MAX_COLS] =
+                [const { MaybeUninit::uninit() }; MAX_COLS];
+            let mut xv: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
+            let mut yv: [&mut [f32]; MAX_COLS] = Default::default();
+            for (j, i) in r.enumerate() {
                 // SAFETY: the states are distinct (checked) and not used by
                 // other threads (caller): one &mut per state.
-                let RnncellState { state, x, y, .. } = unsafe { &mut *state_at(i) };
+                let StateInner { state, x, y, .. } = unsafe { inner_mut(handles[i].get()) };
                 sts[j].write(state);
                 xv[j] = if x_direct {
-                    // SAFETY: aligned, readable row of N*I floats, disjoint
-                    // from `ys` (checked) and from every state.
-                    unsafe { std::slice::from_raw_parts(xs.add(i * i_sz), i_sz) }
+                    &x_all[i * i_sz..][..i_sz]
                 } else {
                     &x[..i_sz]
                 };
                 yv[j] = if y_direct {
-                    // SAFETY: aligned, writable row of N*Hr floats; rows are
-                    // disjoint, and `xv` rows are disjoint from `ys` or are
-                    // scratch copies.
-                    unsafe { std::slice::from_raw_parts_mut(ys.add(i * hr), hr) }
+                    y_rows.next().ok_or(RnncellStatus::Panic)?
                 } else {
                     &mut y[..hr]
                 };
@@ -668,10 +767,11 @@ pub unsafe extern "C" fn rnncell_model_step_many(
                 unsafe { std::slice::from_raw_parts_mut(sts.as_mut_ptr().cast::<&mut State>(), k) };
             m.step_many(sts, &xv[..k], &mut yv[..k])?;
         }
+        // 6. Misaligned ys: the last write to caller memory.
         if !y_direct {
-            for i in 0..n_states {
+            for (i, h) in handles.iter().enumerate() {
                 // SAFETY: a live, distinct state, no other reference alive.
-                let st = unsafe { &*state_at(i) };
+                let st = unsafe { inner_mut(h.get()) };
                 // SAFETY: its y scratch holds >= Hr floats; `ys` is writable
                 // for N*Hr floats (caller) and disjoint from the scratch.
                 unsafe { copy_out(&st.y[..hr], ys.add(i * hr)) };
@@ -711,8 +811,9 @@ pub unsafe extern "C" fn rnncell_model_step_chunk(
         if xs.is_null() || ys.is_null() {
             return Err(RnncellStatus::NullPointer);
         }
-        check_count::<f32>(xs_len)?;
-        check_count::<f32>(ys_len)?;
+        let mut reg = Regions::<2>::new();
+        let r_xs = reg.read(xs, xs_len)?;
+        reg.write(ys, ys_len)?;
         let s = m.spec();
         if s.direction != Direction::Forward {
             return Err(RnncellStatus::Unsupported);
@@ -726,10 +827,10 @@ pub unsafe extern "C" fn rnncell_model_step_chunk(
         if ys_len != count_of::<f32>(&[xs_len / s.input_size, s.state_size()])? {
             return Err(RnncellStatus::SizeMismatch);
         }
-        let copy_x = overlaps(xs, xs_len, ys, ys_len);
         // SAFETY: `xs` is readable for xs_len floats (caller); it is copied
         // when it overlaps `ys`, so a borrowed slice never aliases `ys`.
-        let xv = unsafe { floats_in(xs, xs_len, copy_x) }?.ok_or(RnncellStatus::NullPointer)?;
+        let xv = unsafe { floats_in(xs, xs_len, reg.aliased(r_xs)) }?
+            .ok_or(RnncellStatus::NullPointer)?;
         // SAFETY: `ys` is non-null and writable for ys_len floats (caller),
         // and no live reference covers it (xv is disjoint or a copy).
         let mut yv = unsafe {
@@ -740,11 +841,7 @@ pub unsafe extern "C" fn rnncell_model_step_chunk(
         }?
         .ok_or(RnncellStatus::NullPointer)?;
         m.step_chunk(&mut st.state, &xv, yv.slice())?;
-        if let Out::Scratch(v, dst) = yv {
-            // SAFETY: `dst` is writable for v.len() == ys_len floats and
-            // disjoint from our scratch vector.
-            unsafe { copy_out(&v, dst) };
-        }
+        yv.finish();
         Ok(())
     })
 }

@@ -140,13 +140,15 @@ pub struct RnncellSpec {
     /// ONNX `clip`: every activation input clamped to +-clip (any cell); 0 =
     /// none.
     pub clip: f32,
-    /// LSTM: peephole connections (p_i, p_f on c; p_o on c').
-    pub lstm_peephole: bool,
+    /// LSTM: peephole connections (p_i, p_f on c; p_o on c'): 0 or 1 (any
+    /// other value is `RNNCELL_STATUS_INVALID_ARGUMENT`).
+    pub lstm_peephole: u32,
     /// LSTM: projection size P (PyTorch `proj_size`); 0 = no projection.
     /// With a projection, h has P elements.
     pub lstm_proj_size: usize,
-    /// LSTM: a bias on the projection (TFLite); needs `lstm_proj_size > 0`.
-    pub lstm_proj_bias: bool,
+    /// LSTM: a bias on the projection (TFLite), 0 or 1; needs
+    /// `lstm_proj_size > 0`.
+    pub lstm_proj_bias: u32,
     /// LSTM: clamp of the projected output to +-`lstm_proj_clip` (TFLite);
     /// 0 = none; needs `lstm_proj_size > 0`.
     pub lstm_proj_clip: f32,
@@ -155,11 +157,11 @@ pub struct RnncellSpec {
     /// LSTM: TFLite `cell_clip`, clamp of the stored c' to +-cell_clip; 0 =
     /// none.
     pub lstm_cell_clip: f32,
-    /// GRU: true (default) for linear-before-reset, n = tanh(W_n x + b_wn +
+    /// GRU: 1 (default) for linear-before-reset, n = tanh(W_n x + b_wn +
     /// r*(R_n h + b_rn)) (PyTorch, ONNX `linear_before_reset=1`, Keras
-    /// `reset_after=True`); false for reset-before, n = tanh(W_n x +
+    /// `reset_after=True`); 0 for reset-before, n = tanh(W_n x +
     /// R_n (r*h) + b_n) (ONNX default, Keras `reset_after=False`).
-    pub gru_linear_before_reset: bool,
+    pub gru_linear_before_reset: u32,
     /// RNN: an `RnncellActivation` (default tanh).
     pub rnn_activation: u32,
 }
@@ -173,6 +175,17 @@ impl Default for RnncellSpec {
 
 fn bad(field: &str, v: u32) -> Error {
     Error::InvalidArgument(format!("spec.{field}: {v} is not valid"))
+}
+
+/// A C flag: 0 or 1; anything else names the field.
+pub(crate) fn flag(field: &str, v: u32) -> Result<bool, Error> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        v => Err(Error::InvalidArgument(format!(
+            "{field}: {v} is not 0 or 1"
+        ))),
+    }
 }
 
 fn clip_in(v: f32) -> Option<f32> {
@@ -195,13 +208,13 @@ impl RnncellSpec {
             direction: RnncellDirection::Forward as u32,
             merge: RnncellMerge::Concat as u32,
             clip: 0.0,
-            lstm_peephole: false,
+            lstm_peephole: 0,
             lstm_proj_size: 0,
-            lstm_proj_bias: false,
+            lstm_proj_bias: 0,
             lstm_proj_clip: 0.0,
             lstm_coupling: RnncellCoupling::None as u32,
             lstm_cell_clip: 0.0,
-            gru_linear_before_reset: true,
+            gru_linear_before_reset: 1,
             rnn_activation: RnncellActivation::Tanh as u32,
         }
     }
@@ -244,6 +257,10 @@ impl RnncellSpec {
                 "spec: {kind} options are set but the cell is not {kind} (keep rnncell_spec_init's defaults)"
             ))
         };
+        let peephole = flag("spec.lstm_peephole", self.lstm_peephole)?;
+        let proj_bias = flag("spec.lstm_proj_bias", self.lstm_proj_bias)?;
+        let linear_before_reset =
+            flag("spec.gru_linear_before_reset", self.gru_linear_before_reset)?;
         let d = RnncellSpec::defaults(self.cell, 0, 0);
         let lstm_default = self.lstm_peephole == d.lstm_peephole
             && self.lstm_proj_size == d.lstm_proj_size
@@ -261,9 +278,9 @@ impl RnncellSpec {
             2 if !rnn_default => return Err(misplaced("RNN")),
             3 if !gru_default => return Err(misplaced("GRU")),
             1 => CellKind::Lstm(LstmOptions {
-                peephole: self.lstm_peephole,
+                peephole,
                 proj_size: self.lstm_proj_size,
-                proj_bias: self.lstm_proj_bias,
+                proj_bias,
                 proj_clip: clip_in(self.lstm_proj_clip),
                 coupling: match self.lstm_coupling {
                     0 => Coupling::None,
@@ -275,7 +292,7 @@ impl RnncellSpec {
                 cell_clip: clip_in(self.lstm_cell_clip),
             }),
             2 => CellKind::Gru(GruOptions {
-                linear_before_reset: self.gru_linear_before_reset,
+                linear_before_reset,
                 clip,
             }),
             3 => CellKind::Rnn(RnnOptions {
@@ -314,9 +331,9 @@ impl RnncellSpec {
         match s.cell {
             CellKind::Lstm(o) => {
                 out.clip = clip_out(o.clip);
-                out.lstm_peephole = o.peephole;
+                out.lstm_peephole = o.peephole.into();
                 out.lstm_proj_size = o.proj_size;
-                out.lstm_proj_bias = o.proj_bias;
+                out.lstm_proj_bias = o.proj_bias.into();
                 out.lstm_proj_clip = clip_out(o.proj_clip);
                 out.lstm_coupling = match o.coupling {
                     Coupling::None => RnncellCoupling::None,
@@ -327,7 +344,7 @@ impl RnncellSpec {
             }
             CellKind::Gru(o) => {
                 out.clip = clip_out(o.clip);
-                out.gru_linear_before_reset = o.linear_before_reset;
+                out.gru_linear_before_reset = o.linear_before_reset.into();
             }
             CellKind::Rnn(o) => {
                 out.clip = clip_out(o.clip);
@@ -476,8 +493,9 @@ pub struct RnncellSequence {
     pub steps: usize,
     /// B, at least 1.
     pub batch: usize,
-    /// true for `[B, T, ...]` input and output, false for `[T, B, ...]`.
-    pub batch_major: bool,
+    /// 1 for `[B, T, ...]` input and output, 0 for `[T, B, ...]` (any
+    /// other value is `RNNCELL_STATUS_INVALID_ARGUMENT`).
+    pub batch_major: u32,
     /// B per-sequence lengths, each <= T, or NULL for all T. ONNX
     /// semantics: outputs past a sequence's end are zero, its final state is
     /// the state after its last valid step, the reverse direction starts at
@@ -498,7 +516,7 @@ impl Default for RnncellSequence {
             input: RnncellTensor::default(),
             steps: 0,
             batch: 0,
-            batch_major: false,
+            batch_major: 0,
             seq_lens: ptr::null(),
             seq_lens_len: 0,
             h0: RnncellTensor::default(),
