@@ -295,13 +295,14 @@ pub unsafe extern "C" fn rnncell_model_new_pytorch(
             .map_err(|_| RnncellStatus::Allocation)?;
         for (i, t) in layers.iter().map(Unaligned::get).enumerate() {
             let l = i / d;
-            // The Rust builder's names, with the direction of a
-            // bidirectional model.
+            // The Rust builder's name and the state_dict name (with the
+            // direction of a bidirectional model).
             let name = |f: &str| {
                 if d == 2 {
-                    format!("layer {l} {f} (direction {})", i % d)
+                    let sfx = if i % d == 1 { "_reverse" } else { "" };
+                    format!("layer {l} {f} ({f}_l{l}{sfx}, direction {})", i % d)
                 } else {
-                    format!("layer {l} {f}")
+                    format!("layer {l} {f} ({f}_l{l})")
                 }
             };
             let gh = g * h;

@@ -453,7 +453,7 @@ static void test_layouts(uint32_t cell, bool peephole) {
         EXPECT(rnncell_model_new_keras(&s, kx, n.L * n.D, 0, &tmp, msg, sizeof msg),
                RNNCELL_STATUS_NULL_POINTER);
         CHECK(tmp == NULL);
-        EXPECT(rnncell_model_new_keras(&s, kx, 3, 0, &tmp, NULL, 0), RNNCELL_STATUS_NULL_POINTER);
+        EXPECT(rnncell_model_new_keras(&s, kx, 3, 0, &tmp, NULL, 0), RNNCELL_STATUS_SIZE_MISMATCH); /* counts first */
         EXPECT(rnncell_model_new_onnx(&s, NULL, 2, 0, &tmp, NULL, 0), RNNCELL_STATUS_NULL_POINTER);
         EXPECT(rnncell_model_new_keras(&s, NULL, 4, 0, &tmp, NULL, 0), RNNCELL_STATUS_NULL_POINTER);
         EXPECT(rnncell_model_new_onnx(NULL, ox, 2, 0, &tmp, NULL, 0), RNNCELL_STATUS_NULL_POINTER);
@@ -1141,6 +1141,112 @@ static void test_safetensors(void) {
     printf("  safetensors: bytes and file match the arrays; FORMAT/IO errors named: ok\n");
 }
 
+/* Issue 11: the marshal step. Run under ASan: a count compared after a copy
+ * reads past these exact-size heap buffers and fails the test. */
+static void test_marshal(void) {
+    RnncellSpec s;
+    Net n;
+    uint32_t seed = 29;
+    RnncellModel *m, *tmp;
+    RnncellState *sts[32];
+    RnncellPytorchLayer *pl;
+    RnncellSequence sq;
+    RnncellSequenceOutput so;
+    size_t k, nw;
+    char msg[256];
+    unsigned char *raw;
+    float *xs, *ys, *mis;
+
+    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 5, 4));
+    net_init(&n, &s, &seed);
+    pl = net_pytorch_layers(&n);
+    m = net_model(&n, RNNCELL_ISA_AUTO);
+    for (k = 0; k < 32; k++) OK(rnncell_state_new(m, &sts[k]));
+
+    /* 1. the states array inside ys: refused, never dereferenced as floats */
+    xs = (float *)calloc(32 * 5, sizeof(float));
+    raw = (unsigned char *)malloc(32 * 4 * sizeof(float) + 1);
+    for (k = 0; k < 2; k++) {
+        size_t ns = k ? 4 : 32;
+        ys = (float *)(raw + k); /* aligned, then misaligned by one byte */
+        memcpy((unsigned char *)ys + 8, sts, ns * sizeof(RnncellState *));
+        EXPECT(rnncell_model_step_many(m, (RnncellState *const *)((unsigned char *)ys + 8), ns, xs,
+                                       ns * 5, ys, ns * 4),
+               RNNCELL_STATUS_INVALID_ARGUMENT);
+    }
+    free(raw);
+    free(xs);
+
+    /* 2. a misaligned weight with one float too many: SIZE_MISMATCH before
+     *    any copy (the buffer holds exactly the right count) */
+    nw = pl[0].weight_ih.len;
+    raw = (unsigned char *)malloc(nw * sizeof(float) + 1);
+    mis = (float *)(raw + 1);
+    memcpy(mis, pl[0].weight_ih.data, nw * sizeof(float));
+    {
+        RnncellTensor keep = pl[0].weight_ih;
+        pl[0].weight_ih = tensor(mis, nw + 1);
+        EXPECT(rnncell_model_new_pytorch(&s, pl, 1, 0, &tmp, msg, sizeof msg),
+               RNNCELL_STATUS_SIZE_MISMATCH);
+        CHECK(tmp == NULL && strstr(msg, "weight_ih") != NULL);
+        pl[0].weight_ih = tensor(mis, (size_t)PTRDIFF_MAX / 4);
+        EXPECT(rnncell_model_new_pytorch(&s, pl, 1, 0, &tmp, msg, sizeof msg),
+               RNNCELL_STATUS_SIZE_MISMATCH);
+        pl[0].weight_ih = tensor(mis, nw);
+        OK(rnncell_model_new_pytorch(&s, pl, 1, 0, &tmp, msg, sizeof msg));
+        rnncell_model_free(tmp);
+        pl[0].weight_ih = keep;
+    }
+    free(raw);
+    /* n_layers one larger than the array, and huge */
+    EXPECT(rnncell_model_new_pytorch(&s, pl, 2, 0, &tmp, msg, sizeof msg), RNNCELL_STATUS_SIZE_MISMATCH);
+    EXPECT(rnncell_model_new_pytorch(&s, pl, (size_t)1 << 40, 0, &tmp, msg, sizeof msg),
+           RNNCELL_STATUS_SIZE_MISMATCH);
+    CHECK(strstr(msg, "layers") != NULL);
+
+    /* 3. run: an h0 of 15 floats for 5 (B = 1, H = 4: 4 needed), overlapping h_n */
+    {
+        float *buf = (float *)malloc(2 * 4 * 5 * sizeof(float));
+        float *x = (float *)calloc(2 * 5, sizeof(float));
+        memset(&sq, 0, sizeof sq);
+        memset(&so, 0, sizeof so);
+        sq.input = tensor(x, 2 * 5);
+        sq.steps = 2;
+        sq.batch = 1;
+        sq.h0 = tensor(buf + 8 * 4 - 4, 15); /* only 4 floats remain in buf */
+        so.output = tensor_mut(buf, 2 * 4);
+        so.h_n = tensor_mut(buf + 8 * 4 - 4, 4);
+        EXPECT(rnncell_model_run(m, &sq, &so), RNNCELL_STATUS_SIZE_MISMATCH);
+        sq.h0 = tensor(buf + 8 * 4 - 4, 4);
+        OK(rnncell_model_run(m, &sq, &so));
+        sq.batch_major = 2;
+        EXPECT(rnncell_model_run(m, &sq, &so), RNNCELL_STATUS_INVALID_ARGUMENT);
+        free(buf);
+        free(x);
+    }
+
+    /* 5. a state where a model is expected, and the reverse */
+    {
+        float x[5] = {0}, y[4];
+        EXPECT(rnncell_model_step((const RnncellModel *)sts[0], sts[0], x, 5, y, 4),
+               RNNCELL_STATUS_INVALID_ARGUMENT);
+        EXPECT(rnncell_model_step(m, (RnncellState *)m, x, 5, y, 4), RNNCELL_STATUS_INVALID_ARGUMENT);
+        OK(rnncell_model_step(m, sts[0], x, 5, y, 4));
+    }
+
+    /* 7. flags are integers: anything but 0 or 1 is refused */
+    s.lstm_peephole = 2;
+    EXPECT(rnncell_model_new_pytorch(&s, pl, 1, 0, &tmp, msg, sizeof msg), RNNCELL_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(msg, "lstm_peephole") != NULL);
+    s.lstm_peephole = 0;
+    CHECK(rnncell_status_str(12345) != NULL);
+
+    for (k = 0; k < 32; k++) rnncell_state_free(sts[k]);
+    rnncell_model_free(m);
+    free(pl);
+    net_free(&n);
+}
+
 int main(void) {
     test_queries();
     test_spec_errors();
@@ -1153,6 +1259,7 @@ int main(void) {
     test_directions(RNNCELL_CELL_GRU);
     test_directions(RNNCELL_CELL_RNN);
     test_states();
+    test_marshal();
     test_boundary();
     test_safetensors();
     if (failures) {
