@@ -88,10 +88,8 @@ impl Drop for Guarded {
 fn spec_init(cell: RnncellCell, i: usize, h: usize) -> RnncellSpec {
     let mut s = RnncellSpec::default();
     // SAFETY: `s` is writable.
-    assert_eq!(
-        unsafe { rnncell_spec_init(&mut s, cell as u32, i, h) },
-        S::Ok
-    );
+    let st = unsafe { rnncell_spec_init(&mut s, cell as u32, i, h) };
+    assert_eq!(st, S::Ok);
     s
 }
 
@@ -158,7 +156,8 @@ impl Handles {
             .map(|_| {
                 let mut s = null_mut();
                 // SAFETY: live model, writable out pointer.
-                assert_eq!(unsafe { rnncell_state_new(model, &mut s) }, S::Ok);
+                let st = unsafe { rnncell_state_new(model, &mut s) };
+                assert_eq!(st, S::Ok);
                 s
             })
             .collect();
@@ -327,8 +326,9 @@ fn run_counts_are_checked_before_reading() {
             },
             ..Default::default()
         };
-        // SAFETY (every run below): valid structs and buffers.
-        assert_eq!(unsafe { rnncell_model_run(hd.model, &base, &o) }, S::Ok);
+        // SAFETY: valid structs and buffers (also for every run below).
+        let st = unsafe { rnncell_model_run(hd.model, &base, &o) };
+        assert_eq!(st, S::Ok);
         let cases = [
             RnncellSequence {
                 input: gx.t(gx.n + 1),
@@ -350,11 +350,8 @@ fn run_counts_are_checked_before_reading() {
         for (k, s) in cases.iter().enumerate() {
             out.fill(7.0);
             // SAFETY: as above (counts too large are the point).
-            assert_eq!(
-                unsafe { rnncell_model_run(hd.model, s, &o) },
-                S::SizeMismatch,
-                "case {k} skew {skew}"
-            );
+            let st = unsafe { rnncell_model_run(hd.model, s, &o) };
+            assert_eq!(st, S::SizeMismatch, "case {k} skew {skew}");
             assert!(out.iter().all(|v| *v == 7.0), "nothing written");
         }
         // c0 for a cell without c is refused unread.
@@ -365,20 +362,16 @@ fn run_counts_are_checked_before_reading() {
             ..base
         };
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { rnncell_model_run(hg.model, &s, &o) },
-            S::InvalidArgument
-        );
+        let st = unsafe { rnncell_model_run(hg.model, &s, &o) };
+        assert_eq!(st, S::InvalidArgument);
         // A batch_major flag other than 0 or 1.
         let s = RnncellSequence {
             batch_major: 2,
             ..base
         };
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { rnncell_model_run(hd.model, &s, &o) },
-            S::InvalidArgument
-        );
+        let st = unsafe { rnncell_model_run(hd.model, &s, &o) };
+        assert_eq!(st, S::InvalidArgument);
     }
 }
 
@@ -446,7 +439,8 @@ fn run_reads_seq_lens_and_states_inside_its_outputs_correctly() {
         ..Default::default()
     };
     // SAFETY: valid buffers; the overlap is the point.
-    assert_eq!(unsafe { rnncell_model_run(hd.model, &seq, &o) }, S::Ok);
+    let st = unsafe { rnncell_model_run(hd.model, &seq, &o) };
+    assert_eq!(st, S::Ok);
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&out), bits(&want.0));
     assert_eq!(bits(&hn), bits(&want.1));
@@ -488,10 +482,8 @@ fn step_many_rejects_a_states_array_inside_ys() {
         // The states were not stepped.
         let mut h = [1.0f32; 4];
         // SAFETY: live state, 4 floats.
-        assert_eq!(
-            unsafe { rnncell_state_get_h(hd.states[0], 0, h.as_mut_ptr(), 4) },
-            S::Ok
-        );
+        let st = unsafe { rnncell_state_get_h(hd.states[0], 0, h.as_mut_ptr(), 4) };
+        assert_eq!(st, S::Ok);
         assert_eq!(h, [0.0; 4]);
     }
 }

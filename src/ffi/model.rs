@@ -322,7 +322,7 @@ pub unsafe extern "C" fn rnncell_model_new_pytorch(
             } else {
                 Want::Forbidden("the spec has lstm_proj_bias 0")
             };
-            // SAFETY (this and the calls below): each tensor is null or
+            // SAFETY: each tensor is null or
             // readable for its count (caller); counts are checked first.
             let w = unsafe { tensor(t.weight_ih, Want::Required(w_n), &name("weight_ih")) }?;
             // SAFETY: as above.
@@ -398,7 +398,7 @@ pub unsafe extern "C" fn rnncell_model_new_onnx(
                 Want::Forbidden("the spec has no peepholes")
             };
             let w_n = d * gh * spec.layer_input_size(l);
-            // SAFETY (this and the calls below): each tensor is null or
+            // SAFETY: each tensor is null or
             // readable for its count (caller); counts are checked first.
             let w = unsafe { tensor(t.w, Want::Required(w_n), &format!("layer {l} W")) }?;
             // SAFETY: as above.
@@ -463,7 +463,7 @@ pub unsafe extern "C" fn rnncell_model_new_keras(
             .map_err(|_| RnncellStatus::Allocation)?;
         for (i, t) in layers.iter().map(Unaligned::get).enumerate() {
             let k_n = gh * spec.layer_input_size(i / d);
-            // SAFETY (this and the calls below): each tensor is null or
+            // SAFETY: each tensor is null or
             // readable for its count (caller); counts are checked first.
             let k = unsafe { tensor(t.kernel, Want::Required(k_n), &format!("layer {i} kernel")) }?;
             // SAFETY: as above.
