@@ -866,9 +866,7 @@ fn temp_path(tag: &str) -> PathBuf {
 #[cfg(target_os = "linux")]
 fn run_child(name: &str, env: &[(&str, &str)], sh_prefix: &str) -> String {
     let exe = std::env::current_exe().unwrap();
-    let script = format!(
-        "{sh_prefix} exec \"$0\" --exact {name} --nocapture --test-threads=1"
-    );
+    let script = format!("{sh_prefix} exec \"$0\" --exact {name} --nocapture --test-threads=1");
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -996,7 +994,10 @@ fn a_header_above_the_cap_is_refused_by_its_size() {
 #[test]
 fn duplicate_tensor_names_are_an_error() {
     let entry = |s: usize| {
-        format!("\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[{s},{}]", s + 8)
+        format!(
+            "\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[{s},{}]",
+            s + 8
+        )
     };
     let file_of = |h: &str, data: usize| {
         let mut f = (h.len() as u64).to_le_bytes().to_vec();
@@ -1149,7 +1150,10 @@ fn the_path_api_reads_what_the_header_declares() {
     let mut longer = file.clone();
     longer.extend_from_slice(&[0; 3]);
     format_err(from_path(&longer), &["3 bytes", "after"]);
-    format_err(load_safetensors_bytes(&longer, &opts), &["3 bytes", "after"]);
+    format_err(
+        load_safetensors_bytes(&longer, &opts),
+        &["3 bytes", "after"],
+    );
     // every cut is the same error kind from a path as from memory
     for cut in (0..file.len()).step_by(37) {
         let a = from_path(&file[..cut]);
@@ -1192,7 +1196,7 @@ fn buffers_sized_by_the_file_are_fallible() {
         "ulimit -v 1048576 &&",
     );
     let _ = std::fs::remove_file(&path);
-    let line = out.lines().find(|l| l.starts_with("RESULT")).unwrap_or("");
+    let line = out.lines().find(|l| l.contains("RESULT")).unwrap_or("");
     assert!(
         line.contains("Err(") && line.contains("allocate") && line.contains("4294967"),
         "{out}"
