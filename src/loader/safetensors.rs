@@ -68,8 +68,9 @@ fn header_len(bytes: &[u8]) -> Result<u64> {
 /// Reads the safetensors file at `path`: only a regular file (opened
 /// without blocking, so a FIFO cannot hang the caller), and only as many
 /// bytes as its header declares. Every buffer is allocated fallibly. A file
-/// longer than its header declares is a Format error (as from memory).
-/// Whatever does not parse is returned as read, for [`tensors`] to report.
+/// longer than its header declares is a Format error (as from memory). A
+/// file that ends early (in the length, the header or the data) is returned
+/// as read, for [`tensors`] to report which part or tensor is missing.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     let io_err =
         |what: &str, e: std::io::Error| Error::Io(format!("{what} {}: {e}", path.display()));
