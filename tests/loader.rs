@@ -1218,3 +1218,48 @@ fn an_unknown_keras_layer_lists_the_layers_in_the_file() {
     );
     assert!(!m.contains("[]"), "{m}");
 }
+
+/// Our container parser (src/loader/safetensors.rs) accepts exactly the
+/// files the safetensors crate accepts, except names given twice (which the
+/// crate lets the last one win): every truncation and every byte flip of the
+/// header of three committed files. A valid container with a prefix that
+/// matches nothing gives "no tensor under the prefix".
+#[test]
+fn the_container_rules_match_the_safetensors_crate() {
+    let opts = gru().prefix("\u{1}none");
+    let ours = |f: &[u8]| match load_safetensors_bytes(f, &opts) {
+        Err(Error::Format(m)) if m.contains("no tensor under the prefix") => Ok(()),
+        Err(Error::Format(m)) => Err(m),
+        r => panic!("{r:?}"),
+    };
+    let mut checked = 0;
+    for name in [
+        "torch_rnn_relu_bi.safetensors",
+        "torch_lstm_prefixed.safetensors",
+        "keras_gru_2l.safetensors",
+    ] {
+        let file = committed(name);
+        let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+        let mut cases: Vec<Vec<u8>> = (0..file.len()).map(|c| file[..c].to_vec()).collect();
+        for pos in 0..8 + n {
+            for x in [0x01u8, 0x02, 0x08, 0x20, 0x80] {
+                let mut f = file.clone();
+                f[pos] ^= x;
+                cases.push(f);
+            }
+        }
+        for f in &cases {
+            let theirs = safetensors::SafeTensors::deserialize(f).map(|_| ());
+            match (ours(f), theirs) {
+                (Ok(()), Ok(())) | (Err(_), Err(_)) => {}
+                (Err(m), Ok(())) if m.contains("twice") => {}
+                (a, b) => panic!(
+                    "{name}: ours {a:?}, the crate's {b:?}, for the header {:?}",
+                    String::from_utf8_lossy(&f[8.min(f.len())..(8 + n).min(f.len())])
+                ),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 10_000, "{checked}");
+}
