@@ -847,3 +847,419 @@ fn byte_flips_never_panic() {
     }
     assert!(ok > 0 && err > 0, "{ok} {err}");
 }
+
+// --------------------------------------------------------------------------
+// Hardening (issue 11): header cap before parsing, duplicate names, what the
+// path API refuses, fallible buffers, the Keras layer list in errors.
+// --------------------------------------------------------------------------
+
+/// A fresh path in the temporary directory, unique to this process and tag.
+fn temp_path(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "rnncell-loader-{}-{tag}.safetensors",
+        std::process::id()
+    ))
+}
+
+/// Runs the test `name` of this binary in a child process (with `env` set),
+/// through `sh -c "<prefix> exec <binary> ..."`; returns its stdout.
+#[cfg(target_os = "linux")]
+fn run_child(name: &str, env: &[(&str, &str)], sh_prefix: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let script = format!("{sh_prefix} exec \"$0\" --exact {name} --nocapture --test-threads=1");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(exe)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {name} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A kB field (`VmRSS`, `VmHWM`) of /proc/self/status.
+#[cfg(target_os = "linux")]
+fn proc_status_kb(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A valid safetensors file of about `header_bytes` of header: many
+/// one-element F32 tensors `t0000000`, `t0000001`, … (the worst case for a
+/// parser that builds a tree per tensor).
+fn many_tensors_file(header_bytes: usize) -> Vec<u8> {
+    let mut h = String::with_capacity(header_bytes + 100);
+    h.push('{');
+    let mut i = 0usize;
+    while h.len() < header_bytes {
+        if i > 0 {
+            h.push(',');
+        }
+        let s = 4 * i;
+        h.push_str(&format!(
+            "\"t{i:07}\":{{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[{s},{}]}}",
+            s + 4
+        ));
+        i += 1;
+    }
+    h.push('}');
+    let mut f = (h.len() as u64).to_le_bytes().to_vec();
+    f.extend_from_slice(h.as_bytes());
+    f.resize(f.len() + 4 * i, 0);
+    f
+}
+
+/// Child half of `a_32_mib_header_is_parsed_in_bounded_memory`: loads the
+/// file named by RNNCELL_LOADER_RSS_FILE and prints the RSS before and the
+/// peak RSS after. Does nothing when run as an ordinary test.
+#[cfg(target_os = "linux")]
+#[test]
+fn rss_child() {
+    let Ok(path) = std::env::var("RNNCELL_LOADER_RSS_FILE") else {
+        return;
+    };
+    let before = proc_status_kb("VmRSS");
+    let r = load_safetensors(&path, &gru());
+    // every tensor is "unexpected" for a GRU: the whole header was parsed
+    format_err(r, &["unexpected tensor", "t0000000"]);
+    println!("RSS_BEFORE_KB {before}");
+    println!("RSS_PEAK_KB {}", proc_status_kb("VmHWM"));
+}
+
+/// Issue 11.4: the header used to be parsed into a `serde_json::Value` tree
+/// (and again by the safetensors crate) before the size cap applied: 546 MiB
+/// peak RSS for a 32 MiB header. Now the peak is the file plus a small
+/// multiple of the header.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_32_mib_header_is_parsed_in_bounded_memory() {
+    let file = many_tensors_file(32 << 20);
+    let path = temp_path("rss");
+    std::fs::write(&path, &file).unwrap();
+    drop(file);
+    let out = run_child(
+        "rss_child",
+        &[("RNNCELL_LOADER_RSS_FILE", path.to_str().unwrap())],
+        "",
+    );
+    let _ = std::fs::remove_file(&path);
+    let kb = |key: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.split(key).nth(1))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in the child's output:\n{out}"))
+    };
+    let grown_mib = (kb("RSS_PEAK_KB").saturating_sub(kb("RSS_BEFORE_KB"))) / 1024;
+    println!("peak RSS growth for a 32 MiB header: {grown_mib} MiB");
+    assert!(
+        grown_mib <= 4 * 32,
+        "loading a 32 MiB header grew the RSS by {grown_mib} MiB (> 4x the header)"
+    );
+}
+
+/// Issue 11.4: a declared header above the cap is refused by its size before
+/// anything else is read, from memory and from a path.
+#[test]
+fn a_header_above_the_cap_is_refused_by_its_size() {
+    for n in [100_000_001u64, 1 << 40, u64::MAX] {
+        let mut file = n.to_le_bytes().to_vec();
+        file.extend_from_slice(b"{\"weight_ih_l0\":");
+        let m = format_err(load_safetensors_bytes(&file, &gru()), &[&n.to_string()]);
+        assert!(m.contains("100000000"), "{m}");
+        let path = temp_path("cap");
+        std::fs::write(&path, &file).unwrap();
+        let r = load_safetensors(&path, &gru());
+        let _ = std::fs::remove_file(&path);
+        let m = format_err(r, &[&n.to_string(), "rnncell-loader-"]);
+        assert!(m.contains("100000000"), "{m}");
+    }
+    // at the cap itself the length is fine (and then the file is too short)
+    let mut file = 100_000_000u64.to_le_bytes().to_vec();
+    file.extend_from_slice(b"{}");
+    format_err(load_safetensors_bytes(&file, &gru()), &["follow"]);
+}
+
+/// Issue 11.8: a tensor name given twice in a header used to be accepted
+/// (the last one won).
+#[test]
+fn duplicate_tensor_names_are_an_error() {
+    let entry = |s: usize| {
+        format!(
+            "\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[{s},{}]",
+            s + 8
+        )
+    };
+    let file_of = |h: &str, data: usize| {
+        let mut f = (h.len() as u64).to_le_bytes().to_vec();
+        f.extend_from_slice(h.as_bytes());
+        f.resize(f.len() + data, 0);
+        f
+    };
+    let ok = format!(
+        "{{\"weight_ih_l0\":{{{}}},\"weight_hh_l0\":{{\"dtype\":\"F32\",\"shape\":[1,1],\
+         \"data_offsets\":[8,12]}}}}",
+        entry(0)
+    );
+    let opts = SafetensorsOptions::pytorch(CellKind::rnn_tanh());
+    load_safetensors_bytes(&file_of(&ok, 12), &opts).unwrap();
+    let dup = format!(
+        "{{\"weight_ih_l0\":{{{}}},\"weight_hh_l0\":{{\"dtype\":\"F32\",\"shape\":[1,1],\
+         \"data_offsets\":[16,20]}},\"weight_ih_l0\":{{{}}}}}",
+        entry(0),
+        entry(8)
+    );
+    format_err(
+        load_safetensors_bytes(&file_of(&dup, 20), &opts),
+        &["weight_ih_l0", "twice"],
+    );
+    // the same name spelled with a JSON escape is the same name
+    let dup = format!(
+        "{{\"weight_ih_l0\":{{{}}},\"weight_hh_l0\":{{\"dtype\":\"F32\",\"shape\":[1,1],\
+         \"data_offsets\":[16,20]}},\"weight_\\u0069h_l0\":{{{}}}}}",
+        entry(0),
+        entry(8)
+    );
+    format_err(
+        load_safetensors_bytes(&file_of(&dup, 20), &opts),
+        &["weight_ih_l0", "twice"],
+    );
+    // outside the prefix too: the file is malformed whatever is loaded
+    let dup = format!(
+        "{{\"weight_ih_l0\":{{{}}},\"weight_hh_l0\":{{\"dtype\":\"F32\",\"shape\":[1,1],\
+         \"data_offsets\":[8,12]}},\"other\":{{\"dtype\":\"U8\",\"shape\":[1],\
+         \"data_offsets\":[12,13]}},\"other\":{{\"dtype\":\"U8\",\"shape\":[1],\
+         \"data_offsets\":[13,14]}}}}",
+        entry(0)
+    );
+    format_err(
+        load_safetensors_bytes(&file_of(&dup, 14), &opts),
+        &["\"other\"", "twice"],
+    );
+    // and __metadata__ twice
+    let dup = format!(
+        "{{\"__metadata__\":{{\"a\":\"b\"}},\"weight_ih_l0\":{{{}}},\"weight_hh_l0\":\
+         {{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[8,12]}},\"__metadata__\":{{}}}}",
+        entry(0)
+    );
+    format_err(
+        load_safetensors_bytes(&file_of(&dup, 12), &opts),
+        &["__metadata__", "twice"],
+    );
+}
+
+/// Issue 11.4: the path API refuses what is not a regular file, by name and
+/// kind, without reading it (/dev/zero used to be read until an allocation
+/// failed and aborted the process).
+#[cfg(unix)]
+#[test]
+fn the_path_api_refuses_devices_and_directories() {
+    let r = load_safetensors("/dev/zero", &gru());
+    assert!(
+        matches!(&r, Err(Error::Io(m)) if m.contains("/dev/zero") && m.contains("character device")),
+        "{r:?}"
+    );
+    let dir = std::env::temp_dir();
+    let r = load_safetensors(&dir, &gru());
+    assert!(
+        matches!(&r, Err(Error::Io(m)) if m.contains(dir.to_str().unwrap()) && m.contains("directory")),
+        "{r:?}"
+    );
+    // a symbolic link to a regular file is followed
+    let file = committed("torch_gru_2l_bi.safetensors");
+    let target = temp_path("link-target");
+    let link = temp_path("link");
+    std::fs::write(&target, &file).unwrap();
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let r = load_safetensors(&link, &gru());
+    let _ = std::fs::remove_file(&link);
+    let _ = std::fs::remove_file(&target);
+    r.unwrap();
+}
+
+/// Issue 11.4: a FIFO without a writer used to block forever in `open()`.
+/// The load runs on a thread; the test fails (instead of hanging) if it has
+/// not returned within a minute.
+#[cfg(unix)]
+#[test]
+fn a_fifo_without_writer_is_refused_promptly() {
+    let path = temp_path("fifo");
+    let _ = std::fs::remove_file(&path);
+    let st = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkfifo failed");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(load_safetensors(&p, &gru()));
+    });
+    let r = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(r) => r,
+        Err(_) => {
+            // unblock the reader's open() so the thread can finish, then fail
+            let _w = std::fs::OpenOptions::new().write(true).open(&path);
+            let _ = std::fs::remove_file(&path);
+            panic!("load_safetensors on a FIFO without writer did not return");
+        }
+    };
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        matches!(&r, Err(Error::Io(m)) if m.contains("rnncell-loader-") && m.contains("FIFO")),
+        "{r:?}"
+    );
+}
+
+/// Issue 11.4: the path API reads the header length, the header, then only
+/// the data the header declares. A shorter file names the tensor that does
+/// not fit; a longer one is an error too (as from memory).
+#[test]
+fn the_path_api_reads_what_the_header_declares() {
+    let file = committed("torch_lstm_1l.safetensors");
+    let opts = SafetensorsOptions::pytorch(CellKind::lstm());
+    let (h, _) = header_of(&file);
+    let last = h
+        .iter()
+        .max_by_key(|(_, i)| i["data_offsets"][1].as_u64().unwrap())
+        .unwrap()
+        .0
+        .clone();
+    let path = temp_path("short");
+    let from_path = |bytes: &[u8]| {
+        std::fs::write(&path, bytes).unwrap();
+        let r = load_safetensors(&path, &opts);
+        let _ = std::fs::remove_file(&path);
+        r
+    };
+    from_path(&file).unwrap();
+    format_err(
+        from_path(&file[..file.len() - 1]),
+        &[&last, "truncated", "rnncell-loader-"],
+    );
+    let mut longer = file.clone();
+    longer.extend_from_slice(&[0; 3]);
+    format_err(from_path(&longer), &["3 bytes", "after"]);
+    format_err(
+        load_safetensors_bytes(&longer, &opts),
+        &["3 bytes", "after"],
+    );
+    // every cut is the same error kind from a path as from memory
+    for cut in (0..file.len()).step_by(37) {
+        let a = from_path(&file[..cut]);
+        assert!(matches!(a, Err(Error::Format(_))), "cut at {cut}: {a:?}");
+    }
+}
+
+/// Child half of `buffers_sized_by_the_file_are_fallible`.
+#[cfg(target_os = "linux")]
+#[test]
+fn alloc_child() {
+    let Ok(path) = std::env::var("RNNCELL_LOADER_ALLOC_FILE") else {
+        return;
+    };
+    let r = load_safetensors(&path, &gru());
+    println!("RESULT {r:?}");
+}
+
+/// Every buffer the path API sizes from the file is allocated fallibly: a
+/// (sparse) 4 GiB file read under a 1 GiB address-space limit is an error,
+/// not an abort.
+#[cfg(target_os = "linux")]
+#[test]
+fn buffers_sized_by_the_file_are_fallible() {
+    let n = 1usize << 30; // floats: 4 GiB of data
+    let h = format!(
+        "{{\"weight_ih_l0\":{{\"dtype\":\"F32\",\"shape\":[{n}],\"data_offsets\":[0,{}]}}}}",
+        4 * n
+    );
+    let path = temp_path("sparse");
+    let mut f = std::fs::File::create(&path).unwrap();
+    use std::io::Write;
+    f.write_all(&(h.len() as u64).to_le_bytes()).unwrap();
+    f.write_all(h.as_bytes()).unwrap();
+    f.set_len(8 + h.len() as u64 + 4 * n as u64).unwrap();
+    drop(f);
+    let out = run_child(
+        "alloc_child",
+        &[("RNNCELL_LOADER_ALLOC_FILE", path.to_str().unwrap())],
+        "ulimit -v 1048576 &&",
+    );
+    let _ = std::fs::remove_file(&path);
+    let line = out.lines().find(|l| l.contains("RESULT")).unwrap_or("");
+    assert!(
+        line.contains("Err(") && line.contains("allocate") && line.contains("4294967"),
+        "{out}"
+    );
+}
+
+/// Issue 11.8: an unknown layer in `keras_layers` used to report the layers
+/// found among the *listed* ones ("layers found: []"); it lists the layers
+/// that are in the file under the prefix.
+#[test]
+fn an_unknown_keras_layer_lists_the_layers_in_the_file() {
+    let dense = committed("keras_lstm_2l_dense.safetensors");
+    let opts = SafetensorsOptions::keras(CellKind::lstm())
+        .prefix("sequential/")
+        .keras_layers(["lstm_7"]);
+    let m = format_err(
+        load_safetensors_bytes(&dense, &opts),
+        &["lstm_7", "keras_layers", "\"lstm\"", "\"lstm_1\"", "dense"],
+    );
+    assert!(!m.contains("[]"), "{m}");
+}
+
+/// Our container parser (src/loader/safetensors.rs) accepts exactly the
+/// files the safetensors crate accepts, except names given twice (which the
+/// crate lets the last one win): every truncation and every byte flip of the
+/// header of three committed files. A valid container with a prefix that
+/// matches nothing gives "no tensor under the prefix".
+#[test]
+fn the_container_rules_match_the_safetensors_crate() {
+    let opts = gru().prefix("\u{1}none");
+    let ours = |f: &[u8]| match load_safetensors_bytes(f, &opts) {
+        Err(Error::Format(m)) if m.contains("no tensor under the prefix") => Ok(()),
+        Err(Error::Format(m)) => Err(m),
+        r => panic!("{r:?}"),
+    };
+    let mut checked = 0;
+    for name in [
+        "torch_rnn_relu_bi.safetensors",
+        "torch_lstm_prefixed.safetensors",
+        "keras_gru_2l.safetensors",
+    ] {
+        let file = committed(name);
+        let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+        let mut cases: Vec<Vec<u8>> = (0..file.len()).map(|c| file[..c].to_vec()).collect();
+        for pos in 0..8 + n {
+            for x in [0x01u8, 0x02, 0x08, 0x20, 0x80] {
+                let mut f = file.clone();
+                f[pos] ^= x;
+                cases.push(f);
+            }
+        }
+        for f in &cases {
+            let theirs = safetensors::SafeTensors::deserialize(f).map(|_| ());
+            match (ours(f), theirs) {
+                (Ok(()), Ok(())) | (Err(_), Err(_)) => {}
+                (Err(m), Ok(())) if m.contains("twice") => {}
+                (a, b) => panic!(
+                    "{name}: ours {a:?}, the crate's {b:?}, for the header {:?}",
+                    String::from_utf8_lossy(&f[8.min(f.len())..(8 + n).min(f.len())])
+                ),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 10_000, "{checked}");
+}

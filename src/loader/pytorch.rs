@@ -1,0 +1,272 @@
+//! PyTorch `state_dict` naming: `weight_ih_l{k}`, `weight_hh_l{k}`,
+//! `bias_ih_l{k}`, `bias_hh_l{k}`, `weight_hr_l{k}`, `_reverse` for the
+//! backward direction (see [`super::WeightFormat::PyTorch`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::tensor::Tensor;
+use super::{SafetensorsOptions, cell_with, format_err, gate_names};
+use crate::cell::model::Model;
+use crate::cell::spec::{CellKind, Direction, MergeMode, ModelSpec};
+use crate::error::{Error, Result};
+use crate::isa::Isa;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum PtKind {
+    WeightIh,
+    WeightHh,
+    BiasIh,
+    BiasHh,
+    WeightHr,
+}
+
+impl PtKind {
+    fn base(self) -> &'static str {
+        match self {
+            PtKind::WeightIh => "weight_ih",
+            PtKind::WeightHh => "weight_hh",
+            PtKind::BiasIh => "bias_ih",
+            PtKind::BiasHh => "bias_hh",
+            PtKind::WeightHr => "weight_hr",
+        }
+    }
+}
+
+/// `weight_ih_l3_reverse` → (WeightIh, 3, true). Only canonical layer
+/// numbers (no leading zeros, at most 4096).
+fn parse_pytorch_name(rel: &str) -> Option<(PtKind, usize, bool)> {
+    let (rest, rev) = match rel.strip_suffix("_reverse") {
+        Some(r) => (r, true),
+        None => (rel, false),
+    };
+    let (base, num) = rest.rsplit_once("_l")?;
+    let kind = [
+        PtKind::WeightIh,
+        PtKind::WeightHh,
+        PtKind::BiasIh,
+        PtKind::BiasHh,
+        PtKind::WeightHr,
+    ]
+    .into_iter()
+    .find(|k| k.base() == base)?;
+    let canonical = !num.is_empty()
+        && num.len() <= 4
+        && num.bytes().all(|b| b.is_ascii_digit())
+        && (num == "0" || !num.starts_with('0'));
+    if !canonical {
+        return None;
+    }
+    let layer: usize = num.parse().ok()?;
+    (layer < 4096).then_some((kind, layer, rev))
+}
+
+/// Builds the model from the tensors under the prefix, as (name relative
+/// to the prefix, tensor), sorted by name.
+pub(super) fn load<'t, 'a: 't>(
+    under: impl Iterator<Item = (&'t str, &'t Tensor<'a>)>,
+    opts: &SafetensorsOptions,
+    isa: Isa,
+) -> Result<Model> {
+    let mut found: BTreeMap<(usize, usize, PtKind), &Tensor<'_>> = BTreeMap::new();
+    for (rel, t) in under {
+        let name = t.name();
+        let Some((kind, layer, rev)) = parse_pytorch_name(rel) else {
+            return Err(format_err(format!(
+                "unexpected tensor {name:?} under the prefix {:?}: not a weight of \
+                 nn.LSTM/GRU/RNN (weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k>, \
+                 weight_hr_l<k>, with an optional _reverse suffix)",
+                opts.prefix
+            )));
+        };
+        found.insert((layer, usize::from(rev), kind), t);
+    }
+    let p = &opts.prefix;
+    let full = |kind: PtKind, l: usize, d: usize| {
+        let sfx = if d == 1 { "_reverse" } else { "" };
+        format!("{p}{}_l{l}{sfx}", kind.base())
+    };
+    let num_layers = found.keys().map(|k| k.0).max().unwrap_or(0) + 1;
+    let dirs = if found.keys().any(|k| k.1 == 1) { 2 } else { 1 };
+    let missing = |kind: PtKind, l: usize, d: usize, why: &str| {
+        format_err(format!("missing tensor {:?} ({why})", full(kind, l, d)))
+    };
+    let g = opts.cell.gates();
+    let cellname = opts.cell.name();
+
+    // Sizes from layer 0, forward direction.
+    let wih = found.get(&(0, 0, PtKind::WeightIh)).ok_or_else(|| {
+        missing(
+            PtKind::WeightIh,
+            0,
+            0,
+            "every nn.LSTM/GRU/RNN state_dict has it",
+        )
+    })?;
+    let whh = found
+        .get(&(0, 0, PtKind::WeightHh))
+        .ok_or_else(|| missing(PtKind::WeightHh, 0, 0, "every state_dict has it"))?;
+    let (gh, input) = wih.dims2()?;
+    let (gh2, hr) = whh.dims2()?;
+    if gh % g != 0 {
+        return Err(format_err(format!(
+            "tensor {:?} has {gh} rows, not a multiple of {g} ({}): is the cell kind \
+             ({cellname}) right?",
+            wih.name,
+            gate_names(&opts.cell)
+        )));
+    }
+    if gh2 != gh {
+        return Err(format_err(format!(
+            "tensor {:?} has {gh2} rows but {:?} has {gh}",
+            whh.name, wih.name
+        )));
+    }
+    let hidden = gh / g;
+    let proj = match found.get(&(0, 0, PtKind::WeightHr)) {
+        Some(t) => {
+            if !matches!(opts.cell, CellKind::Lstm(_)) {
+                return Err(format_err(format!(
+                    "unexpected tensor {:?}: only an LSTM with proj_size has weight_hr \
+                     (the cell kind given is {cellname})",
+                    t.name
+                )));
+            }
+            let (pp, ph) = t.dims2()?;
+            if ph != hidden {
+                return Err(format_err(format!(
+                    "tensor {:?} has shape {:?}, expected [proj_size, {hidden}] (hidden size \
+                     {hidden} from {:?})",
+                    t.name,
+                    t.shape(),
+                    wih.name
+                )));
+            }
+            pp
+        }
+        None => 0,
+    };
+    let state = if proj > 0 { proj } else { hidden };
+    if hr != state {
+        let why = if proj > 0 {
+            format!("proj_size {proj} from weight_hr_l0")
+        } else {
+            format!(
+                "hidden size {hidden} from weight_ih_l0, and no weight_hr_l0; is the cell kind \
+                 ({cellname}) right?"
+            )
+        };
+        return Err(format_err(format!(
+            "tensor {:?} has shape [{gh2}, {hr}], expected [{gh}, {state}] ({why})",
+            whh.name
+        )));
+    }
+    let has_bias =
+        found.contains_key(&(0, 0, PtKind::BiasIh)) || found.contains_key(&(0, 0, PtKind::BiasHh));
+
+    let spec = ModelSpec::new(cell_with(opts.cell, proj, Some(true)), input, hidden)
+        .layers(num_layers)
+        .direction(if dirs == 2 {
+            Direction::Bidirectional
+        } else {
+            Direction::Forward
+        })
+        .merge(opts.merge);
+    spec.validate()
+        .map_err(|e| format_err(format!("the sizes read from the file are not valid: {e}")))?;
+
+    let mut weights: HashMap<String, Vec<f32>> = HashMap::new();
+    for l in 0..num_layers {
+        let in_l = spec.layer_input_size(l);
+        for d in 0..dirs {
+            let mut take = |kind: PtKind, shape: &[usize], why: &dyn Fn() -> String| {
+                let t = found.remove(&(l, d, kind)).ok_or_else(|| {
+                    let have = if dirs == 2 {
+                        format!("{num_layers} bidirectional layers")
+                    } else {
+                        format!("{num_layers} layers")
+                    };
+                    missing(kind, l, d, &format!("the file has tensors of {have}"))
+                })?;
+                let v = t.read(shape, why)?;
+                weights.insert(full(kind, l, d)[p.len()..].to_string(), v);
+                Ok::<(), Error>(())
+            };
+            take(PtKind::WeightIh, &[gh, in_l], &|| {
+                if l == 0 {
+                    format!("{g} gates × hidden size {hidden}, input size {input}")
+                } else {
+                    format!(
+                        "{g} gates × hidden size {hidden}; layer {l} input = {} of layer {}",
+                        if dirs == 2 && opts.merge == MergeMode::Concat {
+                            format!("2 directions × {state}")
+                        } else {
+                            format!("output size {state}")
+                        },
+                        l - 1
+                    )
+                }
+            })?;
+            take(PtKind::WeightHh, &[gh, state], &|| {
+                format!("{g} gates × hidden size {hidden}, recurrent input {state}")
+            })?;
+            if has_bias {
+                for kind in [PtKind::BiasIh, PtKind::BiasHh] {
+                    take(kind, &[gh], &|| format!("{g} gates × hidden size {hidden}"))?;
+                }
+            }
+            if proj > 0 {
+                take(PtKind::WeightHr, &[proj, hidden], &|| {
+                    format!("proj_size {proj} × hidden size {hidden}")
+                })?;
+            }
+        }
+    }
+    if let Some(t) = found.values().next() {
+        let why = if t.name.contains("bias") {
+            "layer 0 has no biases".to_string()
+        } else if t.name.contains("weight_hr") {
+            "layer 0 has no projection".to_string()
+        } else {
+            "it does not fit the model read from the other tensors".to_string()
+        };
+        return Err(format_err(format!(
+            "unexpected tensor {:?} ({why})",
+            t.name
+        )));
+    }
+    Model::from_pytorch_with_isa(spec, |n| weights.get(n).map(Vec::as_slice), isa)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pytorch_names() {
+        use PtKind::*;
+        assert_eq!(
+            parse_pytorch_name("weight_ih_l0"),
+            Some((WeightIh, 0, false))
+        );
+        assert_eq!(
+            parse_pytorch_name("bias_hh_l12_reverse"),
+            Some((BiasHh, 12, true))
+        );
+        assert_eq!(
+            parse_pytorch_name("weight_hr_l1"),
+            Some((WeightHr, 1, false))
+        );
+        for bad in [
+            "weight_ih_l01",
+            "weight_ih_l",
+            "weight_ih_l-1",
+            "weight_ih_l99999",
+            "weight_ih",
+            "weight_xx_l0",
+            "weight_ih_l0_reverse_reverse",
+            "weight_ih_l0x",
+        ] {
+            assert_eq!(parse_pytorch_name(bad), None, "{bad}");
+        }
+    }
+}
