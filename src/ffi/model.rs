@@ -723,7 +723,11 @@ unsafe fn load_options(
 /// be NULL (PyTorch, whole file). `path` is a NUL-terminated path (bytes on
 /// Unix, UTF-8 elsewhere). A malformed file is `RNNCELL_STATUS_FORMAT`, an
 /// unreadable one `RNNCELL_STATUS_IO`; `err_msg` then names the tensor or
-/// the problem. Ownership, `isa` and `err_msg` as in
+/// the problem. Only a regular file is read (symbolic links are followed):
+/// a directory, FIFO, device or socket is `RNNCELL_STATUS_IO` (the message
+/// names the path and its kind), and a FIFO does not block. The header
+/// length is capped at 100 MB before anything else is read, and at most the
+/// data the header declares is read. Ownership, `isa` and `err_msg` as in
 /// `rnncell_model_new_pytorch`.
 ///
 /// # Safety
