@@ -6,6 +6,7 @@ use super::spec::{Direction, MergeMode, ModelSpec};
 use super::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
+use crate::kernels::simd::copy_flushed;
 use crate::kernels::{In, Kernels, MAX_COLS, balanced, body};
 use crate::pack::{LayerState, PackedLayer};
 
@@ -121,7 +122,8 @@ impl State {
         let l = &self.layers[layer];
         (!l.c.is_empty()).then(|| &l.c[..self.hidden])
     }
-    /// Sets h of layer `layer`.
+    /// Sets h of layer `layer`; subnormal values are stored as zeros of the
+    /// same sign (README, "Denormals").
     ///
     /// ```
     /// # use rnncell::*;
@@ -140,10 +142,10 @@ impl State {
         if h.len() != hr {
             return Err(Error::size(format!("h of layer {layer}"), hr, h.len()));
         }
-        l.h[..hr].copy_from_slice(h);
+        copy_flushed(&mut l.h[..hr], h);
         Ok(())
     }
-    /// Sets c of layer `layer` (LSTM only).
+    /// Sets c of layer `layer` (LSTM only); subnormals become signed zeros.
     ///
     /// ```
     /// # use rnncell::*;
@@ -165,7 +167,7 @@ impl State {
         if c.len() != hidden {
             return Err(Error::size(format!("c of layer {layer}"), hidden, c.len()));
         }
-        l.c[..hidden].copy_from_slice(c);
+        copy_flushed(&mut l.c[..hidden], c);
         Ok(())
     }
 }
@@ -954,10 +956,10 @@ impl Model {
                     st.h.fill(0.0);
                     st.c.fill(0.0);
                     if let Some(h0) = seq.h0 {
-                        st.h[..hr].copy_from_slice(&h0[(sidx * b_len + b) * hr..][..hr]);
+                        copy_flushed(&mut st.h[..hr], &h0[(sidx * b_len + b) * hr..][..hr]);
                     }
                     if let Some(c0) = seq.c0 {
-                        st.c[..h].copy_from_slice(&c0[(sidx * b_len + b) * h..][..h]);
+                        copy_flushed(&mut st.c[..h], &c0[(sidx * b_len + b) * h..][..h]);
                     }
                 }
                 let time_of = |b: usize, i: usize| if reverse { lens[b] - 1 - i } else { i };

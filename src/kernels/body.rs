@@ -193,13 +193,14 @@ fn epi_lstm<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &
             }
         };
         let g = tanh(s, opt_clamp(s, ag, clip));
-        let c2 = opt_clamp(s, s.fma(f, c, s.mul(i, g)), cell_clip);
+        // c' and h' (or m) flushed: no state value is ever subnormal.
+        let c2 = s.flush(opt_clamp(s, s.fma(f, c, s.mul(i, g)), cell_clip));
         s.store(&mut st.c[off..], c2);
         if peephole {
             ao = s.fma(s.load(&pl.peep[2 * hp + off..]), c2, ao);
         }
         let o = sigmoid(s, opt_clamp(s, ao, clip));
-        let hv = s.mul(o, tanh(s, c2));
+        let hv = s.flush(s.mul(o, tanh(s, c2)));
         if proj {
             s.store(&mut st.s0[off..], hv);
         } else {
@@ -222,7 +223,7 @@ fn epi_gru_lbr<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
         );
         let hold = s.load(&st.h[off..]);
         // h' = (1 − z)⊙n + z⊙h = n + z⊙(h − n)
-        s.store(&mut st.h_next[off..], s.fma(z, s.sub(hold, n), n));
+        s.store(&mut st.h_next[off..], s.flush(s.fma(z, s.sub(hold, n), n)));
     }
 }
 
@@ -239,7 +240,8 @@ fn epi_gru_rb1<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
         let z = sigmoid(s, opt_clamp(s, acc[M + v], clip));
         s.store(&mut st.s0[off..], z);
         s.store(&mut st.s1[off..], acc[2 * M + v]);
-        let rh = s.mul(r, s.load(&st.h[off..]));
+        // r⊙h feeds the R_n product: flushed like a state.
+        let rh = s.flush(s.mul(r, s.load(&st.h[off..])));
         s.store(&mut st.s2[off..], rh);
     }
 }
@@ -255,7 +257,7 @@ fn epi_gru_rb2<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
         let n = tanh(s, opt_clamp(s, *a, clip));
         let z = s.load(&st.s0[off..]);
         let hold = s.load(&st.h[off..]);
-        s.store(&mut st.h_next[off..], s.fma(z, s.sub(hold, n), n));
+        s.store(&mut st.h_next[off..], s.flush(s.fma(z, s.sub(hold, n), n)));
     }
 }
 
@@ -271,7 +273,7 @@ fn epi_rnn<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &m
     for (i, a) in acc.iter().enumerate() {
         let a = opt_clamp(s, *a, clip);
         let hv = if is_relu { relu(s, a) } else { tanh(s, a) };
-        s.store(&mut st.h_next[p * pl.u1 + i * S::LANES..], hv);
+        s.store(&mut st.h_next[p * pl.u1 + i * S::LANES..], s.flush(hv));
     }
 }
 
@@ -283,7 +285,7 @@ fn epi_proj<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &
     for (i, a) in acc.iter().enumerate() {
         s.store(
             &mut st.h_next[p * pl.u1 + i * S::LANES..],
-            opt_clamp(s, *a, proj_clip),
+            s.flush(opt_clamp(s, *a, proj_clip)),
         );
     }
 }

@@ -99,6 +99,20 @@ impl Simd for Avx2 {
         // the second operand (x) when either is NaN.
         unsafe { _mm256_min_ps(k, x) }
     }
+    #[inline(always)]
+    fn flush(self, x: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available (every intrinsic
+        // here is AVX; register operations only, no memory access).
+        // tiny = |x| < MIN_POSITIVE, ordered (false for NaN): exactly the
+        // zeros and subnormals; their magnitude bits are cleared, the sign
+        // kept (zeros stay as they are).
+        unsafe {
+            let mag = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+            let abs = _mm256_and_ps(x, mag);
+            let tiny = _mm256_cmp_ps::<_CMP_LT_OQ>(abs, _mm256_set1_ps(f32::MIN_POSITIVE));
+            _mm256_andnot_ps(_mm256_and_ps(tiny, mag), x)
+        }
+    }
 }
 
 impl Simd for Avx512 {
@@ -167,5 +181,18 @@ impl Simd for Avx512 {
         // SAFETY: the Avx512 token proves AVX-512F is available. vminps
         // returns the second operand (x) when either is NaN.
         unsafe { _mm512_min_ps(k, x) }
+    }
+    #[inline(always)]
+    fn flush(self, x: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available (vptestnmd,
+        // masked vpandd and the casts are all AVX-512F; registers only).
+        // tiny = lanes whose exponent field is 0 (zeros and subnormals);
+        // in those lanes only the sign bit is kept, the others pass as is.
+        unsafe {
+            let b = _mm512_castps_si512(x);
+            let tiny = _mm512_testn_epi32_mask(b, _mm512_set1_epi32(0x7f80_0000));
+            let sign = _mm512_set1_epi32(i32::MIN);
+            _mm512_castsi512_ps(_mm512_mask_and_epi32(b, tiny, b, sign))
+        }
     }
 }
