@@ -6,6 +6,7 @@ use super::spec::{Direction, MergeMode, ModelSpec};
 use super::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
+use crate::kernels::fpenv::FpEnv;
 use crate::kernels::simd::copy_flushed;
 use crate::kernels::{In, Kernels, MAX_COLS, balanced, body};
 use crate::pack::{LayerState, PackedLayer};
@@ -619,6 +620,7 @@ impl Model {
     /// assert!(m.step(&mut s, &[0.5], &mut y).is_err());
     /// ```
     pub fn step(&self, state: &mut State, x: &[f32], y: &mut [f32]) -> Result<()> {
+        let _fp = FpEnv::enter(); // round to nearest, no FTZ/DAZ (kernels/fpenv.rs)
         self.check_streaming()?;
         if !self.owns(state) {
             return Err(Error::StateMismatch);
@@ -672,6 +674,7 @@ impl Model {
         xs: &[&[f32]],
         ys: &mut [&mut [f32]],
     ) -> Result<()> {
+        let _fp = FpEnv::enter(); // round to nearest, no FTZ/DAZ (kernels/fpenv.rs)
         self.check_streaming()?;
         let n = states.len();
         if xs.len() != n {
@@ -751,6 +754,7 @@ impl Model {
     /// m.step_chunk(&mut s, &xs, &mut ys).unwrap();
     /// ```
     pub fn step_chunk(&self, state: &mut State, xs: &[f32], ys: &mut [f32]) -> Result<()> {
+        let _fp = FpEnv::enter(); // round to nearest, no FTZ/DAZ (kernels/fpenv.rs)
         self.check_streaming()?;
         if !self.owns(state) {
             return Err(Error::StateMismatch);
@@ -847,6 +851,7 @@ impl Model {
     ///       &mut SequenceOutput { output: &mut y, h_n: Some(&mut hn), c_n: None }).unwrap();
     /// ```
     pub fn run(&self, seq: &Sequence<'_>, out: &mut SequenceOutput<'_>) -> Result<()> {
+        let _fp = FpEnv::enter(); // round to nearest, no FTZ/DAZ (kernels/fpenv.rs)
         let sp = &self.spec;
         let (t_len, b_len) = (seq.steps, seq.batch);
         if t_len == 0 || b_len == 0 {

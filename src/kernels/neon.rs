@@ -249,7 +249,12 @@ mod tests {
             let fma = to_arr(t, t.fma(va, vb, vc));
             let fl = to_arr(t, t.flush(va));
             for i in 0..4 {
-                assert_eq!(fl[i].to_bits(), s.flush(a[i]).to_bits(), "flush({:e})", a[i]);
+                assert_eq!(
+                    fl[i].to_bits(),
+                    s.flush(a[i]).to_bits(),
+                    "flush({:e})",
+                    a[i]
+                );
                 let (x, y, z) = (a[i], b[i], c[i]);
                 check("add", &[x, y], add[i], s.add(x, y));
                 check("sub", &[x, y], sub[i], s.sub(x, y));
