@@ -303,7 +303,7 @@ impl Model {
     /// assert!(matches!(err, Error::SizeMismatch { .. }));
     /// ```
     pub fn new(spec: ModelSpec, weights: &[LayerWeights]) -> Result<Model> {
-        Model::with_isa(spec, weights, Isa::detect())
+        Model::with_isa(spec, weights, Isa::try_detect()?)
     }
 
     /// Like [`Model::new`], for a chosen ISA; [`Error::IsaUnavailable`] if
@@ -372,7 +372,7 @@ impl Model {
         spec: ModelSpec,
         get: impl Fn(&str) -> Option<&'a [f32]>,
     ) -> Result<Model> {
-        Model::from_pytorch_with_isa(spec, get, Isa::detect())
+        Model::from_pytorch_with_isa(spec, get, Isa::try_detect()?)
     }
 
     /// [`Model::from_pytorch`] for a chosen ISA.
@@ -433,7 +433,7 @@ impl Model {
     /// assert_eq!(m.spec().input_size, 2);
     /// ```
     pub fn from_onnx(spec: ModelSpec, layers: &[OnnxTensors<'_>]) -> Result<Model> {
-        Model::from_onnx_with_isa(spec, layers, Isa::detect())
+        Model::from_onnx_with_isa(spec, layers, Isa::try_detect()?)
     }
 
     /// [`Model::from_onnx`] for a chosen ISA.
@@ -498,7 +498,7 @@ impl Model {
     /// assert_eq!(m.spec().hidden_size, 3);
     /// ```
     pub fn from_keras(spec: ModelSpec, layers: &[KerasTensors<'_>]) -> Result<Model> {
-        Model::from_keras_with_isa(spec, layers, Isa::detect())
+        Model::from_keras_with_isa(spec, layers, Isa::try_detect()?)
     }
 
     /// [`Model::from_keras`] for a chosen ISA.
