@@ -32,9 +32,20 @@ use super::simd::Simd;
 #[derive(Clone, Copy)]
 pub(crate) struct Neon(());
 
+/// The CPU features of the token, listed once (as `x86_features!`): the
+/// constructor checks them, `entries!` compiles the kernels for them.
+macro_rules! neon_features {
+    ($m:ident!($($a:tt)*)) => { $m! { $($a)* ["neon"] } };
+}
+
+/// Whether the CPU has every feature of a list.
+macro_rules! neon_detected {
+    ([$($f:tt),+]) => { $(std::arch::is_aarch64_feature_detected!($f))&&+ };
+}
+
 impl Neon {
     pub(crate) fn new() -> Option<Neon> {
-        std::arch::is_aarch64_feature_detected!("neon").then_some(Neon(()))
+        neon_features!(neon_detected!()).then_some(Neon(()))
     }
 }
 

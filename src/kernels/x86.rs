@@ -9,13 +9,27 @@ use std::arch::x86_64::*;
 
 use super::simd::Simd;
 
+/// The CPU features of each token, listed once: the token's constructor
+/// checks exactly these, and `entries!` (kernels/mod.rs) compiles the
+/// kernels for exactly these. `x86_features!(avx2, m!(args))` expands to
+/// `m!(args ["avx2", "fma"])`.
+macro_rules! x86_features {
+    (avx2, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx2", "fma"] } };
+    (avx512, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx512f", "avx2", "fma"] } };
+}
+
+/// Whether the CPU has every feature of a list.
+macro_rules! x86_detected {
+    ([$($f:tt),+]) => { $(is_x86_feature_detected!($f))&&+ };
+}
+
 /// Proof that AVX2 and FMA are available.
 #[derive(Clone, Copy)]
 pub(crate) struct Avx2(());
 
 impl Avx2 {
     pub(crate) fn new() -> Option<Avx2> {
-        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Avx2(()))
+        x86_features!(avx2, x86_detected!()).then_some(Avx2(()))
     }
 }
 
@@ -25,10 +39,7 @@ pub(crate) struct Avx512(());
 
 impl Avx512 {
     pub(crate) fn new() -> Option<Avx512> {
-        (is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma"))
-        .then_some(Avx512(()))
+        x86_features!(avx512, x86_detected!()).then_some(Avx512(()))
     }
 }
 
