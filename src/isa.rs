@@ -4,9 +4,22 @@
 //! `Isa::detect()` reads the CPU once (cached) and applies `RNNCELL_ISA`.
 //! Every [`crate::Model`] holds the kernel table of the ISA it was built
 //! for, so tests can build one model per ISA side by side.
+//!
+//! `RNNCELL_ISA` (read once per process, case-insensitive, surrounding
+//! blanks ignored): unset or empty means no override; `scalar`, `avx2`,
+//! `avx512` or `neon` lowers the automatic choice to that level if the CPU
+//! has it and it is lower (a higher or unavailable level is no override);
+//! any other value is a mistake that must not go unnoticed, yet a library
+//! should not print: [`Isa::detect`] then applies no override, and every
+//! automatic choice ([`Isa::try_detect`], hence [`crate::Model::new`] and
+//! the loaders without an explicit ISA) fails with
+//! [`Error::InvalidArgument`] naming the value. An explicit ISA
+//! ([`crate::Model::with_isa`]) ignores the variable.
 
 use std::fmt;
 use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
 
 /// A SIMD instruction-set level that rnncell has kernels for.
 ///
@@ -83,18 +96,29 @@ impl Isa {
     /// assert!(isa.is_supported());
     /// ```
     pub fn detect() -> Isa {
-        static CHOSEN: OnceLock<Isa> = OnceLock::new();
-        *CHOSEN.get_or_init(|| {
-            let best = *hardware().last().unwrap_or(&Isa::Scalar);
-            match std::env::var("RNNCELL_ISA")
-                .ok()
-                .as_deref()
-                .and_then(Isa::from_name)
-            {
-                Some(req) if req.is_supported() && req <= best => req,
-                _ => best,
-            }
-        })
+        chosen().0
+    }
+
+    /// [`Isa::detect`], or [`Error::InvalidArgument`] if `RNNCELL_ISA`
+    /// holds a value that is not an ISA name (see the module docs): the
+    /// automatic choice of [`crate::Model::new`].
+    ///
+    /// ```
+    /// // In a process without RNNCELL_ISA, or with a valid one:
+    /// # if std::env::var("RNNCELL_ISA").map_or(true, |v| v.trim().is_empty()
+    /// #     || rnncell::Isa::from_name(&v).is_some()) {
+    /// assert_eq!(rnncell::Isa::try_detect()?, rnncell::Isa::detect());
+    /// # }
+    /// # Ok::<(), rnncell::Error>(())
+    /// ```
+    pub fn try_detect() -> Result<Isa> {
+        match chosen() {
+            (isa, None) => Ok(*isa),
+            (_, Some(bad)) => Err(Error::invalid(format!(
+                "RNNCELL_ISA={bad:?}: expected scalar, avx2, avx512 or neon \
+                 (or unset)"
+            ))),
+        }
     }
 
     /// Every level this CPU can run, scalar first, up to and including
@@ -114,6 +138,25 @@ impl fmt::Display for Isa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The automatic choice and, if `RNNCELL_ISA` held an unknown value, that
+/// value; computed once.
+fn chosen() -> &'static (Isa, Option<String>) {
+    static CHOSEN: OnceLock<(Isa, Option<String>)> = OnceLock::new();
+    CHOSEN.get_or_init(|| {
+        let best = *hardware().last().unwrap_or(&Isa::Scalar);
+        let var = std::env::var_os("RNNCELL_ISA");
+        let text = var.as_ref().map(|v| v.to_string_lossy());
+        match text.as_deref().map(str::trim) {
+            None | Some("") => (best, None),
+            Some(name) => match Isa::from_name(name) {
+                Some(req) if req.is_supported() && req <= best => (req, None),
+                Some(_) => (best, None),
+                None => (best, text.map(|t| t.into_owned())),
+            },
+        }
+    })
 }
 
 /// What the hardware supports, ascending, detected once.

@@ -13,6 +13,10 @@
 //!
 //! Rows are padded with zeros to whole panels; columns are not padded (the
 //! kernels loop over the true k), so the inner loop has no tail code.
+//!
+//! Every packed value (weights, summed biases, peepholes, projection and
+//! its bias) goes through [`flush_f32`]: subnormal weights become signed
+//! zeros, as the scalar reference assumes (`reference.rs`).
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +24,7 @@ use aligned_vec::{AVec, ConstAlign};
 
 use crate::cell::spec::{CellKind, Coupling, ModelSpec};
 use crate::cell::weights::LayerWeights;
+use crate::kernels::simd::flush_f32;
 
 /// A 64-byte aligned f32 buffer.
 pub(crate) type Buf = AVec<f32, ConstAlign<64>>;
@@ -108,7 +113,7 @@ fn pack_panels(
                 for j in 0..u {
                     let row = p * u + j;
                     out.push(if row < rows_per_gate {
-                        src(g, row, kk)
+                        flush_f32(src(g, row, kk))
                     } else {
                         0.0
                     });
@@ -120,7 +125,7 @@ fn pack_panels(
 }
 
 fn padded(v: impl IntoIterator<Item = f32>, len: usize) -> Buf {
-    let mut out: Vec<f32> = v.into_iter().collect();
+    let mut out: Vec<f32> = v.into_iter().map(flush_f32).collect();
     out.resize(len, 0.0);
     AVec::from_slice(64, &out)
 }
@@ -153,7 +158,7 @@ impl PackedLayer {
                 for set in sets {
                     for j in 0..u {
                         let unit = p * u + j;
-                        out.push(if unit < h { set(unit) } else { 0.0 });
+                        out.push(if unit < h { flush_f32(set(unit)) } else { 0.0 });
                     }
                 }
             }
@@ -195,7 +200,13 @@ impl PackedLayer {
                 if o.peephole {
                     let mut v = Vec::with_capacity(3 * hp);
                     for g in 0..3 {
-                        v.extend((0..hp).map(|j| if j < h { lw.peephole[g * h + j] } else { 0.0 }));
+                        v.extend((0..hp).map(|j| {
+                            if j < h {
+                                flush_f32(lw.peephole[g * h + j])
+                            } else {
+                                0.0
+                            }
+                        }));
                     }
                     pl.peep = AVec::from_slice(64, &v);
                 }

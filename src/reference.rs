@@ -16,8 +16,12 @@
 //!   activations are [`crate::tanh_f32`] and [`crate::sigmoid_f32`]; the
 //!   epilogues use the kernels' formulas (`c' = fma(f, c, i·g)`,
 //!   `h' = fma(z, h − n, n)`, relu as `max(0, x) + 0`, clamps that keep
-//!   NaN). Every [`crate::Model`], on every [`crate::Isa`], must return the
-//!   same bits as this path.
+//!   NaN), and the denormal rule: every weight, summed bias, peephole,
+//!   projection bias, state read (h, c) and state written (h', c', the
+//!   projection input m, the GRU's r⊙h) with a subnormal value is taken
+//!   as the zero of its sign; the layer-0 input x is used as given. Every
+//!   [`crate::Model`], on every [`crate::Isa`], must return the same bits
+//!   as this path.
 //!
 //! Both take the same [`ModelSpec`], canonical weights (one
 //! [`LayerWeights`] per layer and direction, index `layer · D + direction`)
@@ -56,7 +60,7 @@ use crate::cell::model::Sequence;
 use crate::cell::spec::{CellKind, Coupling, Direction, MergeMode, ModelSpec, RnnActivation};
 use crate::cell::weights::LayerWeights;
 use crate::error::{Error, Result};
-use crate::kernels::simd::{sigmoid_f32, tanh_f32};
+use crate::kernels::simd::{flush_f32 as fl, sigmoid_f32, tanh_f32};
 
 /// The recurrent state of one layer and direction of a reference path:
 /// `h` (size Hr = P or H) and `c` (size H, LSTM only; empty otherwise).
@@ -334,13 +338,14 @@ fn clip32(x: f32, k: Option<f32>) -> f32 {
     }
 }
 
-/// `acc = fma(m[row, k], v[k], acc)` for k ascending.
+/// `acc = fma(m[row, k], v[k], acc)` for k ascending, the weights
+/// flushed as the packing flushes them.
 fn fma_row(acc: f32, m: &[f32], row: usize, v: &[f32]) -> f32 {
     let n = v.len();
     m[row * n..(row + 1) * n]
         .iter()
         .zip(v)
-        .fold(acc, |a, (&w, &vk)| w.mul_add(vk, a))
+        .fold(acc, |a, (&w, &vk)| fl(w).mul_add(vk, a))
 }
 
 /// One time step of one layer and direction in f32, applying exactly the
@@ -368,11 +373,13 @@ pub fn plain_cell_step(
 ) -> Result<()> {
     check_layer(spec, layer, lw, x, st)?;
     let hs = spec.hidden_size;
-    let h = st.h.clone();
-    // bias (b_w + b_r in f32), then x ascending, then h ascending.
+    // The state as the library stores it: subnormals flushed.
+    let h: Vec<f32> = st.h.iter().map(|&v| fl(v)).collect();
+    st.c.iter_mut().for_each(|v| *v = fl(*v));
+    // bias (b_w + b_r in f32, flushed), then x ascending, then h ascending.
     let full = |g: usize, j: usize| {
         let row = g * hs + j;
-        let acc = lw.b_w[row] + lw.b_r[row];
+        let acc = fl(lw.b_w[row] + lw.b_r[row]);
         fma_row(fma_row(acc, &lw.w, row, x), &lw.r, row, &h)
     };
     match spec.cell {
@@ -382,8 +389,8 @@ pub fn plain_cell_step(
                 let c = st.c[j];
                 let (mut ai, mut af, ag, mut ao) = (full(0, j), full(1, j), full(2, j), full(3, j));
                 if o.peephole {
-                    ai = lw.peephole[j].mul_add(c, ai);
-                    af = lw.peephole[hs + j].mul_add(c, af);
+                    ai = fl(lw.peephole[j]).mul_add(c, ai);
+                    af = fl(lw.peephole[hs + j]).mul_add(c, af);
                 }
                 let (i, f) = match o.coupling {
                     Coupling::None => (
@@ -400,18 +407,18 @@ pub fn plain_cell_step(
                     }
                 };
                 let g = tanh_f32(clip32(ag, o.clip));
-                let c_new = clip32(f.mul_add(c, i * g), o.cell_clip);
+                let c_new = fl(clip32(f.mul_add(c, i * g), o.cell_clip));
                 st.c[j] = c_new;
                 if o.peephole {
-                    ao = lw.peephole[2 * hs + j].mul_add(c_new, ao);
+                    ao = fl(lw.peephole[2 * hs + j]).mul_add(c_new, ao);
                 }
                 let og = sigmoid_f32(clip32(ao, o.clip));
-                *mj = og * tanh_f32(c_new);
+                *mj = fl(og * tanh_f32(c_new));
             }
             if o.proj_size > 0 {
                 for (p, hp) in st.h.iter_mut().enumerate() {
-                    let b = lw.proj_bias.get(p).copied().unwrap_or(0.0);
-                    *hp = clip32(fma_row(b, &lw.proj, p, &m), o.proj_clip);
+                    let b = fl(lw.proj_bias.get(p).copied().unwrap_or(0.0));
+                    *hp = fl(clip32(fma_row(b, &lw.proj, p, &m), o.proj_clip));
                 }
             } else {
                 st.h = m;
@@ -422,10 +429,10 @@ pub fn plain_cell_step(
                 let r = sigmoid_f32(clip32(full(0, j), o.clip));
                 let z = sigmoid_f32(clip32(full(1, j), o.clip));
                 let row = 2 * hs + j;
-                let nx = fma_row(lw.b_w[row], &lw.w, row, x);
-                let nh = fma_row(lw.b_r[row], &lw.r, row, &h);
+                let nx = fma_row(fl(lw.b_w[row]), &lw.w, row, x);
+                let nh = fma_row(fl(lw.b_r[row]), &lw.r, row, &h);
                 let n = tanh_f32(clip32(r.mul_add(nh, nx), o.clip));
-                st.h[j] = z.mul_add(h[j] - n, n);
+                st.h[j] = fl(z.mul_add(h[j] - n, n));
             }
         }
         CellKind::Gru(o) => {
@@ -437,23 +444,23 @@ pub fn plain_cell_step(
                 let r = sigmoid_f32(clip32(full(0, j), o.clip));
                 z[j] = sigmoid_f32(clip32(full(1, j), o.clip));
                 let row = 2 * hs + j;
-                nx[j] = fma_row(lw.b_w[row] + lw.b_r[row], &lw.w, row, x);
-                rh[j] = r * h[j];
+                nx[j] = fma_row(fl(lw.b_w[row] + lw.b_r[row]), &lw.w, row, x);
+                rh[j] = fl(r * h[j]);
             }
             // Phase 2: n += R_n (r⊙h), then h'.
             for j in 0..hs {
                 let n = tanh_f32(clip32(fma_row(nx[j], &lw.r, 2 * hs + j, &rh), o.clip));
-                st.h[j] = z[j].mul_add(h[j] - n, n);
+                st.h[j] = fl(z[j].mul_add(h[j] - n, n));
             }
         }
         CellKind::Rnn(o) => {
             for j in 0..hs {
                 let a = clip32(full(0, j), o.clip);
-                st.h[j] = match o.activation {
+                st.h[j] = fl(match o.activation {
                     RnnActivation::Tanh => tanh_f32(a),
                     // max(0, x) keeping NaN, then + 0 to turn −0 into +0.
                     RnnActivation::Relu => (if a < 0.0 { 0.0 } else { a }) + 0.0,
-                };
+                });
             }
         }
     }
@@ -578,13 +585,14 @@ fn run_model<T: Copy + Default + From<f32> + Add<Output = T>>(
                 let mut st = RefState::<T>::zeros(spec);
                 let at = idx * bl + b;
                 if let Some(h0) = seq.h0 {
+                    // Initial states flushed, as Model::run loads them.
                     for (s, &v) in st.h.iter_mut().zip(&h0[at * hr..(at + 1) * hr]) {
-                        *s = T::from(v);
+                        *s = T::from(fl(v));
                     }
                 }
                 if let Some(c0) = seq.c0 {
                     for (s, &v) in st.c.iter_mut().zip(&c0[at * hs..(at + 1) * hs]) {
-                        *s = T::from(v);
+                        *s = T::from(fl(v));
                     }
                 }
                 let n = seq.seq_lens.map_or(tl, |lens| lens[b]);

@@ -377,3 +377,252 @@ fn nan_propagates_identically() {
         }
     }
 }
+
+/// The denormal rule (README, "Denormals"): whether a value is flushed
+/// must not depend on the ISA, so subnormal weights, biases, peepholes,
+/// projections, inputs and initial states give the same bits everywhere,
+/// and the same as the plain reference (which applies the rule too).
+#[test]
+fn subnormal_weights_inputs_and_states_bit_identical() {
+    const TINY: [f32; 6] = [1e-40, -1e-40, 1e-45, -1.1e-38, 5.9e-39, -0.0];
+    let sub = |rng: &mut DataRng, v: &mut [f32]| {
+        for x in v.iter_mut() {
+            if rng.below(3) == 0 {
+                *x = TINY[rng.below(TINY.len())];
+            }
+        }
+    };
+    for (vi, (name, cell)) in all_variants(6).into_iter().enumerate() {
+        for layers in [1, 2] {
+            let spec = ModelSpec::new(cell, 11, 19).layers(layers);
+            let (hs, hr) = (spec.hidden_size, spec.state_size());
+            let mut rng = DataRng::new(500 + vi as u64);
+            let mut weights = random_weights(&spec, 900 + vi as u64);
+            for lw in &mut weights {
+                for t in [
+                    &mut lw.w,
+                    &mut lw.r,
+                    &mut lw.b_w,
+                    &mut lw.b_r,
+                    &mut lw.peephole,
+                    &mut lw.proj,
+                    &mut lw.proj_bias,
+                ] {
+                    sub(&mut rng, t);
+                }
+            }
+            let xs: Vec<Vec<f32>> = (0..4)
+                .map(|_| {
+                    let mut x = rng.vec(11, 1.0);
+                    sub(&mut rng, &mut x);
+                    x
+                })
+                .collect();
+            let mut h0 = rng.vec(layers * hr, 1e-36);
+            let mut c0 = rng.vec(layers * hs, 1e-36);
+            sub(&mut rng, &mut h0);
+            sub(&mut rng, &mut c0);
+            let lstm = spec.has_cell_state();
+            // step: every kernel set against plain_step from the same
+            // (subnormal) initial state.
+            let mut rs = RefState::<f32>::for_layers(&spec);
+            for (l, r) in rs.iter_mut().enumerate() {
+                r.h = h0[l * hr..][..hr].to_vec();
+                if lstm {
+                    r.c = c0[l * hs..][..hs].to_vec();
+                }
+            }
+            let ry: Vec<Vec<f32>> = xs
+                .iter()
+                .map(|x| plain_step(&spec, &weights, &mut rs, x).unwrap())
+                .collect();
+            for k in kernel_sets() {
+                let m = k.model(spec, &weights).unwrap();
+                let mut st = m.new_state();
+                for l in 0..layers {
+                    st.set_h(l, &h0[l * hr..][..hr]).unwrap();
+                    if lstm {
+                        st.set_c(l, &c0[l * hs..][..hs]).unwrap();
+                    }
+                }
+                let mut y = vec![0.0f32; hr];
+                for (t, x) in xs.iter().enumerate() {
+                    m.step(&mut st, x, &mut y).unwrap();
+                    let what = format!("{k} {name} L{layers} step {t}");
+                    cmp_bits(&what, &y, &ry[t]).unwrap();
+                    for l in 0..layers {
+                        assert_no_subnormal(&what, st.h(l));
+                        assert_no_subnormal(&what, st.c(l).unwrap_or(&[]));
+                    }
+                }
+                for (l, r) in rs.iter().enumerate() {
+                    cmp_bits(&format!("{k} {name} h{l}"), st.h(l), &r.h).unwrap();
+                    if lstm {
+                        cmp_bits(&format!("{k} {name} c{l}"), st.c(l).unwrap(), &r.c).unwrap();
+                    }
+                }
+            }
+            // run: the same sequence, h0/c0 given, against plain_run.
+            let x: Vec<f32> = xs.concat();
+            let seq = Sequence {
+                h0: Some(&h0),
+                c0: lstm.then_some(&c0[..]),
+                ..Sequence::new(&x, xs.len(), 1)
+            };
+            let r = plain_run(&spec, &weights, &seq).unwrap();
+            for k in kernel_sets() {
+                let m = k.model(spec, &weights).unwrap();
+                let (y, hn, cn) = run_model(&m, &seq);
+                let what = format!("{k} {name} L{layers} run");
+                cmp_bits(&what, &y, &r.output).unwrap();
+                cmp_bits(&what, &hn, &r.h_n).unwrap();
+                cmp_bits(&what, &cn, &r.c_n).unwrap();
+                assert_no_subnormal(&what, &y);
+                assert_no_subnormal(&what, &hn);
+                assert_no_subnormal(&what, &cn);
+            }
+        }
+    }
+}
+
+/// Every value is a zero or a normal number (or inf/NaN): never subnormal.
+fn assert_no_subnormal(what: &str, v: &[f32]) {
+    if let Some(i) = v.iter().position(|x| x.is_subnormal()) {
+        panic!("{what}: element {i} is subnormal: {:e}", v[i]);
+    }
+}
+
+/// A state decaying toward zero (zero input, zero biases, contracting
+/// weights) passes through the range where IEEE arithmetic produces
+/// subnormals; with the denormal rule every h and c after every step is a
+/// zero or a normal number, on every ISA, bit for bit as the reference,
+/// and the state reaches exact zeros.
+#[test]
+fn decaying_state_never_holds_subnormals() {
+    for (vi, (name, cell)) in all_variants(7).into_iter().enumerate() {
+        let spec = ModelSpec::new(cell, 5, 23).layers(2);
+        let (hs, hr) = (spec.hidden_size, spec.state_size());
+        let mut weights = random_weights_scaled(&spec, 300 + vi as u64, 0.5 / (hs as f32).sqrt());
+        for lw in &mut weights {
+            lw.b_w.fill(0.0);
+            lw.b_r.fill(0.0);
+            lw.proj_bias.fill(0.0);
+        }
+        let lstm = spec.has_cell_state();
+        let x = vec![0.0f32; 5];
+        let h0 = DataRng::new(vi as u64).vec(hr, 1e-30);
+        let c0 = DataRng::new(vi as u64 + 1).vec(hs, 1e-30);
+        let mut rs = RefState::<f32>::for_layers(&spec);
+        for r in &mut rs {
+            r.h = h0.clone();
+            if lstm {
+                r.c = c0.clone();
+            }
+        }
+        let steps = 300;
+        let mut expect = Vec::with_capacity(steps);
+        let mut tiny_seen = false;
+        for _ in 0..steps {
+            expect.push(plain_step(&spec, &weights, &mut rs, &x).unwrap());
+            let all = rs.iter().flat_map(|r| r.h.iter().chain(&r.c));
+            tiny_seen |= all.clone().any(|v| *v != 0.0 && v.abs() < 1e-36);
+            assert_no_subnormal(&format!("reference {name}"), &rs[0].h);
+        }
+        assert!(
+            tiny_seen,
+            "{name}: the state never got near the subnormal range"
+        );
+        for r in &rs {
+            assert!(
+                r.h.iter().chain(&r.c).all(|v| *v == 0.0),
+                "{name}: not decayed to zero after {steps} steps: {:?}",
+                r.h
+            );
+        }
+        for k in kernel_sets() {
+            let m = k.model(spec, &weights).unwrap();
+            let mut st = m.new_state();
+            for l in 0..spec.num_layers {
+                st.set_h(l, &h0).unwrap();
+                if lstm {
+                    st.set_c(l, &c0).unwrap();
+                }
+            }
+            let mut y = vec![0.0f32; hr];
+            for (t, e) in expect.iter().enumerate() {
+                m.step(&mut st, &x, &mut y).unwrap();
+                let what = format!("{k} {name} step {t}");
+                cmp_bits(&what, &y, e).unwrap();
+                for l in 0..spec.num_layers {
+                    assert_no_subnormal(&what, st.h(l));
+                    assert_no_subnormal(&what, st.c(l).unwrap_or(&[]));
+                }
+            }
+        }
+    }
+}
+
+/// `set_h`/`set_c` store subnormals as zeros of the same sign (and leave
+/// every other value, NaN payloads included, as given); `run` loads
+/// `h0`/`c0` the same way (visible in `h_n`/`c_n` of a zero-length
+/// sequence).
+#[test]
+fn subnormal_states_are_stored_as_signed_zeros() {
+    let vals = [
+        1e-40f32,
+        -1e-40,
+        f32::from_bits(1),
+        f32::from_bits(0x807f_ffff),
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        0.0,
+        -0.0,
+        f32::from_bits(0x7fc0_1234),
+        f32::INFINITY,
+        0.25,
+    ];
+    let want: Vec<u32> = vec![
+        0,
+        0x8000_0000,
+        0,
+        0x8000_0000,
+        f32::MIN_POSITIVE.to_bits(),
+        (-f32::MIN_POSITIVE).to_bits(),
+        0,
+        0x8000_0000,
+        0x7fc0_1234,
+        f32::INFINITY.to_bits(),
+        0.25f32.to_bits(),
+    ];
+    let spec = ModelSpec::new(CellKind::lstm(), 3, vals.len());
+    let w = random_weights(&spec, 1);
+    for k in kernel_sets() {
+        let m = k.model(spec, &w).unwrap();
+        let mut st = m.new_state();
+        st.set_h(0, &vals).unwrap();
+        st.set_c(0, &vals).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(st.h(0)), want, "{k} set_h");
+        assert_eq!(bits(st.c(0).unwrap()), want, "{k} set_c");
+        let x = [0.5f32; 3];
+        let (mut hn, mut cn) = (vec![1.0f32; vals.len()], vec![1.0f32; vals.len()]);
+        let seq = Sequence {
+            h0: Some(&vals),
+            c0: Some(&vals),
+            seq_lens: Some(&[0]),
+            ..Sequence::new(&x, 1, 1)
+        };
+        let mut out = vec![1.0f32; vals.len()];
+        m.run(
+            &seq,
+            &mut SequenceOutput {
+                output: &mut out,
+                h_n: Some(&mut hn),
+                c_n: Some(&mut cn),
+            },
+        )
+        .unwrap();
+        assert_eq!(bits(&hn), want, "{k} run h0 -> h_n");
+        assert_eq!(bits(&cn), want, "{k} run c0 -> c_n");
+    }
+}

@@ -6,6 +6,8 @@ use super::spec::{Direction, MergeMode, ModelSpec};
 use super::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
+use crate::kernels::fpenv::FpEnv;
+use crate::kernels::simd::copy_flushed;
 use crate::kernels::{In, Kernels, MAX_COLS, balanced, body};
 use crate::pack::{LayerState, PackedLayer};
 
@@ -121,7 +123,8 @@ impl State {
         let l = &self.layers[layer];
         (!l.c.is_empty()).then(|| &l.c[..self.hidden])
     }
-    /// Sets h of layer `layer`.
+    /// Sets h of layer `layer`; subnormal values are stored as zeros of the
+    /// same sign (README, "Denormals").
     ///
     /// ```
     /// # use rnncell::*;
@@ -140,10 +143,10 @@ impl State {
         if h.len() != hr {
             return Err(Error::size(format!("h of layer {layer}"), hr, h.len()));
         }
-        l.h[..hr].copy_from_slice(h);
+        copy_flushed(&mut l.h[..hr], h);
         Ok(())
     }
-    /// Sets c of layer `layer` (LSTM only).
+    /// Sets c of layer `layer` (LSTM only); subnormals become signed zeros.
     ///
     /// ```
     /// # use rnncell::*;
@@ -165,7 +168,7 @@ impl State {
         if c.len() != hidden {
             return Err(Error::size(format!("c of layer {layer}"), hidden, c.len()));
         }
-        l.c[..hidden].copy_from_slice(c);
+        copy_flushed(&mut l.c[..hidden], c);
         Ok(())
     }
 }
@@ -300,7 +303,7 @@ impl Model {
     /// assert!(matches!(err, Error::SizeMismatch { .. }));
     /// ```
     pub fn new(spec: ModelSpec, weights: &[LayerWeights]) -> Result<Model> {
-        Model::with_isa(spec, weights, Isa::detect())
+        Model::with_isa(spec, weights, Isa::try_detect()?)
     }
 
     /// Like [`Model::new`], for a chosen ISA; [`Error::IsaUnavailable`] if
@@ -369,7 +372,7 @@ impl Model {
         spec: ModelSpec,
         get: impl Fn(&str) -> Option<&'a [f32]>,
     ) -> Result<Model> {
-        Model::from_pytorch_with_isa(spec, get, Isa::detect())
+        Model::from_pytorch_with_isa(spec, get, Isa::try_detect()?)
     }
 
     /// [`Model::from_pytorch`] for a chosen ISA.
@@ -430,7 +433,7 @@ impl Model {
     /// assert_eq!(m.spec().input_size, 2);
     /// ```
     pub fn from_onnx(spec: ModelSpec, layers: &[OnnxTensors<'_>]) -> Result<Model> {
-        Model::from_onnx_with_isa(spec, layers, Isa::detect())
+        Model::from_onnx_with_isa(spec, layers, Isa::try_detect()?)
     }
 
     /// [`Model::from_onnx`] for a chosen ISA.
@@ -495,7 +498,7 @@ impl Model {
     /// assert_eq!(m.spec().hidden_size, 3);
     /// ```
     pub fn from_keras(spec: ModelSpec, layers: &[KerasTensors<'_>]) -> Result<Model> {
-        Model::from_keras_with_isa(spec, layers, Isa::detect())
+        Model::from_keras_with_isa(spec, layers, Isa::try_detect()?)
     }
 
     /// [`Model::from_keras`] for a chosen ISA.
@@ -617,6 +620,7 @@ impl Model {
     /// assert!(m.step(&mut s, &[0.5], &mut y).is_err());
     /// ```
     pub fn step(&self, state: &mut State, x: &[f32], y: &mut [f32]) -> Result<()> {
+        let _fp = FpEnv::enter(); // round to nearest, no FTZ/DAZ (kernels/fpenv.rs)
         self.check_streaming()?;
         if !self.owns(state) {
             return Err(Error::StateMismatch);
@@ -670,6 +674,7 @@ impl Model {
         xs: &[&[f32]],
         ys: &mut [&mut [f32]],
     ) -> Result<()> {
+        let _fp = FpEnv::enter(); // round to nearest, no FTZ/DAZ (kernels/fpenv.rs)
         self.check_streaming()?;
         let n = states.len();
         if xs.len() != n {
@@ -749,6 +754,7 @@ impl Model {
     /// m.step_chunk(&mut s, &xs, &mut ys).unwrap();
     /// ```
     pub fn step_chunk(&self, state: &mut State, xs: &[f32], ys: &mut [f32]) -> Result<()> {
+        let _fp = FpEnv::enter(); // round to nearest, no FTZ/DAZ (kernels/fpenv.rs)
         self.check_streaming()?;
         if !self.owns(state) {
             return Err(Error::StateMismatch);
@@ -845,6 +851,7 @@ impl Model {
     ///       &mut SequenceOutput { output: &mut y, h_n: Some(&mut hn), c_n: None }).unwrap();
     /// ```
     pub fn run(&self, seq: &Sequence<'_>, out: &mut SequenceOutput<'_>) -> Result<()> {
+        let _fp = FpEnv::enter(); // round to nearest, no FTZ/DAZ (kernels/fpenv.rs)
         let sp = &self.spec;
         let (t_len, b_len) = (seq.steps, seq.batch);
         if t_len == 0 || b_len == 0 {
@@ -954,10 +961,10 @@ impl Model {
                     st.h.fill(0.0);
                     st.c.fill(0.0);
                     if let Some(h0) = seq.h0 {
-                        st.h[..hr].copy_from_slice(&h0[(sidx * b_len + b) * hr..][..hr]);
+                        copy_flushed(&mut st.h[..hr], &h0[(sidx * b_len + b) * hr..][..hr]);
                     }
                     if let Some(c0) = seq.c0 {
-                        st.c[..h].copy_from_slice(&c0[(sidx * b_len + b) * h..][..h]);
+                        copy_flushed(&mut st.c[..h], &c0[(sidx * b_len + b) * h..][..h]);
                     }
                 }
                 let time_of = |b: usize, i: usize| if reverse { lens[b] - 1 - i } else { i };

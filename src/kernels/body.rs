@@ -75,12 +75,33 @@ fn opt_clamp<S: Simd>(s: S, x: S::V, k: Option<f32>) -> S::V {
     }
 }
 
+/// Vectors per k of a panel: the only row widths the panels have (LSTM
+/// and RNN 8, GRU 6, the reset-before GRU's r, z part 4), so every match
+/// over it is exhaustive, with no default arm to fall into.
+#[derive(Clone, Copy)]
+enum Nv {
+    V4 = 4,
+    V6 = 6,
+    V8 = 8,
+}
+
+impl Nv {
+    #[inline(always)]
+    const fn n(self) -> usize {
+        self as usize
+    }
+}
+
+// The single-gate panels (`Nv::V8` in `single_gate_cols`) fill all NACC
+// accumulators.
+const _: () = assert!(Nv::V8.n() == NACC);
+
 /// Geometry of a layer's panels.
 struct Geo {
     /// Vectors per k in the x panels.
-    nv_x: usize,
+    nv_x: Nv,
     /// Vectors per k in the h panels.
-    nv_h: usize,
+    nv_h: Nv,
     /// h-panel vectors `[split, nv_h)` accumulate into `[dst, ..)`.
     split: usize,
     dst: usize,
@@ -90,10 +111,10 @@ struct Geo {
 
 fn geo(pl: &PackedLayer) -> Geo {
     let (nv_x, nv_h, split, dst, units) = match pl.op {
-        Op::Lstm { .. } => (8, 8, 8, 8, pl.u),
-        Op::GruLbr { .. } => (6, 6, 4, 6, pl.u),
-        Op::GruResetBefore { .. } => (6, 4, 4, 4, pl.u),
-        Op::Rnn { .. } => (8, 8, 8, 8, pl.u1),
+        Op::Lstm { .. } => (Nv::V8, Nv::V8, 8, 8, pl.u),
+        Op::GruLbr { .. } => (Nv::V6, Nv::V6, 4, 6, pl.u),
+        Op::GruResetBefore { .. } => (Nv::V6, Nv::V4, 4, 4, pl.u),
+        Op::Rnn { .. } => (Nv::V8, Nv::V8, 8, 8, pl.u1),
     };
     Geo {
         nv_x,
@@ -144,9 +165,9 @@ fn mac_dyn<S: Simd>(s: S, acc: &mut [S::V; NACC], g: &Geo, x: bool, panel: &[f32
         (g.nv_h, g.split, g.dst)
     };
     match nv {
-        8 => mac::<S, 8>(s, acc, split, dst, panel, v),
-        6 => mac::<S, 6>(s, acc, split, dst, panel, v),
-        _ => mac::<S, 4>(s, acc, split, dst, panel, v),
+        Nv::V8 => mac::<S, 8>(s, acc, split, dst, panel, v),
+        Nv::V6 => mac::<S, 6>(s, acc, split, dst, panel, v),
+        Nv::V4 => mac::<S, 4>(s, acc, split, dst, panel, v),
     }
 }
 
@@ -193,13 +214,14 @@ fn epi_lstm<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &
             }
         };
         let g = tanh(s, opt_clamp(s, ag, clip));
-        let c2 = opt_clamp(s, s.fma(f, c, s.mul(i, g)), cell_clip);
+        // c' and h' (or m) flushed: no state value is ever subnormal.
+        let c2 = s.flush(opt_clamp(s, s.fma(f, c, s.mul(i, g)), cell_clip));
         s.store(&mut st.c[off..], c2);
         if peephole {
             ao = s.fma(s.load(&pl.peep[2 * hp + off..]), c2, ao);
         }
         let o = sigmoid(s, opt_clamp(s, ao, clip));
-        let hv = s.mul(o, tanh(s, c2));
+        let hv = s.flush(s.mul(o, tanh(s, c2)));
         if proj {
             s.store(&mut st.s0[off..], hv);
         } else {
@@ -222,7 +244,7 @@ fn epi_gru_lbr<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
         );
         let hold = s.load(&st.h[off..]);
         // h' = (1 − z)⊙n + z⊙h = n + z⊙(h − n)
-        s.store(&mut st.h_next[off..], s.fma(z, s.sub(hold, n), n));
+        s.store(&mut st.h_next[off..], s.flush(s.fma(z, s.sub(hold, n), n)));
     }
 }
 
@@ -239,7 +261,8 @@ fn epi_gru_rb1<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
         let z = sigmoid(s, opt_clamp(s, acc[M + v], clip));
         s.store(&mut st.s0[off..], z);
         s.store(&mut st.s1[off..], acc[2 * M + v]);
-        let rh = s.mul(r, s.load(&st.h[off..]));
+        // r⊙h feeds the R_n product: flushed like a state.
+        let rh = s.flush(s.mul(r, s.load(&st.h[off..])));
         s.store(&mut st.s2[off..], rh);
     }
 }
@@ -255,7 +278,7 @@ fn epi_gru_rb2<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
         let n = tanh(s, opt_clamp(s, *a, clip));
         let z = s.load(&st.s0[off..]);
         let hold = s.load(&st.h[off..]);
-        s.store(&mut st.h_next[off..], s.fma(z, s.sub(hold, n), n));
+        s.store(&mut st.h_next[off..], s.flush(s.fma(z, s.sub(hold, n), n)));
     }
 }
 
@@ -271,7 +294,7 @@ fn epi_rnn<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &m
     for (i, a) in acc.iter().enumerate() {
         let a = opt_clamp(s, *a, clip);
         let hv = if is_relu { relu(s, a) } else { tanh(s, a) };
-        s.store(&mut st.h_next[p * pl.u1 + i * S::LANES..], hv);
+        s.store(&mut st.h_next[p * pl.u1 + i * S::LANES..], s.flush(hv));
     }
 }
 
@@ -283,7 +306,7 @@ fn epi_proj<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &
     for (i, a) in acc.iter().enumerate() {
         s.store(
             &mut st.h_next[p * pl.u1 + i * S::LANES..],
-            opt_clamp(s, *a, proj_clip),
+            s.flush(opt_clamp(s, *a, proj_clip)),
         );
     }
 }
@@ -334,7 +357,7 @@ pub(crate) fn layer_step<S: Simd>(s: S, pl: &PackedLayer, input: In<'_>, st: &mu
     debug_assert_eq!(pl.u, M * S::LANES);
     let l = S::LANES;
     let g = geo(pl);
-    let (xw, hw) = (g.nv_x * l * pl.input, g.nv_h * l * pl.hr);
+    let (xw, hw) = (g.nv_x.n() * l * pl.input, g.nv_h.n() * l * pl.hr);
     let flip = st.flip;
     st.flip = !flip;
     for i in 0..g.panels {
@@ -416,13 +439,13 @@ fn single_gate<S: Simd>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Phase2,
 fn gemm_cols<S: Simd>(
     s: S,
     panel: &[f32],
-    nv: usize,
+    nv: Nv,
     split: usize,
     dst: usize,
     inputs: &[&[f32]],
     tiles: &mut [&mut [f32]],
 ) {
-    let k_len = panel.len() / (nv * S::LANES);
+    let k_len = panel.len() / (nv.n() * S::LANES);
     let mut k0 = 0;
     while k0 < k_len {
         let k1 = (k0 + KC).min(k_len);
@@ -442,7 +465,7 @@ fn gemm_cols<S: Simd>(
 fn gemm_chunk<S: Simd>(
     s: S,
     panel: &[f32],
-    nv: usize,
+    nv: Nv,
     split: usize,
     dst: usize,
     k0: usize,
@@ -453,9 +476,9 @@ fn gemm_chunk<S: Simd>(
 ) {
     let a = (panel, split, dst, k0, k1);
     match nv {
-        8 => gemm_chunk_nv::<S, 8>(s, a, inputs, tiles, pf),
-        6 => gemm_chunk_nv::<S, 6>(s, a, inputs, tiles, pf),
-        _ => gemm_chunk_nv::<S, 4>(s, a, inputs, tiles, pf),
+        Nv::V8 => gemm_chunk_nv::<S, 8>(s, a, inputs, tiles, pf),
+        Nv::V6 => gemm_chunk_nv::<S, 6>(s, a, inputs, tiles, pf),
+        Nv::V4 => gemm_chunk_nv::<S, 4>(s, a, inputs, tiles, pf),
     }
 }
 
@@ -469,27 +492,47 @@ fn gemm_chunk_nv<S: Simd, const NV: usize>(
     tiles: &mut [&mut [f32]],
     pf: bool,
 ) {
+    // The arms below take 1..=8 columns: an ISA with more GEMM columns
+    // fails to compile here instead of silently dropping columns.
+    const {
+        assert!(
+            S::GEMM_COLS >= 1 && S::GEMM_COLS <= 8,
+            "gemm_group has arms for 1..=8 columns: add arms before raising GEMM_COLS"
+        )
+    };
     for r in balanced(inputs.len(), S::GEMM_COLS) {
-        let (c0, nc) = (r.start, r.len());
+        let c0 = r.start;
         let (ins, ts) = (&inputs[r.clone()], &mut tiles[r]);
-        match (nc, pf && c0 == 0) {
-            (8, false) => gemm_block::<S, NV, 8, false>(s, a, ins, ts),
-            (7, false) => gemm_block::<S, NV, 7, false>(s, a, ins, ts),
-            (6, false) => gemm_block::<S, NV, 6, false>(s, a, ins, ts),
-            (5, false) => gemm_block::<S, NV, 5, false>(s, a, ins, ts),
-            (4, false) => gemm_block::<S, NV, 4, false>(s, a, ins, ts),
-            (3, false) => gemm_block::<S, NV, 3, false>(s, a, ins, ts),
-            (2, false) => gemm_block::<S, NV, 2, false>(s, a, ins, ts),
-            (_, false) => gemm_block::<S, NV, 1, false>(s, a, ins, ts),
-            (8, true) => gemm_block::<S, NV, 8, true>(s, a, ins, ts),
-            (7, true) => gemm_block::<S, NV, 7, true>(s, a, ins, ts),
-            (6, true) => gemm_block::<S, NV, 6, true>(s, a, ins, ts),
-            (5, true) => gemm_block::<S, NV, 5, true>(s, a, ins, ts),
-            (4, true) => gemm_block::<S, NV, 4, true>(s, a, ins, ts),
-            (3, true) => gemm_block::<S, NV, 3, true>(s, a, ins, ts),
-            (2, true) => gemm_block::<S, NV, 2, true>(s, a, ins, ts),
-            (_, true) => gemm_block::<S, NV, 1, true>(s, a, ins, ts),
+        if pf && c0 == 0 {
+            gemm_group::<S, NV, true>(s, a, ins, ts);
+        } else {
+            gemm_group::<S, NV, false>(s, a, ins, ts);
         }
+    }
+}
+
+/// One [`balanced`] group of 1..=`S::GEMM_COLS` columns: the block kernel
+/// instantiated for exactly its column count.
+#[inline(always)]
+fn gemm_group<S: Simd, const NV: usize, const PF: bool>(
+    s: S,
+    a: BlockArgs<'_>,
+    ins: &[&[f32]],
+    ts: &mut [&mut [f32]],
+) {
+    match ins.len() {
+        1 => gemm_block::<S, NV, 1, PF>(s, a, ins, ts),
+        2 => gemm_block::<S, NV, 2, PF>(s, a, ins, ts),
+        3 => gemm_block::<S, NV, 3, PF>(s, a, ins, ts),
+        4 => gemm_block::<S, NV, 4, PF>(s, a, ins, ts),
+        5 => gemm_block::<S, NV, 5, PF>(s, a, ins, ts),
+        6 => gemm_block::<S, NV, 6, PF>(s, a, ins, ts),
+        7 => gemm_block::<S, NV, 7, PF>(s, a, ins, ts),
+        8 => gemm_block::<S, NV, 8, PF>(s, a, ins, ts),
+        // balanced(n, GEMM_COLS) yields non-empty ranges of at most
+        // GEMM_COLS ≤ 8 (const-asserted in gemm_chunk_nv; the split is
+        // tested in `balanced_splits_evenly_into_the_fewest_groups`).
+        n => unreachable!("a column group of {n}: balanced() gives 1..=8"),
     }
 }
 
@@ -507,6 +550,8 @@ fn gemm_block<S: Simd, const NV: usize, const NC: usize, const PF: bool>(
     let blk = NV * l;
     let n = k1 - k0;
     let pan = &panel[k0 * blk..k1 * blk];
+    // Exactly NC columns, never a prefix of more.
+    assert!(inputs.len() == NC && tiles.len() == NC);
     let mut xs: [&[f32]; NC] = [&[]; NC];
     for c in 0..NC {
         xs[c] = &inputs[c][k0..k1];
@@ -555,7 +600,7 @@ fn gemm_block<S: Simd, const NV: usize, const NC: usize, const PF: bool>(
 pub(crate) fn input_proj<S: Simd>(s: S, pl: &PackedLayer, xs: &[&[f32]], out: &mut [&mut [f32]]) {
     let l = S::LANES;
     let g = geo(pl);
-    let xw = g.nv_x * l * pl.input;
+    let xw = g.nv_x.n() * l * pl.input;
     let tw = NACC * l;
     // Panel-major: each panel is read from memory once for all columns
     // (its current k-chunk stays in L1 while every column group uses it).
@@ -610,7 +655,7 @@ pub(crate) fn layer_step_cols<S: Simd>(
     let g = geo(pl);
     let n = sts.len();
     assert!(n <= MAX_COLS && inputs.len() == n);
-    let (xw, hw, tw) = (g.nv_x * l * pl.input, g.nv_h * l * pl.hr, NACC * l);
+    let (xw, hw, tw) = (g.nv_x.n() * l * pl.input, g.nv_h.n() * l * pl.hr, NACC * l);
     // All columns of one call have the same kind of input.
     let has_x = matches!(inputs.first(), Some(In::X(_)));
     debug_assert!(inputs.iter().all(|i| matches!(i, In::X(_)) == has_x));
@@ -694,7 +739,7 @@ fn single_gate_cols<S: Simd>(s: S, pl: &PackedLayer, sts: &mut [&mut LayerState]
         gemm_cols(
             s,
             &w[p * pw..(p + 1) * pw],
-            NACC,
+            Nv::V8,
             NACC,
             NACC,
             &vs[..n],

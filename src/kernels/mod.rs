@@ -6,12 +6,15 @@
 //! A [`Kernels`] table is chosen once, when a model is built.
 
 pub(crate) mod body;
+pub(crate) mod fpenv;
 pub(crate) mod pages;
 pub(crate) mod simd;
 
 #[cfg(target_arch = "aarch64")]
+#[macro_use]
 pub(crate) mod neon;
 #[cfg(target_arch = "x86_64")]
+#[macro_use]
 pub(crate) mod x86;
 
 use crate::error::{Error, Result};
@@ -44,10 +47,12 @@ impl std::fmt::Debug for Kernels {
 }
 
 /// Defines the three safe entry points of one ISA from a token expression
-/// and, optionally, a `#[target_feature]` list. The token's constructor
-/// checks the CPU; each entry calls the generic bodies of `body.rs`.
+/// and its feature list (the one the token's constructor checks, supplied
+/// by `x86_features!`/`neon_features!`; empty for portable code), compiled
+/// with one `#[target_feature]` per feature. Each entry calls the generic
+/// bodies of `body.rs`.
 macro_rules! entries {
-    ($modname:ident, $tok:ty, $new:expr, $($feat:literal)?) => {
+    ($modname:ident, $tok:ty, $new:expr, [$($feat:literal),*]) => {
         pub(crate) mod $modname {
             #[allow(unused_imports)]
             use super::*;
@@ -55,15 +60,15 @@ macro_rules! entries {
             use crate::kernels::body::In;
             use crate::pack::{LayerState, PackedLayer};
 
-            $(#[target_feature(enable = $feat)])?
+            $(#[target_feature(enable = $feat)])*
             fn step_tf(t: $tok, pl: &PackedLayer, x: In<'_>, st: &mut LayerState) {
                 body::layer_step(t, pl, x, st)
             }
-            $(#[target_feature(enable = $feat)])?
+            $(#[target_feature(enable = $feat)])*
             fn cols_tf(t: $tok, pl: &PackedLayer, x: &[In<'_>], st: &mut [&mut LayerState]) {
                 body::layer_step_cols(t, pl, x, st)
             }
-            $(#[target_feature(enable = $feat)])?
+            $(#[target_feature(enable = $feat)])*
             fn proj_tf(t: $tok, pl: &PackedLayer, xs: &[&[f32]], out: &mut [&mut [f32]]) {
                 body::input_proj(t, pl, xs, out)
             }
@@ -93,19 +98,17 @@ macro_rules! entries {
     };
 }
 
-entries!(scalar_entries, simd::Scalar, Some(simd::Scalar),);
-entries!(wide16_entries, simd::Wide16, Some(simd::Wide16),);
+entries!(scalar_entries, simd::Scalar, Some(simd::Scalar), []);
+entries!(wide16_entries, simd::Wide16, Some(simd::Wide16), []);
 #[cfg(target_arch = "x86_64")]
-entries!(avx2_entries, x86::Avx2, x86::Avx2::new(), "avx2,fma");
+x86_features!(avx2, entries!(avx2_entries, x86::Avx2, x86::Avx2::new(),));
 #[cfg(target_arch = "x86_64")]
-entries!(
-    avx512_entries,
-    x86::Avx512,
-    x86::Avx512::new(),
-    "avx512f,avx2,fma"
+x86_features!(
+    avx512,
+    entries!(avx512_entries, x86::Avx512, x86::Avx512::new(),)
 );
 #[cfg(target_arch = "aarch64")]
-entries!(neon_entries, neon::Neon, neon::Neon::new(), "neon");
+neon_features!(entries!(neon_entries, neon::Neon, neon::Neon::new(),));
 
 macro_rules! table {
     ($isa:expr, $lanes:expr, $m:ident) => {

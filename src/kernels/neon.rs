@@ -32,9 +32,20 @@ use super::simd::Simd;
 #[derive(Clone, Copy)]
 pub(crate) struct Neon(());
 
+/// The CPU features of the token, listed once (as `x86_features!`): the
+/// constructor checks them, `entries!` compiles the kernels for them.
+macro_rules! neon_features {
+    ($m:ident!($($a:tt)*)) => { $m! { $($a)* ["neon"] } };
+}
+
+/// Whether the CPU has every feature of a list.
+macro_rules! neon_detected {
+    ([$($f:tt),+]) => { $(std::arch::is_aarch64_feature_detected!($f))&&+ };
+}
+
 impl Neon {
     pub(crate) fn new() -> Option<Neon> {
-        std::arch::is_aarch64_feature_detected!("neon").then_some(Neon(()))
+        neon_features!(neon_detected!()).then_some(Neon(()))
     }
 }
 
@@ -100,6 +111,18 @@ impl Simd for Neon {
         // SAFETY: the Neon token proves NEON is available. `fmin` returns
         // NaN when either operand is NaN (unlike `fminnm`).
         unsafe { vminq_f32(k, x) }
+    }
+    #[inline(always)]
+    fn flush(self, x: float32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available (registers only).
+        // `facgt` (vcaltq: |x| < MIN_POSITIVE, false for NaN) selects the
+        // zeros and subnormals; `bic` clears their magnitude bits and keeps
+        // the sign (zeros stay as they are).
+        unsafe {
+            let tiny = vcaltq_f32(x, vdupq_n_f32(f32::MIN_POSITIVE));
+            let clear = vandq_u32(tiny, vdupq_n_u32(0x7fff_ffff));
+            vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(x), clear))
+        }
     }
 }
 
@@ -235,7 +258,14 @@ mod tests {
             let mul = to_arr(t, t.mul(va, vb));
             let div = to_arr(t, t.div(va, vb));
             let fma = to_arr(t, t.fma(va, vb, vc));
+            let fl = to_arr(t, t.flush(va));
             for i in 0..4 {
+                assert_eq!(
+                    fl[i].to_bits(),
+                    s.flush(a[i]).to_bits(),
+                    "flush({:e})",
+                    a[i]
+                );
                 let (x, y, z) = (a[i], b[i], c[i]);
                 check("add", &[x, y], add[i], s.add(x, y));
                 check("sub", &[x, y], sub[i], s.sub(x, y));

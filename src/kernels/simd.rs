@@ -43,6 +43,10 @@ pub(crate) trait Simd: Copy {
     fn max(self, k: Self::V, x: Self::V) -> Self::V;
     /// min(k, x); NaN in `x` gives NaN. `k` must not be NaN.
     fn min(self, k: Self::V, x: Self::V) -> Self::V;
+    /// `x` with every subnormal lane replaced by a zero of the same sign
+    /// (see [`flush_f32`]); zeros, normal values, infinities and NaNs
+    /// (payload included) are returned unchanged, bit for bit.
+    fn flush(self, x: Self::V) -> Self::V;
     /// A hint to fetch the cache line holding `p` into L2 (any address;
     /// never dereferenced, never faults). For data needed a few thousand
     /// cycles later, which must not evict the L1 working set.
@@ -125,6 +129,34 @@ pub(crate) fn clamp<S: Simd>(s: S, x: S::V, k: f32) -> S::V {
     s.min(s.splat(k), s.max(s.splat(-k), x))
 }
 
+/// The denormal rule (DESIGN §2, "Denormals"): a subnormal f32 (exponent
+/// field 0, non-zero fraction, |x| < `f32::MIN_POSITIVE`) becomes the zero
+/// of the same sign; every other value, NaN payloads included, is returned
+/// bit for bit. Applied, identically on every ISA, to every value the
+/// library stores as state or reads into a matrix product other than the
+/// caller's layer-0 input: h and c (kernel epilogues, `State::set_h`,
+/// `State::set_c`, `h0`/`c0` of `Model::run`), the LSTM projection input
+/// m, the reset-before GRU's r⊙h, and the packed weights, biases and
+/// peepholes. So no arithmetic on state ever takes a subnormal operand,
+/// whose microcode assists cost ~30× on Intel cores.
+#[inline(always)]
+pub(crate) fn flush_f32(x: f32) -> f32 {
+    let b = x.to_bits();
+    if b & 0x7f80_0000 == 0 {
+        f32::from_bits(b & 0x8000_0000)
+    } else {
+        x
+    }
+}
+
+/// `dst[i] = flush_f32(src[i])`; the slices must have the same length.
+pub(crate) fn copy_flushed(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = flush_f32(v);
+    }
+}
+
 /// The portable one-lane implementation.
 #[derive(Clone, Copy)]
 pub(crate) struct Scalar;
@@ -173,6 +205,10 @@ impl Simd for Scalar {
     #[inline(always)]
     fn min(self, k: f32, x: f32) -> f32 {
         if x > k { k } else { x }
+    }
+    #[inline(always)]
+    fn flush(self, x: f32) -> f32 {
+        flush_f32(x)
     }
 }
 
@@ -240,6 +276,10 @@ impl Simd for Wide16 {
     #[inline(never)]
     fn min(self, k: [f32; 16], x: [f32; 16]) -> [f32; 16] {
         lanes16(|i| Scalar.min(k[i], x[i]))
+    }
+    #[inline(never)]
+    fn flush(self, x: [f32; 16]) -> [f32; 16] {
+        lanes16(|i| Scalar.flush(x[i]))
     }
 }
 
