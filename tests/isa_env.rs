@@ -25,6 +25,33 @@ fn child_checks() {
     // No override applied: the best level of the CPU.
     assert_eq!(Isa::detect(), *Isa::available().last().unwrap());
     assert!(Model::with_isa(spec, &w, Isa::Scalar).is_ok());
+    // The C ABI's RNNCELL_ISA_AUTO reports it too, with the message.
+    use rnncell::ffi::*;
+    let mut cs = RnncellSpec::default();
+    // SAFETY: `cs` is writable.
+    let st = unsafe { rnncell_spec_init(&mut cs, RnncellCell::Gru as u32, 2, 3) };
+    assert_eq!(st, RnncellStatus::Ok);
+    let (wi, wh) = (vec![0.1f32; 18], vec![0.1f32; 27]);
+    let layer = RnncellPytorchLayer {
+        weight_ih: RnncellTensor {
+            data: wi.as_ptr(),
+            len: wi.len(),
+        },
+        weight_hh: RnncellTensor {
+            data: wh.as_ptr(),
+            len: wh.len(),
+        },
+        ..RnncellPytorchLayer::default()
+    };
+    let mut m = std::ptr::null_mut();
+    let mut msg = [0 as std::ffi::c_char; 200];
+    // SAFETY: valid pointers and counts; `msg` holds 200 bytes.
+    let st = unsafe { rnncell_model_new_pytorch(&cs, &layer, 1, 0, &mut m, msg.as_mut_ptr(), 200) };
+    assert_eq!(st, RnncellStatus::InvalidArgument);
+    assert!(m.is_null());
+    // SAFETY: NUL-terminated by the call.
+    let text = unsafe { std::ffi::CStr::from_ptr(msg.as_ptr()) }.to_string_lossy();
+    assert!(text.contains("RNNCELL_ISA"), "{text}");
 }
 
 fn run_child(test: &str, value: &str) -> std::process::Output {

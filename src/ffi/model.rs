@@ -122,7 +122,8 @@ unsafe fn build_model(
             .map_err(|s| Failure::new(s, format!("{isa} is not an RnncellIsa value")))?
         {
             Some(isa) => isa,
-            None => Isa::detect(),
+            // An unknown RNNCELL_ISA value is an error naming it.
+            None => Isa::try_detect()?,
         };
         let model = build(spec, isa)?;
         Ok(RnncellModel::into_raw(RnncellModel::new(model)))
@@ -602,7 +603,9 @@ pub extern "C" fn rnncell_version() -> *const c_char {
 
 /// The ISA `RNNCELL_ISA_AUTO` selects: the best level of this CPU, lowered
 /// by the environment variable `RNNCELL_ISA=scalar|avx2|avx512|neon` if set
-/// (read once, at the first call that needs it).
+/// (read once, at the first call that needs it). An unknown `RNNCELL_ISA`
+/// value lowers nothing here, and makes every build with `RNNCELL_ISA_AUTO`
+/// fail with `RNNCELL_STATUS_INVALID_ARGUMENT` and a message naming it.
 #[unsafe(no_mangle)]
 pub extern "C" fn rnncell_isa_detected() -> RnncellIsa {
     boundary(|| RnncellIsa::from_isa(Isa::detect()))

@@ -17,7 +17,8 @@ use crate::error::Error;
 use crate::isa::Isa;
 
 /// An instruction-set level. `RNNCELL_ISA_AUTO` (0) asks for the best level
-/// of this CPU, lowered by the `RNNCELL_ISA` environment variable.
+/// of this CPU, lowered by the `RNNCELL_ISA` environment variable (an
+/// unknown value of it is `RNNCELL_STATUS_INVALID_ARGUMENT`).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RnncellIsa {
