@@ -124,6 +124,12 @@ impl Simd for Neon {
             vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(x), clear))
         }
     }
+    #[inline(always)]
+    fn abs(self, x: float32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available (`fabs`, a bit
+        // operation on registers).
+        unsafe { vabsq_f32(x) }
+    }
 }
 
 #[cfg(test)]

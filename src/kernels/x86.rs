@@ -124,6 +124,11 @@ impl Simd for Avx2 {
             _mm256_andnot_ps(_mm256_and_ps(tiny, mag), x)
         }
     }
+    #[inline(always)]
+    fn abs(self, x: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available (registers only).
+        unsafe { _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff))) }
+    }
 }
 
 impl Simd for Avx512 {
@@ -205,6 +210,12 @@ impl Simd for Avx512 {
             let sign = _mm512_set1_epi32(i32::MIN);
             _mm512_castsi512_ps(_mm512_mask_and_epi32(b, tiny, b, sign))
         }
+    }
+    #[inline(always)]
+    fn abs(self, x: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available (vpandd on
+        // registers only).
+        unsafe { _mm512_abs_ps(x) }
     }
 }
 
