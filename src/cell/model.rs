@@ -21,6 +21,11 @@ const RUN_BLOCK_COLS: usize = 256;
 /// LSTM or GRU (pre_len = 4H) this changes nothing up to H = 4096.
 const PRE_BLOCK_FLOATS: usize = 1 << 22;
 
+/// Columns of one input-projection call in [`Model::run`] (its argument
+/// arrays live on the stack, 16 KiB): a block has at most
+/// `kb + bb − 1 < 2·RUN_BLOCK_COLS` columns, so it is always one call.
+const PROJ_COLS: usize = 2 * RUN_BLOCK_COLS;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 // A model is shared across threads; a state moves between them.
@@ -1099,10 +1104,10 @@ impl Model {
                         let i1 = (i0 + tb).min(t_len);
                         // 1. Input projection of every valid (b, i) of the
                         //    block, column (i − i0)·bn + (b − b0): one GEMM
-                        //    per RUN_BLOCK_COLS columns.
+                        //    (tb·bb ≤ kb + bb − 1 < PROJ_COLS columns).
                         {
-                            let mut xs: [&[f32]; RUN_BLOCK_COLS] = [&[]; RUN_BLOCK_COLS];
-                            let mut outs: [&mut [f32]; RUN_BLOCK_COLS] =
+                            let mut xs: [&[f32]; PROJ_COLS] = [&[]; PROJ_COLS];
+                            let mut outs: [&mut [f32]; PROJ_COLS] =
                                 std::array::from_fn(|_| <&mut [f32]>::default());
                             let mut n = 0;
                             for (slot, o) in
@@ -1118,7 +1123,7 @@ impl Model {
                                     };
                                     outs[n] = o;
                                     n += 1;
-                                    if n == RUN_BLOCK_COLS {
+                                    if n == PROJ_COLS {
                                         proj(pl, &xs[..n], &mut outs[..n]);
                                         n = 0;
                                     }
