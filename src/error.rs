@@ -35,6 +35,9 @@ pub enum Error {
     Format(String),
     /// An I/O error while reading a file.
     Io(String),
+    /// Memory could not be allocated: what, and how many bytes were asked
+    /// for (for example `run scratch: pre-activations (16777216 bytes)`).
+    Allocation(String),
 }
 
 impl Error {
@@ -47,6 +50,14 @@ impl Error {
     }
     pub(crate) fn invalid(msg: impl Into<String>) -> Error {
         Error::InvalidArgument(msg.into())
+    }
+    /// An allocation of `count` values of `elem` bytes each for `what`
+    /// failed (or its size overflowed).
+    pub(crate) fn alloc(what: &str, count: usize, elem: usize) -> Error {
+        match count.checked_mul(elem) {
+            Some(bytes) => Error::Allocation(format!("{what} ({bytes} bytes)")),
+            None => Error::Allocation(format!("{what} ({count} × {elem} bytes overflows)")),
+        }
     }
 }
 
@@ -66,6 +77,7 @@ impl fmt::Display for Error {
             Error::StateMismatch => f.write_str("state was created for a different model"),
             Error::Format(m) => write!(f, "malformed weights: {m}"),
             Error::Io(m) => write!(f, "i/o error: {m}"),
+            Error::Allocation(m) => write!(f, "out of memory: could not allocate {m}"),
         }
     }
 }

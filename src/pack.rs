@@ -24,6 +24,7 @@ use aligned_vec::{AVec, ConstAlign};
 
 use crate::cell::spec::{CellKind, Coupling, ModelSpec};
 use crate::cell::weights::LayerWeights;
+use crate::error::{Error, Result};
 use crate::kernels::simd::flush_f32;
 
 /// A 64-byte aligned f32 buffer.
@@ -37,8 +38,42 @@ pub(crate) fn round_up(n: usize, m: usize) -> usize {
     n.div_ceil(m) * m
 }
 
-pub(crate) fn zeros(n: usize) -> Buf {
-    AVec::from_iter(64, std::iter::repeat_n(0.0f32, n))
+/// An empty aligned buffer with room for exactly `n` floats, or
+/// [`Error::Allocation`] naming `what`.
+pub(crate) fn try_buf(n: usize, what: &str) -> Result<Buf> {
+    let mut b = AVec::new(64);
+    b.try_reserve_exact(n)
+        .map_err(|_| Error::alloc(what, n, 4))?;
+    Ok(b)
+}
+
+/// `n` aligned zeros, or [`Error::Allocation`] naming `what`.
+pub(crate) fn try_zeros(n: usize, what: &str) -> Result<Buf> {
+    let mut b = try_buf(n, what)?;
+    b.resize(n, 0.0);
+    Ok(b)
+}
+
+/// An aligned copy of `v`, or [`Error::Allocation`] naming `what`.
+pub(crate) fn try_copy(v: &[f32], what: &str) -> Result<Buf> {
+    let mut b = try_buf(v.len(), what)?;
+    b.extend_from_slice(v);
+    Ok(b)
+}
+
+/// An empty vector with room for exactly `n` values, or
+/// [`Error::Allocation`] naming `what`.
+pub(crate) fn try_vec<T>(n: usize, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::alloc(what, n, std::mem::size_of::<T>()))?;
+    Ok(v)
+}
+
+fn checked(a: &[usize], what: &str) -> Result<usize> {
+    a.iter()
+        .try_fold(1usize, |acc, &v| acc.checked_mul(v))
+        .ok_or_else(|| Error::invalid(format!("{what}: size overflows")))
 }
 
 /// What the epilogue of a layer computes.
@@ -104,9 +139,10 @@ fn pack_panels(
     k: usize,
     u: usize,
     src: impl Fn(usize, usize, usize) -> f32,
-) -> Buf {
+) -> Result<Buf> {
     let panels = rows_per_gate.div_ceil(u);
-    let mut out = Vec::with_capacity(panels * k * gates * u);
+    let n = checked(&[panels, k, gates, u], "packed weights")?;
+    let mut out = crate::kernels::pages::try_weights_buf(n)?;
     for p in 0..panels {
         for kk in 0..k {
             for g in 0..gates {
@@ -121,24 +157,30 @@ fn pack_panels(
             }
         }
     }
-    crate::kernels::pages::weights_buf(&out)
+    Ok(out)
 }
 
-fn padded(v: impl IntoIterator<Item = f32>, len: usize) -> Buf {
-    let mut out: Vec<f32> = v.into_iter().map(flush_f32).collect();
+/// The values of `v` (at most `len` of them) followed by zeros up to `len`.
+fn padded(v: impl IntoIterator<Item = f32>, len: usize) -> Result<Buf> {
+    let mut out = try_buf(len, "packed bias")?;
+    for x in v.into_iter().take(len) {
+        out.push(flush_f32(x));
+    }
     out.resize(len, 0.0);
-    AVec::from_slice(64, &out)
+    Ok(out)
 }
 
 impl PackedLayer {
     /// Packs layer weights (already checked against the spec) for an ISA
-    /// with `lanes` f32 lanes.
+    /// with `lanes` f32 lanes; [`Error::Allocation`] if a buffer cannot be
+    /// allocated. Allocates the packed buffers only (about the size of
+    /// `lw`, rows padded to whole panels), never a temporary copy.
     pub(crate) fn new(
         spec: &ModelSpec,
         layer: usize,
         lw: &LayerWeights,
         lanes: usize,
-    ) -> PackedLayer {
+    ) -> Result<PackedLayer> {
         let h = spec.hidden_size;
         let hr = spec.state_size();
         let input = spec.layer_input_size(layer);
@@ -149,11 +191,11 @@ impl PackedLayer {
         let wxa = |g: usize, j: usize, k: usize| lw.w[(g * h + j) * input + k];
         let wha = |g: usize, j: usize, k: usize| lw.r[(g * h + j) * hr + k];
         let bsum = |g: usize, j: usize| lw.b_w[g * h + j] + lw.b_r[g * h + j];
-        let empty = || zeros(0);
+        let empty = || AVec::new(64);
         // bias sets per multi-gate panel: `sets` closures of (unit) -> f32
-        let panel_bias = |sets: &[&dyn Fn(usize) -> f32]| {
+        let panel_bias = |sets: &[&dyn Fn(usize) -> f32]| -> Result<Buf> {
             let panels = h.div_ceil(u);
-            let mut out = Vec::with_capacity(panels * sets.len() * u);
+            let mut out = try_buf(panels * sets.len() * u, "packed bias")?;
             for p in 0..panels {
                 for set in sets {
                     for j in 0..u {
@@ -162,7 +204,7 @@ impl PackedLayer {
                     }
                 }
             }
-            AVec::from_slice(64, &out)
+            Ok(out)
         };
         let mut pl = PackedLayer {
             op: Op::Rnn {
@@ -192,49 +234,45 @@ impl PackedLayer {
                     proj: o.proj_size > 0,
                     proj_clip: o.proj_clip,
                 };
-                pl.wx = pack_panels(4, h, input, u, wxa);
-                pl.wh = pack_panels(4, h, hr, u, wha);
+                pl.wx = pack_panels(4, h, input, u, wxa)?;
+                pl.wh = pack_panels(4, h, hr, u, wha)?;
                 pl.bias = panel_bias(&[&|j| bsum(0, j), &|j| bsum(1, j), &|j| bsum(2, j), &|j| {
                     bsum(3, j)
-                }]);
+                }])?;
                 if o.peephole {
-                    let mut v = Vec::with_capacity(3 * hp);
+                    let mut v = try_buf(3 * hp, "packed peepholes")?;
                     for g in 0..3 {
-                        v.extend((0..hp).map(|j| {
-                            if j < h {
-                                flush_f32(lw.peephole[g * h + j])
-                            } else {
-                                0.0
-                            }
-                        }));
+                        for j in 0..hp {
+                            v.push(if j < h { flush_f32(lw.peephole[g * h + j]) } else { 0.0 });
+                        }
                     }
-                    pl.peep = AVec::from_slice(64, &v);
+                    pl.peep = v;
                 }
                 if o.proj_size > 0 {
                     let p = o.proj_size;
-                    pl.proj = pack_panels(1, p, h, u1, |_, i, k| lw.proj[i * h + k]);
+                    pl.proj = pack_panels(1, p, h, u1, |_, i, k| lw.proj[i * h + k])?;
                     pl.proj_bias = padded(
                         (0..p).map(|i| lw.proj_bias.get(i).copied().unwrap_or(0.0)),
                         round_up(p, STATE_PAD),
-                    );
+                    )?;
                 }
             }
             CellKind::Gru(o) => {
-                pl.wx = pack_panels(3, h, input, u, wxa);
+                pl.wx = pack_panels(3, h, input, u, wxa)?;
                 if o.linear_before_reset {
                     pl.op = Op::GruLbr { clip: o.clip };
-                    pl.wh = pack_panels(3, h, hr, u, wha);
+                    pl.wh = pack_panels(3, h, hr, u, wha)?;
                     pl.bias = panel_bias(&[
                         &|j| bsum(0, j),
                         &|j| bsum(1, j),
                         &|j| lw.b_w[2 * h + j],
                         &|j| lw.b_r[2 * h + j],
-                    ]);
+                    ])?;
                 } else {
                     pl.op = Op::GruResetBefore { clip: o.clip };
-                    pl.wh = pack_panels(2, h, hr, u, wha);
-                    pl.wh_n = pack_panels(1, h, hr, u1, |_, j, k| wha(2, j, k));
-                    pl.bias = panel_bias(&[&|j| bsum(0, j), &|j| bsum(1, j), &|j| bsum(2, j)]);
+                    pl.wh = pack_panels(2, h, hr, u, wha)?;
+                    pl.wh_n = pack_panels(1, h, hr, u1, |_, j, k| wha(2, j, k))?;
+                    pl.bias = panel_bias(&[&|j| bsum(0, j), &|j| bsum(1, j), &|j| bsum(2, j)])?;
                 }
             }
             CellKind::Rnn(o) => {
@@ -242,17 +280,24 @@ impl PackedLayer {
                     relu: o.activation == crate::cell::spec::RnnActivation::Relu,
                     clip: o.clip,
                 };
-                pl.wx = pack_panels(1, h, input, u1, |_, j, k| wxa(0, j, k));
-                pl.wh = pack_panels(1, h, hr, u1, |_, j, k| wha(0, j, k));
-                pl.bias = padded((0..h).map(|j| bsum(0, j)), round_up(h, u1));
+                pl.wx = pack_panels(1, h, input, u1, |_, j, k| wxa(0, j, k))?;
+                pl.wh = pack_panels(1, h, hr, u1, |_, j, k| wha(0, j, k))?;
+                pl.bias = padded((0..h).map(|j| bsum(0, j)), round_up(h, u1))?;
             }
         }
-        pl
+        Ok(pl)
     }
 
-    /// Bytes of packed weights (what one streaming step reads).
+    /// Bytes of packed weights (what one streaming step reads): every
+    /// weight, bias, peephole and projection buffer.
     pub(crate) fn weight_bytes(&self) -> usize {
-        4 * (self.wx.len() + self.wh.len() + self.wh_n.len() + self.proj.len() + self.bias.len())
+        4 * (self.wx.len()
+            + self.wh.len()
+            + self.wh_n.len()
+            + self.bias.len()
+            + self.peep.len()
+            + self.proj.len()
+            + self.proj_bias.len())
     }
 }
 
@@ -296,7 +341,7 @@ impl LayerState {
         }
     }
 
-    pub(crate) fn new(spec: &ModelSpec) -> LayerState {
+    fn sizes(spec: &ModelSpec) -> (usize, usize, usize, usize) {
         let hp = round_up(spec.hidden_size, STATE_PAD);
         let hrp = round_up(spec.state_size(), STATE_PAD);
         let (c, s0, s12) = match spec.cell {
@@ -304,15 +349,37 @@ impl LayerState {
             CellKind::Gru(o) if !o.linear_before_reset => (0, hp, hp),
             _ => (0, 0, 0),
         };
-        LayerState {
-            h: zeros(hrp),
-            h_next: zeros(hrp),
-            c: zeros(c),
-            s0: zeros(s0),
-            s1: zeros(s12),
-            s2: zeros(s12),
-            tile: zeros(STATE_PAD),
+        (hrp, c, s0, s12)
+    }
+
+    /// A zero state for one layer of `spec`, or [`Error::Allocation`].
+    pub(crate) fn new(spec: &ModelSpec) -> Result<LayerState> {
+        let (hrp, c, s0, s12) = Self::sizes(spec);
+        let what = "state";
+        Ok(LayerState {
+            h: try_zeros(hrp, what)?,
+            h_next: try_zeros(hrp, what)?,
+            c: try_zeros(c, what)?,
+            s0: try_zeros(s0, what)?,
+            s1: try_zeros(s12, what)?,
+            s2: try_zeros(s12, what)?,
+            tile: try_zeros(STATE_PAD, what)?,
             flip: false,
-        }
+        })
+    }
+
+    /// A copy of this state, or [`Error::Allocation`].
+    pub(crate) fn try_clone(&self) -> Result<LayerState> {
+        let what = "state copy";
+        Ok(LayerState {
+            h: try_copy(&self.h, what)?,
+            h_next: try_copy(&self.h_next, what)?,
+            c: try_copy(&self.c, what)?,
+            s0: try_copy(&self.s0, what)?,
+            s1: try_copy(&self.s1, what)?,
+            s2: try_copy(&self.s2, what)?,
+            tile: try_copy(&self.tile, what)?,
+            flip: self.flip,
+        })
     }
 }

@@ -122,6 +122,12 @@ fn invalid_specs() {
         assert_invalid(rnn.validate(), "clip");
         assert_invalid(Model::new(rnn, &random_weights(&rnn.layers(1), 0)), "clip");
     }
+    // A projection larger than the hidden state (PyTorch forbids it);
+    // equal is allowed.
+    let wide = lstm(LstmOptions { proj_size: 5, ..d });
+    assert_invalid(wide.validate(), "proj_size 5 exceeds hidden_size 4");
+    assert_invalid(Model::new(wide, &[]), "proj_size");
+    lstm(LstmOptions { proj_size: 4, ..d }).validate().unwrap();
     // Options that need a projection.
     assert_invalid(
         lstm(LstmOptions {

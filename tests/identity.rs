@@ -320,7 +320,7 @@ fn every_variant_every_size_bit_identical() {
         let p = SIZES[(si * 11 + 5) % SIZES.len()];
         let i = if h == 1024 { 1024 } else { i };
         for (vi, (name, cell)) in all_variants(p).into_iter().enumerate() {
-            let spec = ModelSpec::new(cell, i, h);
+            let spec = ModelSpec::new(fit_proj(cell, h), i, h);
             let weights = random_weights(&spec, (si * 100 + vi) as u64);
             let mut rng = DataRng::new((si * 1000 + vi) as u64);
             let steps: Vec<Vec<f32>> = (0..3).map(|_| rng.vec(i, 1.5)).collect();

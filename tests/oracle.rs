@@ -196,7 +196,7 @@ fn single_steps_match_oracle() {
     let mut overall = 0.0f64;
     for (vi, (name, cell)) in all_variants(17).into_iter().enumerate() {
         for (i, h) in [(1, 1), (7, 31), (64, 65), (129, 127)] {
-            let spec = ModelSpec::new(cell, i, h).layers(2);
+            let spec = ModelSpec::new(fit_proj(cell, h), i, h).layers(2);
             let weights = random_weights(&spec, 900 + vi as u64 * 7 + h as u64);
             let mut rng = DataRng::new(h as u64 * 13 + vi as u64);
             for isa in isas() {

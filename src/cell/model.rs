@@ -9,11 +9,24 @@ use crate::isa::Isa;
 use crate::kernels::fpenv::FpEnv;
 use crate::kernels::simd::copy_flushed;
 use crate::kernels::{In, Kernels, MAX_COLS, balanced, body};
-use crate::pack::{LayerState, PackedLayer};
+use crate::pack::{LayerState, PackedLayer, try_vec};
 
 /// Columns (time steps × batch rows) of one input-projection GEMM in
-/// [`Model::run`]; the pre-activation buffer holds this many columns.
+/// [`Model::run`] and [`Model::step_chunk`], at most: the pre-activation
+/// block holds this many columns (fewer when a column is large, see
+/// [`PRE_BLOCK_FLOATS`]).
 const RUN_BLOCK_COLS: usize = 256;
+
+/// A pre-activation block holds at most this many floats (16 MiB), or one
+/// column if a column alone is larger: columns per block
+/// `kb = clamp(PRE_BLOCK_FLOATS / pre_len, 1, RUN_BLOCK_COLS)`. For an
+/// LSTM or GRU (pre_len = 4H) this changes nothing up to H = 4096.
+const PRE_BLOCK_FLOATS: usize = 1 << 22;
+
+/// Columns of one input-projection call in [`Model::run`] (its argument
+/// arrays live on the stack, 16 KiB): a block has at most
+/// `kb + bb − 1 < 2·RUN_BLOCK_COLS` columns, so it is always one call.
+const PROJ_COLS: usize = 2 * RUN_BLOCK_COLS;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -170,6 +183,32 @@ impl State {
         }
         copy_flushed(&mut l.c[..hidden], c);
         Ok(())
+    }
+    /// A copy of this state (a forked stream) without its
+    /// [`Model::step_chunk`] workspace, or [`Error::Allocation`] if it
+    /// cannot be allocated; `clone()` copies the workspace too and aborts
+    /// when out of memory, as `Vec` does.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let model = Model::new(ModelSpec::new(CellKind::gru(), 2, 3),
+    /// #     &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// let mut s = model.new_state();
+    /// s.set_h(0, &[0.5, -0.5, 0.25]).unwrap();
+    /// assert_eq!(s.try_clone().unwrap().h(0), s.h(0));
+    /// ```
+    pub fn try_clone(&self) -> Result<State> {
+        let mut layers = try_vec(self.layers.len(), "state")?;
+        for l in &self.layers {
+            layers.push(l.try_clone()?);
+        }
+        Ok(State {
+            model_id: self.model_id,
+            hr: self.hr,
+            hidden: self.hidden,
+            layers,
+            work: Vec::new(),
+        })
     }
 }
 
@@ -340,10 +379,12 @@ impl Model {
                 weights.len(),
             ));
         }
-        let mut layers = Vec::with_capacity(n);
         for (i, lw) in weights.iter().enumerate() {
             lw.check(&spec, i / d, i % d)?;
-            layers.push(PackedLayer::new(&spec, i / d, lw, kernels.lanes));
+        }
+        let mut layers = try_vec(n, "model layers")?;
+        for (i, lw) in weights.iter().enumerate() {
+            layers.push(PackedLayer::new(&spec, i / d, lw, kernels.lanes)?);
         }
         Ok(Model {
             spec,
@@ -563,7 +604,9 @@ impl Model {
         self.kernels.isa
     }
 
-    /// Bytes of packed weights a streaming step reads.
+    /// Bytes of packed weights a streaming step reads: every weight, bias,
+    /// peephole and projection buffer of every layer (rows padded to whole
+    /// panels, vectors to multiples of 128 floats).
     ///
     /// ```
     /// # use rnncell::*;
@@ -574,7 +617,13 @@ impl Model {
         self.layers.iter().map(PackedLayer::weight_bytes).sum()
     }
 
-    /// A fresh zero state for one stream of this model.
+    /// A fresh zero state for one stream of this model (see
+    /// [`Model::try_new_state`] for what it allocates).
+    ///
+    /// # Panics
+    ///
+    /// If the state cannot be allocated; [`Model::try_new_state`] returns
+    /// [`Error::Allocation`] instead.
     ///
     /// ```
     /// # use rnncell::*;
@@ -583,15 +632,34 @@ impl Model {
     /// assert_eq!(s.layers(), 1);
     /// ```
     pub fn new_state(&self) -> State {
-        State {
+        self.try_new_state().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A fresh zero state for one stream of this model, or
+    /// [`Error::Allocation`] if it cannot be allocated. Allocates, per
+    /// layer, 2·⌈Hr⌉ + 128 floats, plus ⌈H⌉ for an LSTM's c, ⌈H⌉ more with
+    /// a projection, 3·⌈H⌉ for a reset-before GRU (⌈n⌉ = n rounded up to a
+    /// multiple of 128); [`Model::step_chunk`] grows a workspace in it
+    /// later.
+    ///
+    /// ```
+    /// # use rnncell::*;
+    /// # let m = Model::new(ModelSpec::new(CellKind::gru(), 2, 3), &[LayerWeights::zeros(3, 3, 2, 3)]).unwrap();
+    /// let s = m.try_new_state().unwrap();
+    /// assert_eq!(s.layers(), 1);
+    /// ```
+    pub fn try_new_state(&self) -> Result<State> {
+        let mut layers = try_vec(self.spec.num_layers, "state")?;
+        for _ in 0..self.spec.num_layers {
+            layers.push(LayerState::new(&self.spec)?);
+        }
+        Ok(State {
             model_id: self.id,
             hr: self.spec.state_size(),
             hidden: self.spec.hidden_size,
-            layers: (0..self.spec.num_layers)
-                .map(|_| LayerState::new(&self.spec))
-                .collect(),
+            layers,
             work: Vec::new(),
-        }
+        })
     }
 
     /// Whether `state` was created by this model (or a clone of it).
@@ -738,11 +806,21 @@ impl Model {
     }
 
     /// Advances one stream by K frames in one call (chunked streaming):
-    /// `xs` is [K, I], `ys` [K, Hr]. The input part of all K frames of a
-    /// layer is one GEMM; then the K recurrent steps touch only the
-    /// recurrent weights. Same state object as [`Model::step`], and
-    /// bit-identical to K calls of it. Uses a workspace inside the state,
-    /// which grows (allocates) only when K exceeds every earlier K.
+    /// `xs` is [K, I], `ys` [K, Hr]. Frames are taken in blocks of kb
+    /// (at most 256, fewer for very large layers: see below); the input
+    /// part of a block's frames is one GEMM per layer, then the block's
+    /// recurrent steps touch only the recurrent weights. Same state object
+    /// as [`Model::step`], and bit-identical to K calls of it.
+    ///
+    /// Memory: a workspace inside the state of min(K, kb) · (pre_len +
+    /// 2·Hr) floats, where pre_len is the pre-activations of one frame
+    /// (4·H for an LSTM or GRU, H for an RNN, H rounded up to whole
+    /// panels) and kb = clamp(2^22 / pre_len, 1, 256): at most 2^22 +
+    /// 512·Hr floats (16 MiB + 2 KiB·Hr), or pre_len + 2·Hr for a huge
+    /// layer. It is allocated only when it must grow (K, up to kb, exceeds
+    /// every earlier K of this state), so a second call with the same or a
+    /// smaller K allocates nothing. [`Error::Allocation`] if it cannot be allocated; on any
+    /// error `state` and `ys` are unchanged.
     ///
     /// ```
     /// use rnncell::*;
@@ -769,47 +847,63 @@ impl Model {
         let k = xs.len() / i_sz;
         expect_len(ys, checked_mul(&[k, hr], "ys")?, "ys")?;
         let pre_len = self.pre_len();
-        let need = k * pre_len + 2 * k * hr;
+        let kb = k.min(self.block_cols());
+        let need = checked_mul(&[kb, pre_len + 2 * hr], "step_chunk workspace")?;
         if state.work.len() < need {
+            let more = need - state.work.len();
+            state
+                .work
+                .try_reserve_exact(more)
+                .map_err(|_| Error::alloc("step_chunk workspace", need, 4))?;
             state.work.resize(need, 0.0);
         }
-        let (pre, rest) = state.work.split_at_mut(k * pre_len);
-        let (mut cur, mut next) = rest.split_at_mut(k * hr);
+        let (pre, rest) = state.work.split_at_mut(kb * pre_len);
+        let (mut cur, mut next) = rest.split_at_mut(kb * hr);
         let step = self.kernels.layer_step;
         let proj = self.kernels.input_proj;
-        for (l, pl) in self.layers.iter().enumerate() {
-            let in_sz = if l == 0 { i_sz } else { hr };
-            let src: &[f32] = if l == 0 { xs } else { &cur[..k * hr] };
-            for r in balanced(k, MAX_COLS) {
-                let (c0, c1) = (r.start, r.end);
-                let mut ins: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
-                let mut outs: [&mut [f32]; MAX_COLS] = Default::default();
-                for (j, (i, o)) in ins
-                    .iter_mut()
-                    .zip(outs.iter_mut())
-                    .enumerate()
-                    .take(c1 - c0)
-                {
-                    *i = &src[(c0 + j) * in_sz..][..in_sz];
-                    *o = &mut [];
+        // Blocks of kb frames through every layer: frame t of layer l
+        // still follows frame t of layer l − 1 and frame t − 1 of layer l,
+        // as in K calls of `step`.
+        for f0 in (0..k).step_by(kb) {
+            let n = kb.min(k - f0);
+            for (l, pl) in self.layers.iter().enumerate() {
+                let in_sz = if l == 0 { i_sz } else { hr };
+                let src: &[f32] = if l == 0 {
+                    &xs[f0 * i_sz..(f0 + n) * i_sz]
+                } else {
+                    &cur[..n * hr]
+                };
+                for r in balanced(n, MAX_COLS) {
+                    let (c0, c1) = (r.start, r.end);
+                    let mut ins: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
+                    let mut outs: [&mut [f32]; MAX_COLS] = Default::default();
+                    for (j, (i, o)) in ins
+                        .iter_mut()
+                        .zip(outs.iter_mut())
+                        .enumerate()
+                        .take(c1 - c0)
+                    {
+                        *i = &src[(c0 + j) * in_sz..][..in_sz];
+                        *o = &mut [];
+                    }
+                    for (o, chunk) in outs
+                        .iter_mut()
+                        .zip(pre[c0 * pre_len..c1 * pre_len].chunks_mut(pre_len))
+                    {
+                        *o = chunk;
+                    }
+                    proj(pl, &ins[..c1 - c0], &mut outs[..c1 - c0]);
                 }
-                for (o, chunk) in outs
-                    .iter_mut()
-                    .zip(pre[c0 * pre_len..c1 * pre_len].chunks_mut(pre_len))
-                {
-                    *o = chunk;
+                let st = &mut state.layers[l];
+                for t in 0..n {
+                    step(pl, In::Pre(&pre[t * pre_len..(t + 1) * pre_len]), st);
+                    std::mem::swap(&mut st.h, &mut st.h_next);
+                    next[t * hr..(t + 1) * hr].copy_from_slice(&st.h[..hr]);
                 }
-                proj(pl, &ins[..c1 - c0], &mut outs[..c1 - c0]);
+                std::mem::swap(&mut cur, &mut next);
             }
-            let st = &mut state.layers[l];
-            for t in 0..k {
-                step(pl, In::Pre(&pre[t * pre_len..(t + 1) * pre_len]), st);
-                std::mem::swap(&mut st.h, &mut st.h_next);
-                next[t * hr..(t + 1) * hr].copy_from_slice(&st.h[..hr]);
-            }
-            std::mem::swap(&mut cur, &mut next);
+            ys[f0 * hr..(f0 + n) * hr].copy_from_slice(&cur[..n * hr]);
         }
-        ys.copy_from_slice(&cur[..k * hr]);
         Ok(())
     }
 
@@ -829,15 +923,36 @@ impl Model {
             .unwrap_or(0)
     }
 
+    /// Columns per pre-activation block: as many as fit in
+    /// [`PRE_BLOCK_FLOATS`], at least 1, at most [`RUN_BLOCK_COLS`].
+    fn block_cols(&self) -> usize {
+        (PRE_BLOCK_FLOATS / self.pre_len().max(1)).clamp(1, RUN_BLOCK_COLS)
+    }
+
     /// Runs a batch of whole sequences through every layer and direction
     /// (see [`Sequence`] and [`SequenceOutput`] for shapes and semantics).
-    /// For each layer and direction, time is taken in blocks of about 256
-    /// columns (steps × batch rows; all T steps when B = 1 and T ≤ 256): the
-    /// input projection of a block is one GEMM, then the recurrence advances
-    /// all batch rows together through the block (a small GEMM over the rows
-    /// still inside their length). Scratch memory is therefore bounded by
-    /// the block, not by T; the call allocates it (unlike [`Model::step`]).
-    /// Each stream's result is bit-identical to stepping it alone.
+    /// Batch rows are taken in blocks of bb through every layer; for each
+    /// layer and direction, time is taken in blocks of about kb columns
+    /// (steps × batch rows; all T steps when B = 1 and T ≤ kb): the input
+    /// projection of a block is one GEMM, then the recurrence advances the
+    /// block's batch rows together (a small GEMM over the rows still inside
+    /// their length). Each stream's result is bit-identical to stepping it
+    /// alone.
+    ///
+    /// Memory (floats): with pre_len the pre-activations of one column
+    /// (4·H for an LSTM or GRU, H for an RNN, H rounded up to whole
+    /// panels), kb = clamp(2^22 / pre_len, 1, 256) columns per block and
+    /// bb = min(B, kb) batch rows per block, the call allocates, before
+    /// writing any output:
+    /// - pre-activations: tb·bb·pre_len, tb = min(T, ⌈kb / bb⌉), so at most
+    ///   (kb + bb − 1)·pre_len < 2^23 (32 MiB), or one column if a column
+    ///   alone exceeds 16 MiB;
+    /// - bb per-row states ([`Model::try_new_state`] of one layer each);
+    /// - with L ≥ 2 layers, min(L − 1, 2)·bb·T·out for the outputs of the
+    ///   intermediate layers (at most twice `output`).
+    ///
+    /// Nothing per time step. [`Error::Allocation`] if any of it cannot be
+    /// allocated; nothing has been written then.
     ///
     /// ```
     /// use rnncell::*;
@@ -901,10 +1016,8 @@ impl Model {
                 )));
             }
         }
-        let lens: Vec<usize> = (0..b_len)
-            .map(|b| seq.seq_lens.map_or(t_len, |l| l[b]))
-            .collect();
-        let padded = lens.iter().any(|&n| n < t_len);
+        let len_of = |b: usize| seq.seq_lens.map_or(t_len, |l| l[b]);
+        let padded = (0..b_len).any(|b| len_of(b) < t_len);
         // Rows of the caller's input and output buffers.
         let row = |b: usize, t: usize| {
             if seq.batch_major {
@@ -914,139 +1027,177 @@ impl Model {
             }
         };
         let i_sz = sp.input_size;
-        // The recurrence runs in blocks of `tb` iterations; each block's input
-        // projection is one GEMM of up to `tb · B` columns. Blocks bound the
-        // pre-activation buffer (and keep it in cache) however long the
-        // sequence; at ≥ RUN_BLOCK_COLS columns each GEMM still reads each
-        // weight panel once for many columns.
-        let tb = RUN_BLOCK_COLS.div_ceil(b_len).min(t_len);
+        // Batch rows are taken in blocks of `bb` through every layer and
+        // direction, so that the per-row scratch (states, pre-activations,
+        // the outputs of intermediate layers) is bounded by the block, not
+        // by B. Within a batch block the recurrence runs in blocks of `tb`
+        // iterations; each block's input projection is one GEMM of up to
+        // `tb · bb` columns. Blocks bound the pre-activation buffer (and
+        // keep it in cache) however long the sequence; at ≥ RUN_BLOCK_COLS
+        // columns each GEMM still reads each weight panel once for many
+        // columns.
+        let kb = self.block_cols();
+        let bb = b_len.min(kb);
+        let tb = kb.div_ceil(bb).min(t_len);
         let pre_len = self.pre_len();
-        let mut pre: Vec<f32> = vec![0.0; tb * b_len * pre_len];
-        let mut sts: Vec<LayerState> = (0..b_len).map(|_| LayerState::new(sp)).collect();
+        // Every allocation is made here, before any output is written.
+        let pre_n = checked_mul(&[tb, bb, pre_len], "run pre-activations")?;
+        let mut pre: Vec<f32> = try_vec(pre_n, "run scratch: pre-activations")?;
+        pre.resize(pre_n, 0.0);
+        let mut sts: Vec<LayerState> = try_vec(bb, "run scratch: states")?;
+        for _ in 0..bb {
+            sts.push(LayerState::new(sp)?);
+        }
+        // Outputs of the previous and the current layer (internal layout
+        // [bb][T][out_sz]); the last layer writes straight into `out.output`.
+        // One buffer for two layers, two for three or more.
+        let inter = checked_mul(&[bb, t_len, out_sz], "run layer outputs")?;
+        let what = "run scratch: outputs of an intermediate layer";
+        let mut cur: Vec<f32> = try_vec(if sp.num_layers > 2 { inter } else { 0 }, what)?;
+        let mut next: Vec<f32> = try_vec(if sp.num_layers > 1 { inter } else { 0 }, what)?;
         let (step, cols, proj) = (
             self.kernels.layer_step,
             self.kernels.layer_step_cols,
             self.kernels.input_proj,
         );
-        // Outputs of the previous and the current layer (internal layout
-        // [B][T][out_sz]); the last layer writes straight into `out.output`.
-        let mut cur: Vec<f32> = Vec::new();
-        let mut next: Vec<f32> = Vec::new();
-        let mut active: Vec<usize> = Vec::with_capacity(b_len);
-        for l in 0..sp.num_layers {
-            let last = l + 1 == sp.num_layers;
-            let in_sz = sp.layer_input_size(l);
-            // Outputs past a sequence's end are zero; every other one is
-            // written below (by the first direction before a Sum merge adds
-            // the second), so without padding there is nothing to clear.
-            if last {
-                if padded {
-                    out.output.fill(0.0);
-                }
-            } else {
-                next.clear();
-                next.resize(b_len * t_len * out_sz, 0.0);
-            }
-            for dir in 0..d {
-                let pl = &self.layers[l * d + dir];
-                let reverse = sp.direction == Direction::Reverse || dir == 1;
-                let col = if sp.merge == MergeMode::Concat {
-                    dir * hr
+        // Placeholders for the unused slots of a column group (own no memory).
+        let mut dummies: [LayerState; MAX_COLS] = std::array::from_fn(|_| LayerState::empty());
+        for b0 in (0..b_len).step_by(bb) {
+            let b1 = (b0 + bb).min(b_len);
+            let bn = b1 - b0;
+            let sts = &mut sts[..bn];
+            for l in 0..sp.num_layers {
+                let last = l + 1 == sp.num_layers;
+                let in_sz = sp.layer_input_size(l);
+                // Outputs past a sequence's end are zero; every other one is
+                // written below (by the first direction before a Sum merge
+                // adds the second), so without padding there is nothing to
+                // clear.
+                if last {
+                    if padded {
+                        for b in b0..b1 {
+                            for t in len_of(b)..t_len {
+                                out.output[row(b, t) * out_sz..][..out_sz].fill(0.0);
+                            }
+                        }
+                    }
                 } else {
-                    0
-                };
-                let sidx = l * d + dir;
-                // Initial states.
-                for (b, st) in sts.iter_mut().enumerate() {
-                    st.h.fill(0.0);
-                    st.c.fill(0.0);
-                    if let Some(h0) = seq.h0 {
-                        copy_flushed(&mut st.h[..hr], &h0[(sidx * b_len + b) * hr..][..hr]);
-                    }
-                    if let Some(c0) = seq.c0 {
-                        copy_flushed(&mut st.c[..h], &c0[(sidx * b_len + b) * h..][..h]);
-                    }
+                    next.clear();
+                    next.resize(bn * t_len * out_sz, 0.0);
                 }
-                let time_of = |b: usize, i: usize| if reverse { lens[b] - 1 - i } else { i };
-                let mut i0 = 0;
-                while i0 < t_len && lens.iter().any(|&n| n > i0) {
-                    let i1 = (i0 + tb).min(t_len);
-                    // 1. Input projection of every valid (b, i) of the block:
-                    //    one GEMM; column (i − i0)·B + b.
-                    {
-                        let mut xs: Vec<&[f32]> = Vec::with_capacity(tb * b_len);
-                        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(tb * b_len);
-                        for (slot, o) in pre.chunks_mut(pre_len).take((i1 - i0) * b_len).enumerate()
+                for dir in 0..d {
+                    let pl = &self.layers[l * d + dir];
+                    let reverse = sp.direction == Direction::Reverse || dir == 1;
+                    let col = if sp.merge == MergeMode::Concat {
+                        dir * hr
+                    } else {
+                        0
+                    };
+                    let sidx = l * d + dir;
+                    // Initial states.
+                    for (b, st) in (b0..b1).zip(sts.iter_mut()) {
+                        st.h.fill(0.0);
+                        st.c.fill(0.0);
+                        if let Some(h0) = seq.h0 {
+                            copy_flushed(&mut st.h[..hr], &h0[(sidx * b_len + b) * hr..][..hr]);
+                        }
+                        if let Some(c0) = seq.c0 {
+                            copy_flushed(&mut st.c[..h], &c0[(sidx * b_len + b) * h..][..h]);
+                        }
+                    }
+                    let time_of = |b: usize, i: usize| if reverse { len_of(b) - 1 - i } else { i };
+                    let mut i0 = 0;
+                    while i0 < t_len && (b0..b1).any(|b| len_of(b) > i0) {
+                        let i1 = (i0 + tb).min(t_len);
+                        // 1. Input projection of every valid (b, i) of the
+                        //    block, column (i − i0)·bn + (b − b0): one GEMM
+                        //    (tb·bb ≤ kb + bb − 1 < PROJ_COLS columns).
                         {
-                            let (i, b) = (i0 + slot / b_len, slot % b_len);
-                            if i < lens[b] {
-                                let t = time_of(b, i);
-                                xs.push(if l == 0 {
-                                    &seq.input[row(b, t) * i_sz..][..i_sz]
-                                } else {
-                                    &cur[(b * t_len + t) * in_sz..][..in_sz]
-                                });
-                                outs.push(o);
-                            }
-                        }
-                        proj(pl, &xs, &mut outs);
-                    }
-                    // 2. The recurrence, all rows still inside their length at once.
-                    let mut ins: Vec<In<'_>> = Vec::with_capacity(b_len);
-                    for i in i0..i1 {
-                        active.clear();
-                        active.extend((0..b_len).filter(|&b| i < lens[b]));
-                        if active.is_empty() {
-                            break;
-                        }
-                        let mut st_refs: Vec<&mut LayerState> = sts
-                            .iter_mut()
-                            .enumerate()
-                            .filter(|(b, _)| i < lens[*b])
-                            .map(|(_, st)| st)
-                            .collect();
-                        ins.clear();
-                        ins.extend(active.iter().map(|&b| {
-                            In::Pre(&pre[((i - i0) * b_len + b) * pre_len..][..pre_len])
-                        }));
-                        for r in balanced(ins.len(), MAX_COLS) {
-                            let (g_ins, g_sts) = (&ins[r.clone()], &mut st_refs[r]);
-                            if g_sts.len() == 1 {
-                                step(pl, g_ins[0], g_sts[0]);
-                            } else {
-                                cols(pl, g_ins, g_sts);
-                            }
-                        }
-                        for (&b, st) in active.iter().zip(st_refs.iter_mut()) {
-                            std::mem::swap(&mut st.h, &mut st.h_next);
-                            let t = time_of(b, i);
-                            let dst = if last {
-                                &mut out.output[row(b, t) * out_sz + col..][..hr]
-                            } else {
-                                &mut next[(b * t_len + t) * out_sz + col..][..hr]
-                            };
-                            if dir == 1 && sp.merge == MergeMode::Sum {
-                                for (o, v) in dst.iter_mut().zip(&st.h[..hr]) {
-                                    *o += v;
+                            let mut xs: [&[f32]; PROJ_COLS] = [&[]; PROJ_COLS];
+                            let mut outs: [&mut [f32]; PROJ_COLS] =
+                                std::array::from_fn(|_| <&mut [f32]>::default());
+                            let mut n = 0;
+                            for (slot, o) in
+                                pre.chunks_mut(pre_len).take((i1 - i0) * bn).enumerate()
+                            {
+                                let (i, b) = (i0 + slot / bn, b0 + slot % bn);
+                                if i < len_of(b) {
+                                    let t = time_of(b, i);
+                                    xs[n] = if l == 0 {
+                                        &seq.input[row(b, t) * i_sz..][..i_sz]
+                                    } else {
+                                        &cur[((b - b0) * t_len + t) * in_sz..][..in_sz]
+                                    };
+                                    outs[n] = o;
+                                    n += 1;
+                                    if n == PROJ_COLS {
+                                        proj(pl, &xs[..n], &mut outs[..n]);
+                                        n = 0;
+                                    }
                                 }
-                            } else {
-                                dst.copy_from_slice(&st.h[..hr]);
+                            }
+                            if n > 0 {
+                                proj(pl, &xs[..n], &mut outs[..n]);
                             }
                         }
+                        // 2. The recurrence, all rows still inside their
+                        //    length at once, in balanced groups of columns.
+                        for i in i0..i1 {
+                            let n_active = (b0..b1).filter(|&b| i < len_of(b)).count();
+                            if n_active == 0 {
+                                break;
+                            }
+                            let mut rows =
+                                (b0..b1).zip(sts.iter_mut()).filter(|(b, _)| i < len_of(*b));
+                            for r in balanced(n_active, MAX_COLS) {
+                                let g = r.len();
+                                let mut refs: [&mut LayerState; MAX_COLS] = dummies.each_mut();
+                                let mut ins: [In<'_>; MAX_COLS] = [In::X(&[]); MAX_COLS];
+                                let mut bs = [0usize; MAX_COLS];
+                                for (c, (b, st)) in rows.by_ref().take(g).enumerate() {
+                                    ins[c] = In::Pre(
+                                        &pre[((i - i0) * bn + (b - b0)) * pre_len..][..pre_len],
+                                    );
+                                    refs[c] = st;
+                                    bs[c] = b;
+                                }
+                                if g == 1 {
+                                    step(pl, ins[0], refs[0]);
+                                } else {
+                                    cols(pl, &ins[..g], &mut refs[..g]);
+                                }
+                                for (&b, st) in bs[..g].iter().zip(refs[..g].iter_mut()) {
+                                    std::mem::swap(&mut st.h, &mut st.h_next);
+                                    let t = time_of(b, i);
+                                    let dst = if last {
+                                        &mut out.output[row(b, t) * out_sz + col..][..hr]
+                                    } else {
+                                        &mut next[((b - b0) * t_len + t) * out_sz + col..][..hr]
+                                    };
+                                    if dir == 1 && sp.merge == MergeMode::Sum {
+                                        for (o, v) in dst.iter_mut().zip(&st.h[..hr]) {
+                                            *o += v;
+                                        }
+                                    } else {
+                                        dst.copy_from_slice(&st.h[..hr]);
+                                    }
+                                }
+                            }
+                        }
+                        i0 = i1;
                     }
-                    i0 = i1;
+                    // Final states.
+                    for (b, st) in (b0..b1).zip(sts.iter()) {
+                        if let Some(hn) = out.h_n.as_deref_mut() {
+                            hn[(sidx * b_len + b) * hr..][..hr].copy_from_slice(&st.h[..hr]);
+                        }
+                        if let Some(cn) = out.c_n.as_deref_mut() {
+                            cn[(sidx * b_len + b) * h..][..h].copy_from_slice(&st.c[..h]);
+                        }
+                    }
                 }
-                // Final states.
-                for (b, st) in sts.iter().enumerate() {
-                    if let Some(hn) = out.h_n.as_deref_mut() {
-                        hn[(sidx * b_len + b) * hr..][..hr].copy_from_slice(&st.h[..hr]);
-                    }
-                    if let Some(cn) = out.c_n.as_deref_mut() {
-                        cn[(sidx * b_len + b) * h..][..h].copy_from_slice(&st.c[..h]);
-                    }
-                }
+                std::mem::swap(&mut cur, &mut next);
             }
-            std::mem::swap(&mut cur, &mut next);
         }
         Ok(())
     }

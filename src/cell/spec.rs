@@ -432,6 +432,13 @@ impl ModelSpec {
                 if o.proj_size > MAX {
                     return Err(Error::invalid("proj_size too large"));
                 }
+                if o.proj_size > self.hidden_size {
+                    return Err(Error::invalid(format!(
+                        "proj_size {} exceeds hidden_size {} (a projection must be smaller, \
+                         as in PyTorch)",
+                        o.proj_size, self.hidden_size
+                    )));
+                }
                 if o.proj_size == 0 && (o.proj_bias || o.proj_clip.is_some()) {
                     return Err(Error::invalid("proj_bias and proj_clip need proj_size > 0"));
                 }

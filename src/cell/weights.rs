@@ -4,6 +4,21 @@
 
 use super::spec::{CellKind, ModelSpec};
 use crate::error::{Error, Result};
+use crate::pack::try_vec;
+
+/// `n` zeros, or [`Error::Allocation`] naming `what`.
+fn try_zeros(n: usize, what: &str) -> Result<Vec<f32>> {
+    let mut v = try_vec(n, what)?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// A copy of `s`, or [`Error::Allocation`] naming `what`.
+fn try_copy(s: &[f32], what: &str) -> Result<Vec<f32>> {
+    let mut v = try_vec(s.len(), what)?;
+    v.extend_from_slice(s);
+    Ok(v)
+}
 
 /// The weights of one layer and one direction, in PyTorch's orientation and
 /// gate order: LSTM rows i, f, g, o; GRU rows r, z, n; RNN one gate.
@@ -114,7 +129,9 @@ impl LayerWeights {
     /// Converts layer `layer` of `spec` from a framework layout.
     ///
     /// Every tensor's element count is checked; a mismatch is an
-    /// [`Error::SizeMismatch`] naming the tensor.
+    /// [`Error::SizeMismatch`] naming the tensor. Allocates a copy of the
+    /// tensors (missing biases and peepholes as zeros);
+    /// [`Error::Allocation`] if it cannot.
     ///
     /// ```
     /// use rnncell::*;
@@ -161,7 +178,7 @@ impl LayerWeights {
         let transposed = layout == Layout::Keras;
         let mat = |src: &[f32], cols: usize, what: &str| -> Result<Vec<f32>> {
             check(src, g * h * cols, &name(what))?;
-            let mut out = vec![0.0f32; g * h * cols];
+            let mut out = try_zeros(g * h * cols, &name(what))?;
             for (cg, &sg) in perm.iter().enumerate() {
                 for u in 0..h {
                     for k in 0..cols {
@@ -178,10 +195,10 @@ impl LayerWeights {
         };
         let vecp = |src: Option<&[f32]>, what: &str| -> Result<Vec<f32>> {
             match src {
-                None => Ok(vec![0.0; g * h]),
+                None => try_zeros(g * h, &name(what)),
                 Some(s) => {
                     check(s, g * h, &name(what))?;
-                    let mut out = vec![0.0f32; g * h];
+                    let mut out = try_zeros(g * h, &name(what))?;
                     for (cg, &sg) in perm.iter().enumerate() {
                         out[cg * h..(cg + 1) * h].copy_from_slice(&s[sg * h..(sg + 1) * h]);
                     }
@@ -208,14 +225,17 @@ impl LayerWeights {
         match (t.peephole, lstm) {
             (Some(pp), Some(o)) if o.peephole => {
                 check(pp, 3 * h, &name("peephole"))?;
-                lw.peephole = if layout == Layout::Onnx {
+                lw.peephole = try_vec(3 * h, &name("peephole"))?;
+                if layout == Layout::Onnx {
                     // ONNX P = p_i ‖ p_o ‖ p_f
-                    [&pp[..h], &pp[2 * h..], &pp[h..2 * h]].concat()
+                    for part in [&pp[..h], &pp[2 * h..], &pp[h..2 * h]] {
+                        lw.peephole.extend_from_slice(part);
+                    }
                 } else {
-                    pp.to_vec()
-                };
+                    lw.peephole.extend_from_slice(pp);
+                }
             }
-            (None, Some(o)) if o.peephole => lw.peephole = vec![0.0; 3 * h],
+            (None, Some(o)) if o.peephole => lw.peephole = try_zeros(3 * h, &name("peephole"))?,
             (Some(_), _) => {
                 return Err(Error::invalid(format!(
                     "{}: peephole weights given but the spec has no peepholes",
@@ -228,7 +248,7 @@ impl LayerWeights {
             (Some(pw), p) if p > 0 => {
                 check(pw, p * h, &name("weight_hr"))?;
                 lw.proj = if transposed {
-                    let mut out = vec![0.0; p * h];
+                    let mut out = try_zeros(p * h, &name("weight_hr"))?;
                     for i in 0..p {
                         for k in 0..h {
                             out[i * h + k] = pw[k * p + i];
@@ -236,7 +256,7 @@ impl LayerWeights {
                     }
                     out
                 } else {
-                    pw.to_vec()
+                    try_copy(pw, &name("weight_hr"))?
                 };
             }
             (None, p) if p > 0 => {
@@ -257,9 +277,9 @@ impl LayerWeights {
         match t.proj_bias {
             Some(pb) if proj_bias => {
                 check(pb, p, &name("proj_bias"))?;
-                lw.proj_bias = pb.to_vec();
+                lw.proj_bias = try_copy(pb, &name("proj_bias"))?;
             }
-            None if proj_bias => lw.proj_bias = vec![0.0; p],
+            None if proj_bias => lw.proj_bias = try_zeros(p, &name("proj_bias"))?,
             Some(_) => {
                 return Err(Error::invalid(format!(
                     "{}: projection bias given but the spec has proj_bias = false",

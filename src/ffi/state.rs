@@ -104,7 +104,7 @@ pub unsafe extern "C" fn rnncell_state_new(
             let m = model_ref(model)?;
             let s = m.spec();
             RnncellState::new(
-                m.new_state(),
+                m.try_new_state()?,
                 s.input_size,
                 s.state_size().max(s.hidden_size),
             )
@@ -154,7 +154,7 @@ pub unsafe extern "C" fn rnncell_state_copy(
     unsafe {
         new_handle(out_state, || {
             let src = state_ref(state)?;
-            RnncellState::new(src.state.clone(), src.x.len(), src.y.len())
+            RnncellState::new(src.state.try_clone()?, src.x.len(), src.y.len())
         })
     }
 }
@@ -499,8 +499,20 @@ fn check_buf(data_null: bool, len: usize, want: Option<usize>, required: bool) -
 /// Runs a batch of whole sequences through every layer and direction, as
 /// PyTorch's and ONNX's RNN operators do (see `RnncellSequence` and
 /// `RnncellSequenceOutput` for shapes and semantics). Each stream's result
-/// is bit-identical to stepping it alone. Any model direction. Allocates
-/// internally (see the README's "Memory"); no state object is used.
+/// is bit-identical to stepping it alone. Any model direction. No state
+/// object is used.
+///
+/// Memory: allocates, before writing any output, scratch bounded by the
+/// model and the call (floats; see `Model::run` in the Rust docs): kb =
+/// clamp(2^22 / pre_len, 1, 256) columns per block (pre_len = 4*H for an
+/// LSTM or GRU, H for an RNN: the pre-activations of one column),
+/// bb = min(B, kb) batch rows per block;
+/// pre-activations (kb + bb - 1)*pre_len at most (<= 32 MiB, or one column);
+/// bb per-row states; for L >= 2 layers min(L - 1, 2)*bb*T*out for the
+/// outputs of intermediate layers (at most twice the output buffer); plus
+/// one temporary copy of each misaligned or overlapping buffer. Returns
+/// `RNNCELL_STATUS_ALLOCATION` (nothing written) if any of it cannot be
+/// allocated.
 ///
 /// Every count is compared with the model before any buffer is read.
 /// Buffers may have any alignment; inputs may overlap outputs (they are then
@@ -785,9 +797,13 @@ pub unsafe extern "C" fn rnncell_model_step_many(
 /// than K calls of `rnncell_model_step`): `xs` is `[K, I]` (`xs_len` a
 /// positive multiple of I, else `RNNCELL_STATUS_INVALID_ARGUMENT`), `ys` is
 /// `[K, Hr]`, the last layer's h after each frame. Bit-identical to K calls of
-/// `rnncell_model_step`. Uses a workspace inside the state, which is
-/// allocated only when K exceeds every earlier K of this state; misaligned
-/// or overlapping `xs`/`ys` also cost one temporary copy each. Forward
+/// `rnncell_model_step`. Frames are processed in blocks of kb =
+/// clamp(2^22 / pre_len, 1, 256) (pre_len = 4*H floats for an LSTM or GRU,
+/// H for an RNN: the pre-activations of one frame). Uses a workspace
+/// inside the state of min(K, kb)*(pre_len + 2*Hr) floats (at most 2^22 + 512*Hr floats, or
+/// pre_len + 2*Hr for a huge layer), allocated only when it must grow;
+/// misaligned or overlapping `xs`/`ys` also cost one temporary copy each.
+/// `RNNCELL_STATUS_ALLOCATION` if any of it cannot be allocated. Forward
 /// models only. On any error the state and `ys` are unchanged.
 ///
 /// # Safety

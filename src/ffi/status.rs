@@ -107,6 +107,7 @@ impl From<Error> for RnncellStatus {
             Error::StateMismatch => RnncellStatus::StateMismatch,
             Error::Format(_) => RnncellStatus::Format,
             Error::Io(_) => RnncellStatus::Io,
+            Error::Allocation(_) => RnncellStatus::Allocation,
         }
     }
 }

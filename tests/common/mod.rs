@@ -291,7 +291,7 @@ pub fn spec_strategy() -> impl Strategy<Value = ModelSpec> {
         prop_oneof![Just(MergeMode::Concat), Just(MergeMode::Sum)],
     )
         .prop_map(|(cell, input, hidden, layers, dir, merge)| {
-            let mut spec = ModelSpec::new(cell, input, hidden)
+            let mut spec = ModelSpec::new(fit_proj(cell, hidden), input, hidden)
                 .layers(layers)
                 .direction(dir)
                 .merge(merge);
@@ -300,6 +300,18 @@ pub fn spec_strategy() -> impl Strategy<Value = ModelSpec> {
             }
             spec
         })
+}
+
+/// `cell` with its LSTM projection size (if any) cut to at most `hidden`
+/// (a larger projection is invalid, as in PyTorch).
+pub fn fit_proj(cell: CellKind, hidden: usize) -> CellKind {
+    match cell {
+        CellKind::Lstm(o) if o.proj_size > hidden => CellKind::Lstm(LstmOptions {
+            proj_size: hidden,
+            ..o
+        }),
+        c => c,
+    }
 }
 
 /// Whether `spec` has a size above 129 (so a test should keep T and B
