@@ -130,7 +130,8 @@ typedef uint32_t RnncellStatus;
 
 /**
  * An instruction-set level. `RNNCELL_ISA_AUTO` (0) asks for the best level
- * of this CPU, lowered by the `RNNCELL_ISA` environment variable.
+ * of this CPU, lowered by the `RNNCELL_ISA` environment variable (an
+ * unknown value of it is `RNNCELL_STATUS_INVALID_ARGUMENT`).
  */
 enum RnncellIsa
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -806,7 +807,9 @@ const char *rnncell_version(void);
 /**
  * The ISA `RNNCELL_ISA_AUTO` selects: the best level of this CPU, lowered
  * by the environment variable `RNNCELL_ISA=scalar|avx2|avx512|neon` if set
- * (read once, at the first call that needs it).
+ * (read once, at the first call that needs it). An unknown `RNNCELL_ISA`
+ * value lowers nothing here, and makes every build with `RNNCELL_ISA_AUTO`
+ * fail with `RNNCELL_STATUS_INVALID_ARGUMENT` and a message naming it.
  */
 RnncellIsa rnncell_isa_detected(void);
 
@@ -834,7 +837,11 @@ const char *rnncell_isa_name(uint32_t isa);
  * be NULL (PyTorch, whole file). `path` is a NUL-terminated path (bytes on
  * Unix, UTF-8 elsewhere). A malformed file is `RNNCELL_STATUS_FORMAT`, an
  * unreadable one `RNNCELL_STATUS_IO`; `err_msg` then names the tensor or
- * the problem. Ownership, `isa` and `err_msg` as in
+ * the problem. Only a regular file is read (symbolic links are followed):
+ * a directory, FIFO, device or socket is `RNNCELL_STATUS_IO` (the message
+ * names the path and its kind), and a FIFO does not block. The header
+ * length is capped at 100 MB before anything else is read, and at most the
+ * data the header declares is read. Ownership, `isa` and `err_msg` as in
  * `rnncell_model_new_pytorch`.
  *
  * # Safety
@@ -988,8 +995,20 @@ RnncellStatus rnncell_model_step(const struct RnncellModel *model,
  * Runs a batch of whole sequences through every layer and direction, as
  * PyTorch's and ONNX's RNN operators do (see `RnncellSequence` and
  * `RnncellSequenceOutput` for shapes and semantics). Each stream's result
- * is bit-identical to stepping it alone. Any model direction. Allocates
- * internally (see the README's "Memory"); no state object is used.
+ * is bit-identical to stepping it alone. Any model direction. No state
+ * object is used.
+ *
+ * Memory: allocates, before writing any output, scratch bounded by the
+ * model and the call (floats; see `Model::run` in the Rust docs): kb =
+ * clamp(2^22 / pre_len, 1, 256) columns per block (pre_len = 4*H for an
+ * LSTM or GRU, H for an RNN: the pre-activations of one column),
+ * bb = min(B, kb) batch rows per block;
+ * pre-activations (kb + bb - 1)*pre_len at most (<= 32 MiB, or one column);
+ * bb per-row states; for L >= 2 layers min(L - 1, 2)*bb*T*out for the
+ * outputs of intermediate layers (at most twice the output buffer); plus
+ * one temporary copy of each misaligned or overlapping buffer. Returns
+ * `RNNCELL_STATUS_ALLOCATION` (nothing written) if any of it cannot be
+ * allocated.
  *
  * Every count is compared with the model before any buffer is read.
  * Buffers may have any alignment; inputs may overlap outputs (they are then
@@ -1041,9 +1060,13 @@ RnncellStatus rnncell_model_step_many(const struct RnncellModel *model,
  * than K calls of `rnncell_model_step`): `xs` is `[K, I]` (`xs_len` a
  * positive multiple of I, else `RNNCELL_STATUS_INVALID_ARGUMENT`), `ys` is
  * `[K, Hr]`, the last layer's h after each frame. Bit-identical to K calls of
- * `rnncell_model_step`. Uses a workspace inside the state, which is
- * allocated only when K exceeds every earlier K of this state; misaligned
- * or overlapping `xs`/`ys` also cost one temporary copy each. Forward
+ * `rnncell_model_step`. Frames are processed in blocks of kb =
+ * clamp(2^22 / pre_len, 1, 256) (pre_len = 4*H floats for an LSTM or GRU,
+ * H for an RNN: the pre-activations of one frame). Uses a workspace
+ * inside the state of min(K, kb)*(pre_len + 2*Hr) floats (at most 2^22 + 512*Hr floats, or
+ * pre_len + 2*Hr for a huge layer), allocated only when it must grow;
+ * misaligned or overlapping `xs`/`ys` also cost one temporary copy each.
+ * `RNNCELL_STATUS_ALLOCATION` if any of it cannot be allocated. Forward
  * models only. On any error the state and `ys` are unchanged.
  *
  * # Safety

@@ -243,7 +243,11 @@ impl PackedLayer {
                     let mut v = try_buf(3 * hp, "packed peepholes")?;
                     for g in 0..3 {
                         for j in 0..hp {
-                            v.push(if j < h { flush_f32(lw.peephole[g * h + j]) } else { 0.0 });
+                            v.push(if j < h {
+                                flush_f32(lw.peephole[g * h + j])
+                            } else {
+                                0.0
+                            });
                         }
                     }
                     pl.peep = v;

@@ -1198,7 +1198,7 @@ fn buffers_sized_by_the_file_are_fallible() {
     let _ = std::fs::remove_file(&path);
     let line = out.lines().find(|l| l.contains("RESULT")).unwrap_or("");
     assert!(
-        line.contains("Err(") && line.contains("allocate") && line.contains("4294967"),
+        line.contains("Err(Allocation(") && line.contains("4294967"),
         "{out}"
     );
 }

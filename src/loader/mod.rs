@@ -324,11 +324,8 @@ fn format_err(msg: impl Into<String>) -> Error {
 }
 
 /// A buffer of `bytes` sized by the file could not be allocated.
-// TODO(issue 11.3): Error::Allocation once the crate has it.
 fn out_of_memory(bytes: usize, what: &str) -> Error {
-    Error::Io(format!(
-        "out of memory: cannot allocate {bytes} bytes for {what}"
-    ))
+    Error::Allocation(format!("{bytes} bytes for {what}"))
 }
 
 fn check_cell_options(cell: &CellKind) -> Result<()> {
