@@ -637,3 +637,60 @@ fn status_str_is_never_null() {
         assert!(!rnncell_status_str(v).is_null());
     }
 }
+
+#[test]
+fn step_state_and_chunk_counts_are_checked_before_reading() {
+    let rs = ModelSpec::new(CellKind::lstm(), 3, 4);
+    let cs = spec_init(RnncellCell::Lstm, 3, 4);
+    let hd = Handles::new(&rs, &cs, 2);
+    let (m, s) = (hd.model, hd.states[0]);
+    let mut y = [0.0f32; 8];
+    for skew in [0, 1] {
+        let gx = Guarded::new(&[0.5; 3], skew);
+        let gh = Guarded::new(&[0.5; 4], skew);
+        let g6 = Guarded::new(&[0.5; 6], skew);
+        // SAFETY: for every call below: live handles; each guarded buffer is
+        // readable for `n` floats and the counts given are one row or one
+        // float larger, which must be refused before any read.
+        unsafe {
+            let st = rnncell_model_step(m, s, gx.data, 4, y.as_mut_ptr(), 4);
+            assert_eq!(st, S::SizeMismatch);
+            let st = rnncell_state_set_h(s, 0, gh.data, 5);
+            assert_eq!(st, S::SizeMismatch);
+            let st = rnncell_state_set_c(s, 0, gh.data, 5);
+            assert_eq!(st, S::SizeMismatch);
+            // Two streams' xs is 6 floats; 9 claims three.
+            let st =
+                rnncell_model_step_many(m, hd.states.as_ptr(), 2, g6.data, 9, y.as_mut_ptr(), 8);
+            assert_eq!(st, S::SizeMismatch);
+            // A chunk of 3 frames for ys of 2.
+            let st = rnncell_model_step_chunk(m, s, g6.data, 9, y.as_mut_ptr(), 8);
+            assert_eq!(st, S::SizeMismatch);
+            // The exact counts work and read every float.
+            assert_eq!(
+                rnncell_model_step(m, s, gx.data, 3, y.as_mut_ptr(), 4),
+                S::Ok
+            );
+            assert_eq!(rnncell_state_set_h(s, 0, gh.data, 4), S::Ok);
+            assert_eq!(rnncell_state_set_c(s, 0, gh.data, 4), S::Ok);
+            let st =
+                rnncell_model_step_many(m, hd.states.as_ptr(), 2, g6.data, 6, y.as_mut_ptr(), 8);
+            assert_eq!(st, S::Ok);
+            assert_eq!(
+                rnncell_model_step_chunk(m, s, g6.data, 6, y.as_mut_ptr(), 8),
+                S::Ok
+            );
+        }
+    }
+    // The states array itself at a guard page, one pointer short.
+    let raw = vec![0.0f32; 2];
+    let ga = Guarded::new(&raw, 0);
+    // SAFETY: the guarded buffer holds exactly one pointer.
+    unsafe { ga.data.cast::<*mut RnncellState>().write_unaligned(s) };
+    let xs = [0.5f32; 6];
+    // SAFETY: counts claim two states; xs/ys counts match two, so the
+    // array would be read past its one entry unless the check comes first.
+    let st =
+        unsafe { rnncell_model_step_many(m, ga.data.cast(), 2, xs.as_ptr(), 3, y.as_mut_ptr(), 4) };
+    assert_eq!(st, S::SizeMismatch);
+}
