@@ -50,6 +50,8 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 # versions differ (bookworm: 2.36-8cross1 vs 2.36-9+deb12uN) the mixed
 # ld.so/libc pair spins forever in pthread_create, i.e. every test hangs.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /"
+# Tests that run this test binary again in a child process need the runner too.
+export RNNCELL_TEST_RUNNER="qemu-aarch64 -L /"
 export CARGO_TARGET_DIR=target/aarch64
 # Fail, rather than skip, if the NEON kernels are not exercised.
 export RNNCELL_REQUIRE_ISA=neon

@@ -54,8 +54,25 @@ fn child_checks() {
     assert!(text.contains("RNNCELL_ISA"), "{text}");
 }
 
+/// This test binary as a command, behind `RNNCELL_TEST_RUNNER` when set
+/// (`.ci/neon.sh` sets it to its qemu runner: a cross-built binary cannot
+/// exec itself without it).
+fn self_command() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let runner = std::env::var("RNNCELL_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(first) => {
+            let mut c = Command::new(first);
+            c.args(words).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    }
+}
+
 fn run_child(test: &str, value: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
+    self_command()
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("RNNCELL_ISA", value)
         .env(CHILD, "1")

@@ -862,11 +862,15 @@ fn temp_path(tag: &str) -> PathBuf {
 }
 
 /// Runs the test `name` of this binary in a child process (with `env` set),
-/// through `sh -c "<prefix> exec <binary> ..."`; returns its stdout.
+/// through `sh -c "<prefix> exec [runner] <binary> ..."`; returns its stdout.
 #[cfg(target_os = "linux")]
 fn run_child(name: &str, env: &[(&str, &str)], sh_prefix: &str) -> String {
     let exe = std::env::current_exe().unwrap();
-    let script = format!("{sh_prefix} exec \"$0\" --exact {name} --nocapture --test-threads=1");
+    // Behind RNNCELL_TEST_RUNNER when set (.ci/neon.sh: the qemu runner a
+    // cross-built binary needs to exec itself).
+    let runner = std::env::var("RNNCELL_TEST_RUNNER").unwrap_or_default();
+    let script =
+        format!("{sh_prefix} exec {runner} \"$0\" --exact {name} --nocapture --test-threads=1");
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(script)
