@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::tensor::Tensor;
-use super::{SafetensorsOptions, cell_with, format_err, gate_names};
+use super::{SafetensorsOptions, cell_with, format_err, gate_names, inferred_spec};
 use crate::cell::model::{KerasTensors, Model};
-use crate::cell::spec::{CellKind, Direction, ModelSpec};
+use crate::cell::spec::CellKind;
 use crate::error::{Error, Result};
 use crate::isa::Isa;
 
@@ -200,16 +200,14 @@ pub(super) fn load<'t, 'a: 't>(
         (CellKind::Gru(_), Some(b)) => Some(b.shape().len() == 2),
         _ => None,
     };
-    let spec = ModelSpec::new(cell_with(opts.cell, 0, lbr), input, hidden)
-        .layers(order.len())
-        .direction(if bidi {
-            Direction::Bidirectional
-        } else {
-            Direction::Forward
-        })
-        .merge(opts.merge);
-    spec.validate()
-        .map_err(|e| format_err(format!("the sizes read from the file are not valid: {e}")))?;
+    let spec = inferred_spec(
+        cell_with(opts.cell, 0, lbr),
+        input,
+        hidden,
+        order.len(),
+        bidi,
+        opts,
+    )?;
 
     let mut all: Vec<[Vec<f32>; 3]> = Vec::with_capacity(order.len() * dirs);
     let mut has_bias: Vec<bool> = Vec::with_capacity(order.len() * dirs);

@@ -32,7 +32,7 @@ mod tensor;
 use std::path::Path;
 
 use crate::cell::model::Model;
-use crate::cell::spec::{CellKind, GruOptions, LstmOptions, MergeMode};
+use crate::cell::spec::{CellKind, Direction, GruOptions, LstmOptions, MergeMode, ModelSpec};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
 use tensor::Tensor;
@@ -345,6 +345,28 @@ fn check_cell_options(cell: &CellKind) -> Result<()> {
 }
 
 /// The cell with the options read from the file.
+/// The spec of the sizes read from a file (both naming schemes), validated.
+pub(crate) fn inferred_spec(
+    cell: CellKind,
+    input: usize,
+    hidden: usize,
+    layers: usize,
+    bidirectional: bool,
+    opts: &SafetensorsOptions,
+) -> Result<ModelSpec> {
+    let spec = ModelSpec::new(cell, input, hidden)
+        .layers(layers)
+        .direction(if bidirectional {
+            Direction::Bidirectional
+        } else {
+            Direction::Forward
+        })
+        .merge(opts.merge);
+    spec.validate()
+        .map_err(|e| format_err(format!("the sizes read from the file are not valid: {e}")))?;
+    Ok(spec)
+}
+
 pub(crate) fn cell_with(cell: CellKind, proj_size: usize, lbr: Option<bool>) -> CellKind {
     match cell {
         CellKind::Lstm(o) => CellKind::Lstm(LstmOptions { proj_size, ..o }),

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::tensor::Tensor;
-use super::{SafetensorsOptions, cell_with, format_err, gate_names};
+use super::{SafetensorsOptions, cell_with, format_err, gate_names, inferred_spec};
 use crate::cell::model::Model;
-use crate::cell::spec::{CellKind, Direction, MergeMode, ModelSpec};
+use crate::cell::spec::{CellKind, MergeMode};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
 
@@ -163,16 +163,8 @@ pub(super) fn load<'t, 'a: 't>(
     let has_bias =
         found.contains_key(&(0, 0, PtKind::BiasIh)) || found.contains_key(&(0, 0, PtKind::BiasHh));
 
-    let spec = ModelSpec::new(cell_with(opts.cell, proj, Some(true)), input, hidden)
-        .layers(num_layers)
-        .direction(if dirs == 2 {
-            Direction::Bidirectional
-        } else {
-            Direction::Forward
-        })
-        .merge(opts.merge);
-    spec.validate()
-        .map_err(|e| format_err(format!("the sizes read from the file are not valid: {e}")))?;
+    let cell = cell_with(opts.cell, proj, Some(true));
+    let spec = inferred_spec(cell, input, hidden, num_layers, dirs == 2, opts)?;
 
     let mut weights: HashMap<String, Vec<f32>> = HashMap::new();
     for l in 0..num_layers {
