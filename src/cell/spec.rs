@@ -248,6 +248,78 @@ pub enum MergeMode {
     Sum,
 }
 
+/// How a model stores its weight matrices (W, R, the LSTM projection).
+/// Biases, peepholes and every state stay f32 in every precision; the
+/// rounding or quantization happens once, when the model is built, and
+/// every ISA then computes the same bits (README, "Reduced precision").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WeightPrecision {
+    /// f32 weights (the default).
+    #[default]
+    F32,
+    /// IEEE binary16 weights, rounded to nearest even from f32 and widened
+    /// exactly to f32 in the kernel.
+    F16,
+    /// bfloat16 weights (the top 16 bits of an f32, rounded to nearest
+    /// even), widened exactly to f32 in the kernel.
+    Bf16,
+    /// int8 weights with one f32 scale per row of each matrix, f32
+    /// activations.
+    Int8Weights,
+}
+
+impl WeightPrecision {
+    /// Every precision, in the order of their C values.
+    pub const ALL: [WeightPrecision; 4] = [
+        WeightPrecision::F32,
+        WeightPrecision::F16,
+        WeightPrecision::Bf16,
+        WeightPrecision::Int8Weights,
+    ];
+
+    /// The short name: `f32`, `f16`, `bf16`, `i8w`.
+    ///
+    /// ```
+    /// use rnncell::WeightPrecision;
+    /// assert_eq!(WeightPrecision::Int8Weights.name(), "i8w");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightPrecision::F32 => "f32",
+            WeightPrecision::F16 => "f16",
+            WeightPrecision::Bf16 => "bf16",
+            WeightPrecision::Int8Weights => "i8w",
+        }
+    }
+
+    /// The precision called `name` (see [`WeightPrecision::name`]).
+    ///
+    /// ```
+    /// use rnncell::WeightPrecision;
+    /// assert_eq!(WeightPrecision::from_name("bf16"), Some(WeightPrecision::Bf16));
+    /// assert_eq!(WeightPrecision::from_name("f64"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<WeightPrecision> {
+        WeightPrecision::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Bytes per stored weight element.
+    pub fn element_bytes(self) -> usize {
+        match self {
+            WeightPrecision::F32 => 4,
+            WeightPrecision::F16 | WeightPrecision::Bf16 => 2,
+            WeightPrecision::Int8Weights => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for WeightPrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The whole shape of a model: cell, sizes, layers and directions.
 ///
 /// ```
@@ -273,6 +345,8 @@ pub struct ModelSpec {
     pub direction: Direction,
     /// How bidirectional outputs are combined.
     pub merge: MergeMode,
+    /// How the weight matrices are stored (default f32).
+    pub precision: WeightPrecision,
 }
 
 impl ModelSpec {
@@ -290,6 +364,7 @@ impl ModelSpec {
             num_layers: 1,
             direction: Direction::Forward,
             merge: MergeMode::Concat,
+            precision: WeightPrecision::F32,
         }
     }
     /// Sets the number of stacked layers.
@@ -324,6 +399,17 @@ impl ModelSpec {
     /// ```
     pub fn merge(mut self, m: MergeMode) -> ModelSpec {
         self.merge = m;
+        self
+    }
+    /// Sets the weight precision.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let s = ModelSpec::new(CellKind::gru(), 3, 5).precision(WeightPrecision::F16);
+    /// assert_eq!(s.precision, WeightPrecision::F16);
+    /// ```
+    pub fn precision(mut self, p: WeightPrecision) -> ModelSpec {
+        self.precision = p;
         self
     }
     /// Number of directions (1 or 2).

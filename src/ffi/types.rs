@@ -236,6 +236,7 @@ impl RnncellSpec {
             num_layers: self.num_layers,
             direction,
             merge: self.merge_mode()?,
+            precision: crate::WeightPrecision::F32,
         };
         spec.validate()?;
         Ok(spec)
