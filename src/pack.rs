@@ -20,55 +20,16 @@
 
 #![forbid(unsafe_code)]
 
-use aligned_vec::{AVec, ConstAlign};
-
-use crate::cell::spec::{CellKind, Coupling, ModelSpec};
+use crate::cell::spec::{CellKind, ModelSpec, WeightPrecision};
 use crate::cell::weights::LayerWeights;
 use crate::error::{Error, Result};
+use crate::kernels::buf::{
+    ABuf, Buf, STATE_PAD, round_up, try_buf, try_copy, try_weights_buf, try_zeros,
+};
+use crate::kernels::elem::{Bf16, F16, f32_to_bf16, f32_to_f16};
+use crate::kernels::panel::Stored;
+pub(crate) use crate::kernels::panel::{Geom, LayerState, Nv, Op, PackedLayer, Panels, TILE};
 use crate::kernels::simd::flush_f32;
-
-/// A 64-byte aligned f32 buffer.
-pub(crate) type Buf = AVec<f32, ConstAlign<64>>;
-
-/// Every state and scratch vector is padded to a multiple of this, which
-/// covers the widest panel of every ISA (8 vectors of 16 lanes).
-pub(crate) const STATE_PAD: usize = 128;
-
-pub(crate) fn round_up(n: usize, m: usize) -> usize {
-    n.div_ceil(m) * m
-}
-
-/// An empty aligned buffer with room for exactly `n` floats, or
-/// [`Error::Allocation`] naming `what`.
-pub(crate) fn try_buf(n: usize, what: &str) -> Result<Buf> {
-    let mut b = AVec::new(64);
-    b.try_reserve_exact(n)
-        .map_err(|_| Error::alloc(what, n, 4))?;
-    Ok(b)
-}
-
-/// `n` aligned zeros, or [`Error::Allocation`] naming `what`.
-pub(crate) fn try_zeros(n: usize, what: &str) -> Result<Buf> {
-    let mut b = try_buf(n, what)?;
-    b.resize(n, 0.0);
-    Ok(b)
-}
-
-/// An aligned copy of `v`, or [`Error::Allocation`] naming `what`.
-pub(crate) fn try_copy(v: &[f32], what: &str) -> Result<Buf> {
-    let mut b = try_buf(v.len(), what)?;
-    b.extend_from_slice(v);
-    Ok(b)
-}
-
-/// An empty vector with room for exactly `n` values, or
-/// [`Error::Allocation`] naming `what`.
-pub(crate) fn try_vec<T>(n: usize, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| Error::alloc(what, n, std::mem::size_of::<T>()))?;
-    Ok(v)
-}
 
 fn checked(a: &[usize], what: &str) -> Result<usize> {
     a.iter()
@@ -76,88 +37,183 @@ fn checked(a: &[usize], what: &str) -> Result<usize> {
         .ok_or_else(|| Error::invalid(format!("{what}: size overflows")))
 }
 
-/// What the epilogue of a layer computes.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Op {
-    Lstm {
-        peephole: bool,
-        coupling: Coupling,
-        clip: Option<f32>,
-        cell_clip: Option<f32>,
-        proj: bool,
-        proj_clip: Option<f32>,
-    },
-    GruLbr {
-        clip: Option<f32>,
-    },
-    GruResetBefore {
-        clip: Option<f32>,
-    },
-    Rnn {
-        relu: bool,
-        clip: Option<f32>,
-    },
+/// The int8 scale of a row whose largest |weight| is `max_abs` (finite,
+/// ≥ 0): `max_abs / 127` rounded to nearest, or 0 (the row is all zeros)
+/// when that is below `f32::MIN_POSITIVE` (max_abs = 0, or a scale that
+/// would be subnormal).
+pub(crate) fn i8_row_scale(max_abs: f32) -> f32 {
+    let s = max_abs / 127.0;
+    if s < f32::MIN_POSITIVE { 0.0 } else { s }
 }
 
-/// One layer and direction, packed for one ISA.
-#[derive(Clone, Debug)]
-pub(crate) struct PackedLayer {
-    pub op: Op,
-    /// Inputs to the layer.
-    pub input: usize,
-    /// Hidden units H.
-    pub hidden: usize,
-    /// Size of h (P or H).
-    pub hr: usize,
-    /// Units per multi-gate panel.
-    pub u: usize,
-    /// Units per single-gate panel.
-    pub u1: usize,
-    /// Input weights: multi-gate panels (single-gate for RNN).
-    pub wx: Buf,
-    /// Recurrent weights: multi-gate panels (single-gate for RNN; gates r, z
-    /// only for a reset-before GRU).
-    pub wh: Buf,
-    /// Reset-before GRU: R_n as single-gate panels.
-    pub wh_n: Buf,
-    /// Biases per panel: `bias_sets × u` values per multi-gate panel, or a
-    /// padded vector for single-gate layers.
-    pub bias: Buf,
-    /// Peepholes p_i, p_f, p_o, each padded to `STATE_PAD`.
-    pub peep: Buf,
-    /// Projection [P, H] as single-gate panels.
-    pub proj: Buf,
-    /// Projection bias, padded (zeros if none).
-    pub proj_bias: Buf,
+/// `v` quantized with row scale `s` (from [`i8_row_scale`]):
+/// round-half-even(v / s) clamped to ±127 (the clamp never acts: |v| ≤
+/// max_abs, so |v / s| ≤ 127 · (1 + 2^-23) rounds to at most 127); 0 when
+/// `s` is 0.
+pub(crate) fn i8_quantize(v: f32, s: f32) -> i8 {
+    if s == 0.0 {
+        return 0;
+    }
+    (v / s).round_ties_even().clamp(-127.0, 127.0) as i8
 }
 
-/// Packs `gates` gates of `rows_per_gate` rows each, `k` columns, into
-/// multi-gate panels of `u` units; `src(gate, row, col)`.
-fn pack_panels(
+/// Which canonical matrix a panel set is packed from, for error messages:
+/// the tensor name and the canonical row of its gate 0.
+#[derive(Clone, Copy)]
+struct Named<'a> {
+    layer: usize,
+    tensor: &'a str,
+    /// Canonical row of (gate 0, row 0).
+    row0: usize,
+}
+
+/// How one weight matrix is cut into panels.
+#[derive(Clone, Copy)]
+struct Cut {
+    /// Gates in each panel.
     gates: usize,
+    /// Rows of each gate.
     rows_per_gate: usize,
+    /// Columns.
     k: usize,
-    u: usize,
+    /// Rows of one gate per panel (`u` or `u1`).
+    units: usize,
+    lanes: usize,
+    nv: Nv,
+    /// Accumulator map of the panel's vectors (see [`Geom`]).
+    split: usize,
+    dst: usize,
+}
+
+/// Packs `cut.gates` gates of `cut.rows_per_gate` rows each, `cut.k`
+/// columns, into panels of `cut.units` rows per gate, `src(gate, row,
+/// col)`, every value flushed and then stored in `prec`: rounded to
+/// nearest even (f16, bf16; a finite weight that rounds to ±∞ is an
+/// error), or quantized per row (int8: one scale per row, see
+/// [`i8_row_scale`]; a non-finite weight is an error).
+fn pack_panels(
+    prec: WeightPrecision,
+    name: Named<'_>,
+    cut: Cut,
     src: impl Fn(usize, usize, usize) -> f32,
-) -> Result<Buf> {
+) -> Result<Panels> {
+    let Cut {
+        gates,
+        rows_per_gate,
+        k,
+        units: u,
+        lanes,
+        nv,
+        split,
+        dst,
+    } = cut;
+    debug_assert_eq!(gates * u, nv.n() * lanes);
     let panels = rows_per_gate.div_ceil(u);
     let n = checked(&[panels, k, gates, u], "packed weights")?;
-    let mut out = crate::kernels::pages::try_weights_buf(n)?;
-    for p in 0..panels {
-        for kk in 0..k {
-            for g in 0..gates {
-                for j in 0..u {
-                    let row = p * u + j;
-                    out.push(if row < rows_per_gate {
-                        flush_f32(src(g, row, kk))
-                    } else {
-                        0.0
-                    });
+    let geom = Geom {
+        panels,
+        nv,
+        lanes,
+        k,
+        split,
+        dst,
+    };
+    let val = |g: usize, row: usize, kk: usize| flush_f32(src(g, row, kk));
+    let culprit = |g: usize, row: usize, kk: usize, v: f32, why: &str| {
+        Error::invalid(format!(
+            "layer {} {}[{}, {}] = {v:e}: {why}",
+            name.layer,
+            name.tensor,
+            name.row0 + g * rows_per_gate + row,
+            kk
+        ))
+    };
+    // Every element in panel order: panel p, column kk, gate g, unit j.
+    fn fill<T: Stored>(
+        n: usize,
+        panels: usize,
+        k: usize,
+        gates: usize,
+        u: usize,
+        rows: usize,
+        mut f: impl FnMut(usize, usize, usize) -> Result<T>,
+    ) -> Result<ABuf<T>> {
+        let mut out = try_weights_buf::<T>(n)?;
+        for p in 0..panels {
+            for kk in 0..k {
+                for g in 0..gates {
+                    for j in 0..u {
+                        let row = p * u + j;
+                        out.push(if row < rows {
+                            f(g, row, kk)?
+                        } else {
+                            T::default()
+                        });
+                    }
                 }
             }
         }
+        Ok(out)
     }
-    Ok(out)
+    let (store, scale) = match prec {
+        WeightPrecision::F32 => (
+            f32::wrap(fill(n, panels, k, gates, u, rows_per_gate, |g, r, kk| {
+                Ok(val(g, r, kk))
+            })?),
+            ABuf::new(64),
+        ),
+        WeightPrecision::F16 => (
+            F16::wrap(fill(n, panels, k, gates, u, rows_per_gate, |g, r, kk| {
+                let v = val(g, r, kk);
+                f32_to_f16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows f16"))
+            })?),
+            ABuf::new(64),
+        ),
+        WeightPrecision::Bf16 => (
+            Bf16::wrap(fill(n, panels, k, gates, u, rows_per_gate, |g, r, kk| {
+                let v = val(g, r, kk);
+                f32_to_bf16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows bf16"))
+            })?),
+            ABuf::new(64),
+        ),
+        WeightPrecision::Int8Weights => {
+            // One scale per canonical row, then the same scales in packed
+            // row order (panel p, gate g, unit j).
+            let rows = checked(&[gates, rows_per_gate], "int8 scales")?;
+            let mut rs = crate::kernels::buf::try_vec::<f32>(rows, "int8 scales")?;
+            for g in 0..gates {
+                for r in 0..rows_per_gate {
+                    let mut m = 0.0f32;
+                    for kk in 0..k {
+                        let v = val(g, r, kk);
+                        if !v.is_finite() {
+                            return Err(culprit(g, r, kk, v, "int8 weights must be finite"));
+                        }
+                        m = m.max(v.abs());
+                    }
+                    rs.push(i8_row_scale(m));
+                }
+            }
+            let q = fill(n, panels, k, gates, u, rows_per_gate, |g, r, kk| {
+                Ok(i8_quantize(val(g, r, kk), rs[g * rows_per_gate + r]))
+            })?;
+            let mut scale = try_buf(panels * gates * u, "int8 scales")?;
+            for p in 0..panels {
+                for g in 0..gates {
+                    for j in 0..u {
+                        let row = p * u + j;
+                        scale.push(if row < rows_per_gate {
+                            rs[g * rows_per_gate + row]
+                        } else {
+                            0.0
+                        });
+                    }
+                }
+            }
+            (i8::wrap(q), scale)
+        }
+    };
+    Ok(Panels::new(geom, store, scale))
 }
 
 /// The values of `v` (at most `len` of them) followed by zeros up to `len`.
@@ -172,15 +228,18 @@ fn padded(v: impl IntoIterator<Item = f32>, len: usize) -> Result<Buf> {
 
 impl PackedLayer {
     /// Packs layer weights (already checked against the spec) for an ISA
-    /// with `lanes` f32 lanes; [`Error::Allocation`] if a buffer cannot be
-    /// allocated. Allocates the packed buffers only (about the size of
-    /// `lw`, rows padded to whole panels), never a temporary copy.
+    /// with `lanes` f32 lanes, in `spec.precision`; [`Error::Allocation`]
+    /// if a buffer cannot be allocated, [`Error::InvalidArgument`] naming
+    /// the weight if one cannot be stored in the precision. Allocates the
+    /// packed buffers only (about the size of `lw` in the precision, rows
+    /// padded to whole panels), never a temporary copy.
     pub(crate) fn new(
         spec: &ModelSpec,
         layer: usize,
         lw: &LayerWeights,
         lanes: usize,
     ) -> Result<PackedLayer> {
+        let prec = spec.precision;
         let h = spec.hidden_size;
         let hr = spec.state_size();
         let input = spec.layer_input_size(layer);
@@ -191,7 +250,38 @@ impl PackedLayer {
         let wxa = |g: usize, j: usize, k: usize| lw.w[(g * h + j) * input + k];
         let wha = |g: usize, j: usize, k: usize| lw.r[(g * h + j) * hr + k];
         let bsum = |g: usize, j: usize| lw.b_w[g * h + j] + lw.b_r[g * h + j];
-        let empty = || AVec::new(64);
+        let nx = |tensor, row0| Named {
+            layer,
+            tensor,
+            row0,
+        };
+        // Multi-gate panels of `gates` gates (u units, 2 vectors per gate),
+        // and single-gate panels (u1 units, 8 vectors).
+        let multi = |gates: usize, k: usize, split: usize, dst: usize| Cut {
+            gates,
+            rows_per_gate: h,
+            k,
+            units: u,
+            lanes,
+            nv: match gates {
+                2 => Nv::V4,
+                3 => Nv::V6,
+                _ => Nv::V8,
+            },
+            split,
+            dst,
+        };
+        let single = |rows: usize, k: usize| Cut {
+            gates: 1,
+            rows_per_gate: rows,
+            k,
+            units: u1,
+            lanes,
+            nv: Nv::V8,
+            split: 8,
+            dst: 8,
+        };
+        let empty = || ABuf::new(64);
         // bias sets per multi-gate panel: `sets` closures of (unit) -> f32
         let panel_bias = |sets: &[&dyn Fn(usize) -> f32]| -> Result<Buf> {
             let panels = h.div_ceil(u);
@@ -211,19 +301,21 @@ impl PackedLayer {
                 relu: false,
                 clip: None,
             },
+            precision: prec,
             input,
-            hidden: h,
             hr,
             u,
             u1,
-            wx: empty(),
-            wh: empty(),
-            wh_n: empty(),
+            wx: Panels::empty(),
+            wh: Panels::empty(),
+            wh_n: Panels::empty(),
+            proj: Panels::empty(),
             bias: empty(),
+            bias_sets: 8,
             peep: empty(),
-            proj: empty(),
             proj_bias: empty(),
         };
+        let (ih, hh) = (nx("weight_ih", 0), nx("weight_hh", 0));
         match spec.cell {
             CellKind::Lstm(o) => {
                 pl.op = Op::Lstm {
@@ -234,8 +326,8 @@ impl PackedLayer {
                     proj: o.proj_size > 0,
                     proj_clip: o.proj_clip,
                 };
-                pl.wx = pack_panels(4, h, input, u, wxa)?;
-                pl.wh = pack_panels(4, h, hr, u, wha)?;
+                pl.wx = pack_panels(prec, ih, multi(4, input, 8, 8), wxa)?;
+                pl.wh = pack_panels(prec, hh, multi(4, hr, 8, 8), wha)?;
                 pl.bias = panel_bias(&[&|j| bsum(0, j), &|j| bsum(1, j), &|j| bsum(2, j), &|j| {
                     bsum(3, j)
                 }])?;
@@ -254,7 +346,9 @@ impl PackedLayer {
                 }
                 if o.proj_size > 0 {
                     let p = o.proj_size;
-                    pl.proj = pack_panels(1, p, h, u1, |_, i, k| lw.proj[i * h + k])?;
+                    pl.proj = pack_panels(prec, nx("weight_hr", 0), single(p, h), |_, i, k| {
+                        lw.proj[i * h + k]
+                    })?;
                     pl.proj_bias = padded(
                         (0..p).map(|i| lw.proj_bias.get(i).copied().unwrap_or(0.0)),
                         round_up(p, STATE_PAD),
@@ -262,10 +356,11 @@ impl PackedLayer {
                 }
             }
             CellKind::Gru(o) => {
-                pl.wx = pack_panels(3, h, input, u, wxa)?;
+                pl.wx = pack_panels(prec, ih, multi(3, input, 8, 8), wxa)?;
                 if o.linear_before_reset {
                     pl.op = Op::GruLbr { clip: o.clip };
-                    pl.wh = pack_panels(3, h, hr, u, wha)?;
+                    // n_h (h-panel vectors 4, 5) accumulates apart, in 6, 7.
+                    pl.wh = pack_panels(prec, hh, multi(3, hr, 4, 6), wha)?;
                     pl.bias = panel_bias(&[
                         &|j| bsum(0, j),
                         &|j| bsum(1, j),
@@ -274,9 +369,13 @@ impl PackedLayer {
                     ])?;
                 } else {
                     pl.op = Op::GruResetBefore { clip: o.clip };
-                    pl.wh = pack_panels(2, h, hr, u, wha)?;
-                    pl.wh_n = pack_panels(1, h, hr, u1, |_, j, k| wha(2, j, k))?;
+                    pl.wh = pack_panels(prec, hh, multi(2, hr, 8, 8), wha)?;
+                    pl.wh_n =
+                        pack_panels(prec, nx("weight_hh", 2 * h), single(h, hr), |_, j, k| {
+                            wha(2, j, k)
+                        })?;
                     pl.bias = panel_bias(&[&|j| bsum(0, j), &|j| bsum(1, j), &|j| bsum(2, j)])?;
+                    pl.bias_sets = 6;
                 }
             }
             CellKind::Rnn(o) => {
@@ -284,67 +383,16 @@ impl PackedLayer {
                     relu: o.activation == crate::cell::spec::RnnActivation::Relu,
                     clip: o.clip,
                 };
-                pl.wx = pack_panels(1, h, input, u1, |_, j, k| wxa(0, j, k))?;
-                pl.wh = pack_panels(1, h, hr, u1, |_, j, k| wha(0, j, k))?;
+                pl.wx = pack_panels(prec, ih, single(h, input), |_, j, k| wxa(0, j, k))?;
+                pl.wh = pack_panels(prec, hh, single(h, hr), |_, j, k| wha(0, j, k))?;
                 pl.bias = padded((0..h).map(|j| bsum(0, j)), round_up(h, u1))?;
             }
         }
         Ok(pl)
     }
-
-    /// Bytes of packed weights (what one streaming step reads): every
-    /// weight, bias, peephole and projection buffer.
-    pub(crate) fn weight_bytes(&self) -> usize {
-        4 * (self.wx.len()
-            + self.wh.len()
-            + self.wh_n.len()
-            + self.bias.len()
-            + self.peep.len()
-            + self.proj.len()
-            + self.proj_bias.len())
-    }
-}
-
-/// Per-stream, per-layer state and scratch, every vector padded to
-/// `STATE_PAD`.
-#[derive(Clone, Debug)]
-pub(crate) struct LayerState {
-    /// h_{t-1} (size Hr).
-    pub h: Buf,
-    /// h_t being written (swapped with `h` after the step).
-    pub h_next: Buf,
-    /// c (LSTM), updated in place.
-    pub c: Buf,
-    /// Scratch: LSTM projection input m; GRU reset-before z.
-    pub s0: Buf,
-    /// Scratch: GRU reset-before partial n (bias + W_n x).
-    pub s1: Buf,
-    /// Scratch: GRU reset-before r⊙h.
-    pub s2: Buf,
-    /// One panel's gate accumulators, parked by the multi-column kernel.
-    pub tile: Buf,
-    /// Scan the panels backwards on the next step. The direction alternates
-    /// every step so that the panels read last (still in cache) are read
-    /// first; it never changes a result (panels are independent rows).
-    pub flip: bool,
 }
 
 impl LayerState {
-    /// A placeholder that owns no memory (fills unused slots of fixed
-    /// arrays without allocating).
-    pub(crate) fn empty() -> LayerState {
-        LayerState {
-            h: AVec::new(64),
-            h_next: AVec::new(64),
-            c: AVec::new(64),
-            s0: AVec::new(64),
-            s1: AVec::new(64),
-            s2: AVec::new(64),
-            tile: AVec::new(64),
-            flip: false,
-        }
-    }
-
     fn sizes(spec: &ModelSpec) -> (usize, usize, usize, usize) {
         let hp = round_up(spec.hidden_size, STATE_PAD);
         let hrp = round_up(spec.state_size(), STATE_PAD);
@@ -367,7 +415,7 @@ impl LayerState {
             s0: try_zeros(s0, what)?,
             s1: try_zeros(s12, what)?,
             s2: try_zeros(s12, what)?,
-            tile: try_zeros(STATE_PAD, what)?,
+            tile: try_zeros(2 * TILE, what)?,
             flip: false,
         })
     }

@@ -6,10 +6,11 @@ use super::spec::{Direction, MergeMode, ModelSpec};
 use super::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
+use crate::kernels::buf::try_vec;
 use crate::kernels::fpenv::FpEnv;
 use crate::kernels::simd::copy_flushed;
 use crate::kernels::{In, Kernels, MAX_COLS, balanced, body};
-use crate::pack::{LayerState, PackedLayer, try_vec};
+use crate::pack::{LayerState, PackedLayer};
 
 /// Columns (time steps × batch rows) of one input-projection GEMM in
 /// [`Model::run`] and [`Model::step_chunk`], at most: the pre-activation
@@ -356,7 +357,7 @@ impl Model {
     /// ```
     pub fn with_isa(spec: ModelSpec, weights: &[LayerWeights], isa: Isa) -> Result<Model> {
         spec.validate()?;
-        Model::with_kernels(spec, weights, Kernels::for_isa(isa)?)
+        Model::with_kernels(spec, weights, Kernels::for_isa(isa, spec.precision)?)
     }
 
     /// A model on the portable emulation of the AVX-512 kernels' geometry
@@ -366,7 +367,7 @@ impl Model {
         weights: &[LayerWeights],
     ) -> Result<Model> {
         spec.validate()?;
-        Model::with_kernels(spec, weights, Kernels::wide16_emulation())
+        Model::with_kernels(spec, weights, Kernels::wide16_emulation(spec.precision))
     }
 
     fn with_kernels(spec: ModelSpec, weights: &[LayerWeights], kernels: Kernels) -> Result<Model> {

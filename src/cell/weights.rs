@@ -4,7 +4,7 @@
 
 use super::spec::{CellKind, ModelSpec};
 use crate::error::{Error, Result};
-use crate::pack::try_vec;
+use crate::kernels::buf::try_vec;
 
 /// `n` zeros, or [`Error::Allocation`] naming `what`.
 fn try_zeros(n: usize, what: &str) -> Result<Vec<f32>> {

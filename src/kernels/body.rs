@@ -1,4 +1,5 @@
-//! The kernel bodies, written once over [`Simd`] and instantiated per ISA.
+//! The kernel bodies, written once over [`Simd`] and instantiated per ISA
+//! and per weight type.
 //!
 //! Summation order (DESIGN §2), per output row: the accumulator starts at
 //! the bias, then one FMA per input column k of x in ascending k, then one
@@ -9,23 +10,36 @@
 //! scalar path, and the single- and multi-column kernels produce the same
 //! bits.
 //!
+//! Weights are read only through [`Widen::load_w`], which widens the
+//! stored element (f32, f16, bf16, int8) exactly to f32; everything else
+//! (biases, states, tiles) is f32. With int8 weights ([`Stored::SCALED`])
+//! each matrix has its own chain, started at +0 and scaled once per row at
+//! its end: `P = fma(A_x, s_W, bias)`, then `a = fma(A_h, s_R, P)`
+//! (`reference.rs` states the rule for every cell).
+//!
 //! The epilogues run on the gate accumulators of one panel right after its
 //! GEMV (from registers in the one-column kernel, from an L1-resident tile
 //! in the multi-column one): activations, c updated in place, and the new
 //! h written to `h_next` (the old h stays intact until every panel has read
 //! it).
+//!
+//! Instantiations: the bodies are inlined into one `#[target_feature]`
+//! entry per (ISA, weight type) and operation; the multi-column
+//! micro-kernel is one outlined function per (ISA, weight type)
+//! ([`Micro`]), which takes exactly `1..=S::GEMM_COLS` columns.
 
 #![forbid(unsafe_code)]
 
+use super::elem::Widen;
+use super::panel::{Geom, LayerState, Nv, Op, PackedLayer, Stored, TILE};
 use super::simd::{Simd, clamp, relu, sigmoid, tanh};
 use crate::cell::spec::Coupling;
-use crate::pack::{LayerState, Op, PackedLayer};
 
 /// Accumulators per panel: 8 independent FMA chains hide the FMA latency
 /// while the weights stream from cache.
 pub(crate) const NACC: usize = 8;
 // PERF: no software prefetch in the streaming GEMV. With the weights on
-// huge pages (kernels/pages.rs) the hardware prefetchers do better: a
+// huge pages (kernels/buf.rs) the hardware prefetchers do better: a
 // prefetch 2–8 KiB ahead cost 10–40 % at every H on a Zen 3 (LSTM step
 // H = 1024 2.0 → 2.4–2.7 ms, H = 256 29 → 44 µs; best of 4 interleaved).
 /// Vectors per gate in a multi-gate panel.
@@ -41,6 +55,10 @@ const KP: usize = 256;
 /// Most columns one multi-column call takes (callers split larger sets
 /// with [`balanced`]).
 pub(crate) const MAX_COLS: usize = 24;
+
+// The single-gate panels (`Nv::V8`) fill all NACC accumulators, and two
+// tile regions of NACC vectors of the widest ISA fit `LayerState::tile`.
+const _: () = assert!(Nv::V8.n() == NACC && NACC * 16 <= TILE);
 
 /// `0..n` split into the fewest ranges of at most `max` items, as equal as
 /// possible (larger ones first): 13 by 6 is 5 + 4 + 4, not 6 + 6 + 1.
@@ -75,72 +93,22 @@ fn opt_clamp<S: Simd>(s: S, x: S::V, k: Option<f32>) -> S::V {
     }
 }
 
-/// Vectors per k of a panel: the only row widths the panels have (LSTM
-/// and RNN 8, GRU 6, the reset-before GRU's r, z part 4), so every match
-/// over it is exhaustive, with no default arm to fall into.
-#[derive(Clone, Copy)]
-enum Nv {
-    V4 = 4,
-    V6 = 6,
-    V8 = 8,
-}
-
-impl Nv {
-    #[inline(always)]
-    const fn n(self) -> usize {
-        self as usize
-    }
-}
-
-// The single-gate panels (`Nv::V8` in `single_gate_cols`) fill all NACC
-// accumulators.
-const _: () = assert!(Nv::V8.n() == NACC);
-
-/// Geometry of a layer's panels.
-struct Geo {
-    /// Vectors per k in the x panels.
-    nv_x: Nv,
-    /// Vectors per k in the h panels.
-    nv_h: Nv,
-    /// h-panel vectors `[split, nv_h)` accumulate into `[dst, ..)`.
-    split: usize,
-    dst: usize,
-    /// Number of panels.
-    panels: usize,
-}
-
-fn geo(pl: &PackedLayer) -> Geo {
-    let (nv_x, nv_h, split, dst, units) = match pl.op {
-        Op::Lstm { .. } => (Nv::V8, Nv::V8, 8, 8, pl.u),
-        Op::GruLbr { .. } => (Nv::V6, Nv::V6, 4, 6, pl.u),
-        Op::GruResetBefore { .. } => (Nv::V6, Nv::V4, 4, 4, pl.u),
-        Op::Rnn { .. } => (Nv::V8, Nv::V8, 8, 8, pl.u1),
-    };
-    Geo {
-        nv_x,
-        nv_h,
-        split,
-        dst,
-        panels: pl.hidden.div_ceil(units),
-    }
-}
-
 /// Floats of the pre-activation tile of one column (all panels).
 pub(crate) fn pre_len(pl: &PackedLayer, lanes: usize) -> usize {
-    geo(pl).panels * NACC * lanes
+    pl.wx.geom.panels * NACC * lanes
 }
 
 /// acc[map(i)] += panel[k][i] · v[k] for every k, `NV` vectors per k.
 #[inline(always)]
-fn mac<S: Simd, const NV: usize>(
+fn mac<S: Widen<W>, W: Stored, const NV: usize>(
     s: S,
     acc: &mut [S::V; NACC],
-    split: usize,
-    dst: usize,
-    panel: &[f32],
+    g: &Geom,
+    panel: &[W],
     v: &[f32],
 ) {
     let l = S::LANES;
+    let (split, dst) = (g.split, g.dst);
     let map = |i: usize| if i < split { i } else { dst + i - split };
     // The run-time index map is applied outside the loop only: indexed by
     // it inside, the accumulators lived on the stack (a store-to-load
@@ -149,7 +117,7 @@ fn mac<S: Simd, const NV: usize>(
     for (blk, &vk) in panel.chunks_exact(NV * l).zip(v) {
         let b = s.splat(vk);
         for (i, ai) in a.iter_mut().enumerate() {
-            *ai = s.fma(s.load(&blk[i * l..]), b, *ai);
+            *ai = s.fma(s.load_w(&blk[i * l..]), b, *ai);
         }
     }
     for (i, ai) in a.into_iter().enumerate() {
@@ -158,16 +126,31 @@ fn mac<S: Simd, const NV: usize>(
 }
 
 #[inline(always)]
-fn mac_dyn<S: Simd>(s: S, acc: &mut [S::V; NACC], g: &Geo, x: bool, panel: &[f32], v: &[f32]) {
-    let (nv, split, dst) = if x {
-        (g.nv_x, NACC, NACC)
-    } else {
-        (g.nv_h, g.split, g.dst)
-    };
-    match nv {
-        Nv::V8 => mac::<S, 8>(s, acc, split, dst, panel, v),
-        Nv::V6 => mac::<S, 6>(s, acc, split, dst, panel, v),
-        Nv::V4 => mac::<S, 4>(s, acc, split, dst, panel, v),
+fn mac_dyn<S: Widen<W>, W: Stored>(s: S, acc: &mut [S::V; NACC], g: &Geom, panel: &[W], v: &[f32]) {
+    match g.nv {
+        Nv::V8 => mac::<S, W, 8>(s, acc, g, panel, v),
+        Nv::V6 => mac::<S, W, 6>(s, acc, g, panel, v),
+        Nv::V4 => mac::<S, W, 4>(s, acc, g, panel, v),
+    }
+}
+
+/// The chain `acc` of a matrix whose panel vectors map through `g`,
+/// started at +0 with int8 weights, joined to the running sum `into`:
+/// `into[j] = fma(acc[j], scale[i], into[j])` for the accumulator j of each
+/// of the panel's vectors i; the accumulators no vector feeds are left as
+/// they are.
+#[inline(always)]
+fn join_scaled<S: Simd>(
+    s: S,
+    acc: &[S::V; NACC],
+    g: &Geom,
+    scale: &[f32],
+    into: &mut [S::V; NACC],
+) {
+    let l = S::LANES;
+    for i in 0..g.nv.n() {
+        let j = g.acc(i);
+        into[j] = s.fma(acc[j], s.load(&scale[i * l..]), into[j]);
     }
 }
 
@@ -333,63 +316,88 @@ fn load_acc<S: Simd>(s: S, src: &[f32]) -> [S::V; NACC] {
     acc
 }
 
+#[inline(always)]
+fn store_acc<S: Simd>(s: S, dst: &mut [f32], acc: &[S::V; NACC]) {
+    let l = S::LANES;
+    for (i, v) in acc.iter().enumerate() {
+        s.store(&mut dst[i * l..], *v);
+    }
+}
+
 /// The bias of panel `p`, as NACC vectors (unused ones zero).
 #[inline(always)]
-fn bias_acc<S: Simd>(s: S, pl: &PackedLayer, g: &Geo, p: usize) -> [S::V; NACC] {
+fn bias_acc<S: Simd>(s: S, pl: &PackedLayer, p: usize) -> [S::V; NACC] {
     let l = S::LANES;
-    let sets = match pl.op {
-        Op::GruResetBefore { .. } => 6,
-        _ => NACC,
-    };
+    let sets = pl.bias_sets;
     let w = sets * l;
     let mut acc = [s.splat(0.0); NACC];
     for (i, a) in acc.iter_mut().take(sets).enumerate() {
         *a = s.load(&pl.bias[p * w + i * l..]);
     }
-    let _ = g;
     acc
+}
+
+/// bias + W·x of panel `p` for one column, in the tile layout.
+#[inline(always)]
+fn x_part<S: Widen<W>, W: Stored>(s: S, pl: &PackedLayer, p: usize, x: &[f32]) -> [S::V; NACC] {
+    let g = &pl.wx.geom;
+    let mut acc = bias_acc(s, pl, p);
+    if W::SCALED {
+        let mut a = [s.splat(0.0); NACC];
+        mac_dyn(s, &mut a, g, pl.wx.panel::<W>(p), &x[..pl.input]);
+        join_scaled(s, &a, g, pl.wx.scale(p), &mut acc);
+    } else {
+        mac_dyn(s, &mut acc, g, pl.wx.panel::<W>(p), &x[..pl.input]);
+    }
+    acc
+}
+
+/// `acc` += R·h of panel `p` (scaled and joined with int8 weights).
+#[inline(always)]
+fn h_part<S: Widen<W>, W: Stored>(
+    s: S,
+    pl: &PackedLayer,
+    p: usize,
+    h: &[f32],
+    acc: &mut [S::V; NACC],
+) {
+    let g = &pl.wh.geom;
+    if W::SCALED {
+        let mut a = [s.splat(0.0); NACC];
+        mac_dyn(s, &mut a, g, pl.wh.panel::<W>(p), &h[..pl.hr]);
+        join_scaled(s, &a, g, pl.wh.scale(p), acc);
+    } else {
+        mac_dyn(s, acc, g, pl.wh.panel::<W>(p), &h[..pl.hr]);
+    }
 }
 
 /// One time step of one layer for one stream: reads the input and `st.h`,
 /// updates `st.c` in place and writes `st.h_next`.
 #[inline(always)]
-pub(crate) fn layer_step<S: Simd>(s: S, pl: &PackedLayer, input: In<'_>, st: &mut LayerState) {
+pub(crate) fn layer_step<S: Widen<W>, W: Stored>(
+    s: S,
+    pl: &PackedLayer,
+    input: In<'_>,
+    st: &mut LayerState,
+) {
     debug_assert_eq!(pl.u, M * S::LANES);
+    debug_assert_eq!(pl.precision, W::PRECISION);
     let l = S::LANES;
-    let g = geo(pl);
-    let (xw, hw) = (g.nv_x.n() * l * pl.input, g.nv_h.n() * l * pl.hr);
+    let panels = pl.wx.geom.panels;
     let flip = st.flip;
     st.flip = !flip;
-    for i in 0..g.panels {
-        let p = if flip { g.panels - 1 - i } else { i };
+    for i in 0..panels {
+        let p = if flip { panels - 1 - i } else { i };
         let mut acc = match input {
-            In::X(x) => {
-                let mut acc = bias_acc(s, pl, &g, p);
-                mac_dyn(
-                    s,
-                    &mut acc,
-                    &g,
-                    true,
-                    &pl.wx[p * xw..(p + 1) * xw],
-                    &x[..pl.input],
-                );
-                acc
-            }
+            In::X(x) => x_part::<S, W>(s, pl, p, x),
             In::Pre(pre) => load_acc(s, &pre[p * NACC * l..]),
         };
-        mac_dyn(
-            s,
-            &mut acc,
-            &g,
-            false,
-            &pl.wh[p * hw..(p + 1) * hw],
-            &st.h[..pl.hr],
-        );
+        h_part::<S, W>(s, pl, p, &st.h, &mut acc);
         epi_main(s, pl, p, &acc, st);
     }
     match pl.op {
-        Op::GruResetBefore { .. } => single_gate(s, pl, st, Phase2::Gru, flip),
-        Op::Lstm { proj: true, .. } => single_gate(s, pl, st, Phase2::Proj, flip),
+        Op::GruResetBefore { .. } => single_gate::<S, W>(s, pl, st, Phase2::Gru, flip),
+        Op::Lstm { proj: true, .. } => single_gate::<S, W>(s, pl, st, Phase2::Proj, flip),
         _ => {}
     }
 }
@@ -403,14 +411,19 @@ enum Phase2 {
 /// The single-gate second pass of one column: GRU n += R_n (r⊙h), or the
 /// LSTM projection h = b + W_proj m.
 #[inline(always)]
-fn single_gate<S: Simd>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Phase2, flip: bool) {
+fn single_gate<S: Widen<W>, W: Stored>(
+    s: S,
+    pl: &PackedLayer,
+    st: &mut LayerState,
+    ph: Phase2,
+    flip: bool,
+) {
     let u1 = pl.u1;
-    let (rows, k, w) = match ph {
-        Phase2::Gru => (pl.hidden, pl.hr, &pl.wh_n),
-        Phase2::Proj => (pl.hr, pl.hidden, &pl.proj),
+    let w = match ph {
+        Phase2::Gru => &pl.wh_n,
+        Phase2::Proj => &pl.proj,
     };
-    let pw = k * u1;
-    let n = rows.div_ceil(u1);
+    let (g, n) = (&w.geom, w.geom.panels);
     for i in 0..n {
         let p = if flip { n - 1 - i } else { i };
         let mut acc = match ph {
@@ -418,10 +431,16 @@ fn single_gate<S: Simd>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Phase2,
             Phase2::Proj => load_acc(s, &pl.proj_bias[p * u1..]),
         };
         let v = match ph {
-            Phase2::Gru => &st.s2[..k],
-            Phase2::Proj => &st.s0[..k],
+            Phase2::Gru => &st.s2[..g.k],
+            Phase2::Proj => &st.s0[..g.k],
         };
-        mac::<S, 8>(s, &mut acc, NACC, NACC, &w[p * pw..(p + 1) * pw], v);
+        if W::SCALED {
+            let mut a = [s.splat(0.0); NACC];
+            mac::<S, W, 8>(s, &mut a, g, w.panel::<W>(p), v);
+            join_scaled(s, &a, g, w.scale(p), &mut acc);
+        } else {
+            mac::<S, W, 8>(s, &mut acc, g, w.panel::<W>(p), v);
+        }
         match ph {
             Phase2::Gru => epi_gru_rb2(s, pl, p, &acc, st),
             Phase2::Proj => epi_proj(s, pl, p, &acc, st),
@@ -431,121 +450,69 @@ fn single_gate<S: Simd>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Phase2,
 
 // ---------------------------------------------------------------- many columns
 
-/// tiles[c][map(i)] += Σ_k panel[k][i] · inputs[c][k] for every column c,
-/// `nv` vectors per k; each tile is one panel's NACC vectors. Columns are
-/// taken in [`balanced`] groups of at most `S::GEMM_COLS`, vectors two at a
-/// time, k in chunks of `KC`; each row still sums its k in ascending order.
-#[inline(always)]
-fn gemm_cols<S: Simd>(
-    s: S,
-    panel: &[f32],
-    nv: Nv,
-    split: usize,
-    dst: usize,
-    inputs: &[&[f32]],
-    tiles: &mut [&mut [f32]],
-) {
-    let k_len = panel.len() / (nv.n() * S::LANES);
-    let mut k0 = 0;
-    while k0 < k_len {
-        let k1 = (k0 + KC).min(k_len);
-        gemm_chunk(s, panel, nv, split, dst, k0, k1, inputs, tiles, true);
-        k0 = k1;
-    }
+/// One k-chunk of the multi-column GEMM for one panel: `tiles[c][map(i)]
+/// += Σ_{k0 ≤ k < k1} panel[k][i] · inputs[c][k]` for every column c
+/// (`map` from `split`, `dst` as in [`Geom`]). With `pf`, the first column
+/// group prefetches the next chunk of the weights (the panel is contiguous
+/// with the next one, so this runs ahead across panels too). PERF: without
+/// it the first pass over each chunk waits on every cache line from
+/// L3/DRAM (LSTM H = 1024, 16 columns: 63 % of the samples on the weight
+/// load).
+#[derive(Clone, Copy)]
+pub(crate) struct Chunk<'a, W> {
+    pub panel: &'a [W],
+    pub nv: Nv,
+    pub split: usize,
+    pub dst: usize,
+    pub k0: usize,
+    pub k1: usize,
+    pub pf: bool,
 }
 
-/// [`gemm_cols`] over the k-chunk `k0..k1` only. With `pf`, the first
-/// column group prefetches the next chunk of the weights (the panel is
-/// contiguous with the next one, so this runs ahead across panels too).
-/// PERF: without it the first pass over each chunk waits on every cache
-/// line from L3/DRAM (LSTM H = 1024, 16 columns: 63 % of the samples on
-/// the weight load).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gemm_chunk<S: Simd>(
-    s: S,
-    panel: &[f32],
-    nv: Nv,
-    split: usize,
-    dst: usize,
-    k0: usize,
-    k1: usize,
-    inputs: &[&[f32]],
-    tiles: &mut [&mut [f32]],
-    pf: bool,
-) {
-    let a = (panel, split, dst, k0, k1);
-    match nv {
-        Nv::V8 => gemm_chunk_nv::<S, 8>(s, a, inputs, tiles, pf),
-        Nv::V6 => gemm_chunk_nv::<S, 6>(s, a, inputs, tiles, pf),
-        Nv::V4 => gemm_chunk_nv::<S, 4>(s, a, inputs, tiles, pf),
-    }
+/// The multi-column micro-kernel of one ISA and weight type: [`Chunk`]
+/// over up to [`MAX_COLS`] columns, one outlined `#[target_feature]`
+/// function per (ISA, weight type) (generated by `entries!` in
+/// kernels/mod.rs, which dispatches each [`balanced`] group of
+/// `1..=S::GEMM_COLS` columns to [`gemm_block`] for exactly its count).
+pub(crate) trait Micro<W: Stored>: Widen<W> {
+    fn gemm_chunk(self, c: Chunk<'_, W>, inputs: &[&[f32]], tiles: &mut [&mut [f32]]);
 }
 
-/// [`gemm_chunk`] for `NV` vectors per k: with the row width a constant the
-/// micro-kernel needs no division and no bounds check per k.
+/// The columns of one [`Chunk`] in [`balanced`] groups of at most
+/// `S::GEMM_COLS`, each run by `group`; only the first group prefetches.
 #[inline(always)]
-fn gemm_chunk_nv<S: Simd, const NV: usize>(
+pub(crate) fn gemm_groups<S: Simd, W>(
     s: S,
-    a: BlockArgs<'_>,
+    c: Chunk<'_, W>,
     inputs: &[&[f32]],
     tiles: &mut [&mut [f32]],
-    pf: bool,
+    group: impl Fn(S, Chunk<'_, W>, &[&[f32]], &mut [&mut [f32]]),
 ) {
-    // The arms below take 1..=8 columns: an ISA with more GEMM columns
-    // fails to compile here instead of silently dropping columns.
-    const {
-        assert!(
-            S::GEMM_COLS >= 1 && S::GEMM_COLS <= 8,
-            "gemm_group has arms for 1..=8 columns: add arms before raising GEMM_COLS"
-        )
-    };
     for r in balanced(inputs.len(), S::GEMM_COLS) {
-        let c0 = r.start;
-        let (ins, ts) = (&inputs[r.clone()], &mut tiles[r]);
-        if pf && c0 == 0 {
-            gemm_group::<S, NV, true>(s, a, ins, ts);
-        } else {
-            gemm_group::<S, NV, false>(s, a, ins, ts);
-        }
+        let pf = c.pf && r.start == 0;
+        group(s, Chunk { pf, ..c }, &inputs[r.clone()], &mut tiles[r]);
     }
 }
 
-/// One [`balanced`] group of 1..=`S::GEMM_COLS` columns: the block kernel
-/// instantiated for exactly its column count.
+/// [`Chunk`] for exactly `NC` columns, `NV` vectors per k: with both
+/// constant the micro-kernel needs no division and no bounds check per k.
 #[inline(always)]
-fn gemm_group<S: Simd, const NV: usize, const PF: bool>(
+pub(crate) fn gemm_block<S: Widen<W>, W: Stored, const NV: usize, const NC: usize>(
     s: S,
-    a: BlockArgs<'_>,
-    ins: &[&[f32]],
-    ts: &mut [&mut [f32]],
-) {
-    match ins.len() {
-        1 => gemm_block::<S, NV, 1, PF>(s, a, ins, ts),
-        2 => gemm_block::<S, NV, 2, PF>(s, a, ins, ts),
-        3 => gemm_block::<S, NV, 3, PF>(s, a, ins, ts),
-        4 => gemm_block::<S, NV, 4, PF>(s, a, ins, ts),
-        5 => gemm_block::<S, NV, 5, PF>(s, a, ins, ts),
-        6 => gemm_block::<S, NV, 6, PF>(s, a, ins, ts),
-        7 => gemm_block::<S, NV, 7, PF>(s, a, ins, ts),
-        8 => gemm_block::<S, NV, 8, PF>(s, a, ins, ts),
-        // balanced(n, GEMM_COLS) yields non-empty ranges of at most
-        // GEMM_COLS ≤ 8 (const-asserted in gemm_chunk_nv; the split is
-        // tested in `balanced_splits_evenly_into_the_fewest_groups`).
-        n => unreachable!("a column group of {n}: balanced() gives 1..=8"),
-    }
-}
-
-/// (panel, split, dst, k0, k1) of one [`gemm_block`].
-type BlockArgs<'a> = (&'a [f32], usize, usize, usize, usize);
-
-#[inline(always)]
-fn gemm_block<S: Simd, const NV: usize, const NC: usize, const PF: bool>(
-    s: S,
-    (panel, split, dst, k0, k1): BlockArgs<'_>,
+    c: Chunk<'_, W>,
     inputs: &[&[f32]],
     tiles: &mut [&mut [f32]],
 ) {
+    let Chunk {
+        panel,
+        split,
+        dst,
+        k0,
+        k1,
+        pf,
+        ..
+    } = c;
+    debug_assert_eq!(c.nv.n(), NV);
     let l = S::LANES;
     let blk = NV * l;
     let n = k1 - k0;
@@ -568,17 +535,18 @@ fn gemm_block<S: Simd, const NV: usize, const NC: usize, const PF: bool>(
             a1[c] = s.load(&tiles[c][t1..]);
         }
         for (j, w) in pan.chunks_exact(blk).enumerate() {
-            if PF {
+            if pf {
                 // The same two vectors, one chunk ahead (a hint: never
                 // faults, even past the end of the weights).
                 let mut d = 0;
-                while d < 2 * l {
-                    s.prefetch_l2(w.as_ptr().wrapping_add(KC * blk + vg * l + d));
-                    d += 16;
+                while d < 2 * l * W::BYTES {
+                    let p = w.as_ptr().wrapping_add(KC * blk + vg * l).cast::<u8>();
+                    s.prefetch_l2(p.wrapping_add(d).cast());
+                    d += 64;
                 }
             }
-            let w0 = s.load(&w[vg * l..]);
-            let w1 = s.load(&w[(vg + 1) * l..]);
+            let w0 = s.load_w(&w[vg * l..]);
+            let w1 = s.load_w(&w[(vg + 1) * l..]);
             for c in 0..NC {
                 let b = s.splat(xs[c][j]);
                 a0[c] = s.fma(w0, b, a0[c]);
@@ -593,25 +561,74 @@ fn gemm_block<S: Simd, const NV: usize, const NC: usize, const PF: bool>(
     }
 }
 
+/// tiles[c][map(i)] += Σ_k panel[k][i] · inputs[c][k] for every column c,
+/// k in chunks of `KC`; each row still sums its k in ascending order.
+#[inline(always)]
+fn gemm_cols<S: Micro<W>, W: Stored>(
+    s: S,
+    panel: &[W],
+    g: &Geom,
+    inputs: &[&[f32]],
+    tiles: &mut [&mut [f32]],
+) {
+    let mut k0 = 0;
+    while k0 < g.k {
+        let k1 = (k0 + KC).min(g.k);
+        let c = Chunk {
+            panel,
+            nv: g.nv,
+            split: g.split,
+            dst: g.dst,
+            k0,
+            k1,
+            pf: true,
+        };
+        s.gemm_chunk(c, inputs, tiles);
+        k0 = k1;
+    }
+}
+
+/// Every tile of `tiles` (NACC vectors at the start of each) set to the
+/// int8 join of its chain, as [`join_scaled`]: `into` gives each column's
+/// running sums (read and written at `into_off`), `chain` the chain at
+/// offset `chain_off`.
+#[inline(always)]
+fn join_tiles<S: Simd>(
+    s: S,
+    tile: &[f32],
+    chain_off: usize,
+    init: &[S::V; NACC],
+    g: &Geom,
+    scale: &[f32],
+) -> [S::V; NACC] {
+    let chain = load_acc(s, &tile[chain_off..]);
+    let mut into = *init;
+    join_scaled(s, &chain, g, scale, &mut into);
+    into
+}
+
 /// Pre-activations bias + W·x of every column, for every panel, in the
 /// tile layout `layer_step` with [`In::Pre`] reads (`pre_len` floats per
 /// column). This is the input-projection GEMM of sequences and chunks.
 #[inline(always)]
-pub(crate) fn input_proj<S: Simd>(s: S, pl: &PackedLayer, xs: &[&[f32]], out: &mut [&mut [f32]]) {
+pub(crate) fn input_proj<S: Micro<W>, W: Stored>(
+    s: S,
+    pl: &PackedLayer,
+    xs: &[&[f32]],
+    out: &mut [&mut [f32]],
+) {
     let l = S::LANES;
-    let g = geo(pl);
-    let xw = g.nv_x.n() * l * pl.input;
+    let g = &pl.wx.geom;
     let tw = NACC * l;
     // Panel-major: each panel is read from memory once for all columns
     // (its current k-chunk stays in L1 while every column group uses it).
     for p in 0..g.panels {
-        let b = bias_acc(s, pl, &g, p);
+        let b = bias_acc(s, pl, p);
+        let init = if W::SCALED { [s.splat(0.0); NACC] } else { b };
         for o in out.iter_mut() {
-            for (i, v) in b.iter().enumerate() {
-                s.store(&mut o[p * tw + i * l..], *v);
-            }
+            store_acc(s, &mut o[p * tw..], &init);
         }
-        let panel = &pl.wx[p * xw..(p + 1) * xw];
+        let panel = pl.wx.panel::<W>(p);
         let mut k0 = 0;
         while k0 < pl.input {
             let k1 = (k0 + KP).min(pl.input);
@@ -621,21 +638,25 @@ pub(crate) fn input_proj<S: Simd>(s: S, pl: &PackedLayer, xs: &[&[f32]], out: &m
                 for (t, o) in tiles.iter_mut().zip(out[c0..c1].iter_mut()) {
                     *t = &mut o[p * tw..(p + 1) * tw];
                 }
-                let ts = &mut tiles[..c1 - c0];
-                gemm_chunk(
-                    s,
+                let c = Chunk {
                     panel,
-                    g.nv_x,
-                    NACC,
-                    NACC,
+                    nv: g.nv,
+                    split: g.split,
+                    dst: g.dst,
                     k0,
                     k1,
-                    &xs[c0..c1],
-                    ts,
-                    c0 == 0,
-                );
+                    pf: c0 == 0,
+                };
+                s.gemm_chunk(c, &xs[c0..c1], &mut tiles[..c1 - c0]);
             }
             k0 = k1;
+        }
+        if W::SCALED {
+            for o in out.iter_mut() {
+                let t = &mut o[p * tw..(p + 1) * tw];
+                let v = join_tiles(s, t, 0, &b, g, pl.wx.scale(p));
+                store_acc(s, t, &v);
+            }
         }
     }
 }
@@ -643,36 +664,40 @@ pub(crate) fn input_proj<S: Simd>(s: S, pl: &PackedLayer, xs: &[&[f32]], out: &m
 /// One step of one layer for up to `MAX_COLS` streams at once: every
 /// weight panel is read once for all of them. Bit-identical to
 /// [`layer_step`] on each stream alone. `inputs[c]` is stream c's input;
-/// each state's `tile` holds its pre-activations.
+/// each state's `tile` holds its pre-activations (and, with int8 weights,
+/// the recurrent chain in its second region).
 #[inline(always)]
-pub(crate) fn layer_step_cols<S: Simd>(
+pub(crate) fn layer_step_cols<S: Micro<W>, W: Stored>(
     s: S,
     pl: &PackedLayer,
     inputs: &[In<'_>],
     sts: &mut [&mut LayerState],
 ) {
     let l = S::LANES;
-    let g = geo(pl);
     let n = sts.len();
     assert!(n <= MAX_COLS && inputs.len() == n);
-    let (xw, hw, tw) = (g.nv_x.n() * l * pl.input, g.nv_h.n() * l * pl.hr, NACC * l);
+    debug_assert_eq!(pl.precision, W::PRECISION);
+    let (gx, gh) = (&pl.wx.geom, &pl.wh.geom);
+    let tw = NACC * l;
+    let zero = [s.splat(0.0); NACC];
     // All columns of one call have the same kind of input.
     let has_x = matches!(inputs.first(), Some(In::X(_)));
     debug_assert!(inputs.iter().all(|i| matches!(i, In::X(_)) == has_x));
-    for p in 0..g.panels {
-        // Initialise each tile: bias (x part added below) or the precomputed
-        // pre-activations.
+    for p in 0..gx.panels {
+        // Initialise each tile: bias (x part added below; +0 for the
+        // scaled x chain) or the precomputed pre-activations.
         let mut xs: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
         for (c, st) in sts.iter_mut().enumerate() {
             let init = match inputs[c] {
                 In::X(x) => {
                     xs[c] = &x[..pl.input];
-                    bias_acc(s, pl, &g, p)
+                    if W::SCALED { zero } else { bias_acc(s, pl, p) }
                 }
                 In::Pre(pre) => load_acc(s, &pre[p * tw..]),
             };
-            for (i, v) in init.iter().enumerate() {
-                s.store(&mut st.tile[i * l..], *v);
+            store_acc(s, &mut st.tile, &init);
+            if W::SCALED {
+                store_acc(s, &mut st.tile[TILE..], &zero);
             }
         }
         if has_x {
@@ -680,43 +705,61 @@ pub(crate) fn layer_step_cols<S: Simd>(
             for (t, st) in tiles.iter_mut().zip(sts.iter_mut()) {
                 *t = &mut st.tile[..tw];
             }
-            let panel = &pl.wx[p * xw..(p + 1) * xw];
-            gemm_cols(s, panel, g.nv_x, NACC, NACC, &xs[..n], &mut tiles[..n]);
+            gemm_cols(s, pl.wx.panel::<W>(p), gx, &xs[..n], &mut tiles[..n]);
+            if W::SCALED {
+                let b = bias_acc(s, pl, p);
+                for st in sts.iter_mut() {
+                    let v = join_tiles(s, &st.tile, 0, &b, gx, pl.wx.scale(p));
+                    store_acc(s, &mut st.tile, &v);
+                }
+            }
         }
         {
+            // The recurrent chain: into the running sums, or (int8) into
+            // the second tile region, joined below.
+            let off = if W::SCALED { TILE } else { 0 };
             let mut hs: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
             let mut tiles: [&mut [f32]; MAX_COLS] = Default::default();
             for (c, st) in sts.iter_mut().enumerate() {
                 let LayerState { h, tile, .. } = &mut **st;
                 hs[c] = &h[..pl.hr];
-                tiles[c] = &mut tile[..tw];
+                tiles[c] = &mut tile[off..off + tw];
             }
-            let panel = &pl.wh[p * hw..(p + 1) * hw];
-            gemm_cols(s, panel, g.nv_h, g.split, g.dst, &hs[..n], &mut tiles[..n]);
+            gemm_cols(s, pl.wh.panel::<W>(p), gh, &hs[..n], &mut tiles[..n]);
         }
         for st in sts.iter_mut() {
-            let acc = load_acc(s, &st.tile);
+            let mut acc = load_acc(s, &st.tile);
+            if W::SCALED {
+                acc = join_tiles(s, &st.tile, TILE, &acc, gh, pl.wh.scale(p));
+            }
             epi_main(s, pl, p, &acc, st);
         }
     }
     match pl.op {
-        Op::GruResetBefore { .. } => single_gate_cols(s, pl, sts, Phase2::Gru),
-        Op::Lstm { proj: true, .. } => single_gate_cols(s, pl, sts, Phase2::Proj),
+        Op::GruResetBefore { .. } => single_gate_cols::<S, W>(s, pl, sts, Phase2::Gru),
+        Op::Lstm { proj: true, .. } => single_gate_cols::<S, W>(s, pl, sts, Phase2::Proj),
         _ => {}
     }
 }
 
 #[inline(always)]
-fn single_gate_cols<S: Simd>(s: S, pl: &PackedLayer, sts: &mut [&mut LayerState], ph: Phase2) {
-    let l = S::LANES;
+fn single_gate_cols<S: Micro<W>, W: Stored>(
+    s: S,
+    pl: &PackedLayer,
+    sts: &mut [&mut LayerState],
+    ph: Phase2,
+) {
     let u1 = pl.u1;
     let n = sts.len();
-    let (rows, k, w) = match ph {
-        Phase2::Gru => (pl.hidden, pl.hr, &pl.wh_n),
-        Phase2::Proj => (pl.hr, pl.hidden, &pl.proj),
+    let w = match ph {
+        Phase2::Gru => &pl.wh_n,
+        Phase2::Proj => &pl.proj,
     };
-    let pw = k * u1;
-    for p in 0..rows.div_ceil(u1) {
+    let g = &w.geom;
+    let k = g.k;
+    let off = if W::SCALED { TILE } else { 0 };
+    let zero = [s.splat(0.0); NACC];
+    for p in 0..g.panels {
         let mut vs: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
         let mut tiles: [&mut [f32]; MAX_COLS] = Default::default();
         for (c, st) in sts.iter_mut().enumerate() {
@@ -727,26 +770,22 @@ fn single_gate_cols<S: Simd>(s: S, pl: &PackedLayer, sts: &mut [&mut LayerState]
                 Phase2::Gru => load_acc(s, &s1[p * u1..]),
                 Phase2::Proj => load_acc(s, &pl.proj_bias[p * u1..]),
             };
-            for (i, v) in init.iter().enumerate() {
-                s.store(&mut tile[i * l..], *v);
+            store_acc(s, tile, &init);
+            if W::SCALED {
+                store_acc(s, &mut tile[TILE..], &zero);
             }
             vs[c] = match ph {
                 Phase2::Gru => &s2[..k],
                 Phase2::Proj => &s0[..k],
             };
-            tiles[c] = &mut tile[..u1];
+            tiles[c] = &mut tile[off..off + u1];
         }
-        gemm_cols(
-            s,
-            &w[p * pw..(p + 1) * pw],
-            Nv::V8,
-            NACC,
-            NACC,
-            &vs[..n],
-            &mut tiles[..n],
-        );
+        gemm_cols(s, w.panel::<W>(p), g, &vs[..n], &mut tiles[..n]);
         for st in sts.iter_mut() {
-            let acc = load_acc(s, &st.tile);
+            let mut acc = load_acc(s, &st.tile);
+            if W::SCALED {
+                acc = join_tiles(s, &st.tile, TILE, &acc, g, w.scale(p));
+            }
             match ph {
                 Phase2::Gru => epi_gru_rb2(s, pl, p, &acc, st),
                 Phase2::Proj => epi_proj(s, pl, p, &acc, st),

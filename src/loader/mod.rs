@@ -27,7 +27,7 @@
 mod keras;
 mod pytorch;
 mod safetensors;
-mod tensor;
+pub(crate) mod tensor;
 
 use std::path::Path;
 
