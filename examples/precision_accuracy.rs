@@ -386,7 +386,7 @@ fn table(rows: &[Row]) -> String {
             e(r.y_f64),
             e(r.y_f64r),
             drift,
-            r.mse.map_or("—".into(), |m| format!("{m:.5}")),
+            r.mse.map_or("—".into(), |m| format!("{m:.6}")),
         );
     }
     s
