@@ -471,8 +471,14 @@ fn round_matrix(
         .map(|(i, &v)| {
             let r = round(fl(v));
             if r.is_infinite() && v.is_finite() {
+                // 70000 as "70000", 3.4e38 as "3.4e38" rather than 39 digits.
+                let shown = if v.abs() < 1e7 {
+                    format!("{v}")
+                } else {
+                    format!("{v:e}")
+                };
                 Err(Error::invalid(format!(
-                    "{tensor}[{},{}]: {v} overflows {fmt}",
+                    "{tensor}[{},{}]: {shown} overflows {fmt}",
                     i / cols.max(1),
                     i % cols.max(1)
                 )))
@@ -628,6 +634,10 @@ fn dot64(m: &[f32], row: usize, v: &[f64]) -> f64 {
 /// `f = 1 − i` (ONNX). GRU: `h' = (1 − z)⊙n + z⊙h` with `n` in the
 /// reset-before or linear-before-reset form. RNN: `tanh` or `max(0, ·)`.
 ///
+/// With a reduced `spec.precision` the matrices are first stored as the
+/// precision stores them (module docs), on every call; an error from that
+/// names the tensor as direction 0 (the step has no direction).
+///
 /// ```
 /// use rnncell::reference::{oracle_cell_step, RefState};
 /// use rnncell::*;
@@ -764,7 +774,9 @@ fn fma_row(acc: f32, m: &[f32], row: usize, v: &[f32]) -> f32 {
 /// One time step of one layer and direction in f32, applying exactly the
 /// kernels' operations in the kernels' order (see the module docs), so
 /// that every ISA must return the same bits. Reads `x` and `st.h`/`st.c`,
-/// replaces them with h' and c'.
+/// replaces them with h' and c'. With a reduced `spec.precision` the
+/// matrices are rounded or quantized first (module docs, "Weight
+/// precisions"), on every call.
 ///
 /// ```
 /// use rnncell::reference::{plain_cell_step, RefState};
@@ -1469,7 +1481,7 @@ mod tests {
                 WeightPrecision::Bf16,
                 2,
                 f32::MAX,
-                "layer 1 weight_hr[1,4]: 340282350000000000000000000000000000000 overflows bf16",
+                "layer 1 weight_hr[1,4]: 3.4028235e38 overflows bf16",
             ),
         ];
         for (p, idx, bad, want) in cases {
