@@ -62,6 +62,8 @@ pub(crate) fn i8_quantize(v: f32, s: f32) -> i8 {
 #[derive(Clone, Copy)]
 struct Named<'a> {
     layer: usize,
+    /// Direction (1: the `_reverse` tensors).
+    dir: usize,
     tensor: &'a str,
     /// Canonical row of (gate 0, row 0).
     row0: usize,
@@ -119,11 +121,18 @@ fn pack_panels(
         dst,
     };
     let val = |g: usize, row: usize, kk: usize| flush_f32(src(g, row, kk));
+    // Named as `LayerWeights`' checks and `reference.rs` name it.
     let culprit = |g: usize, row: usize, kk: usize, v: f32, why: &str| {
+        let shown = if v.abs() < 1e7 {
+            format!("{v}")
+        } else {
+            format!("{v:e}")
+        };
         Error::invalid(format!(
-            "layer {} {}[{}, {}] = {v:e}: {why}",
+            "layer {} {}{}[{},{}]: {shown} {why}",
             name.layer,
             name.tensor,
+            if name.dir == 1 { "_reverse" } else { "" },
             name.row0 + g * rows_per_gate + row,
             kk
         ))
@@ -187,7 +196,13 @@ fn pack_panels(
                     for kk in 0..k {
                         let v = val(g, r, kk);
                         if !v.is_finite() {
-                            return Err(culprit(g, r, kk, v, "int8 weights must be finite"));
+                            return Err(culprit(
+                                g,
+                                r,
+                                kk,
+                                v,
+                                "is not finite (i8w weights must be finite)",
+                            ));
                         }
                         m = m.max(v.abs());
                     }
@@ -236,6 +251,7 @@ impl PackedLayer {
     pub(crate) fn new(
         spec: &ModelSpec,
         layer: usize,
+        dir: usize,
         lw: &LayerWeights,
         lanes: usize,
     ) -> Result<PackedLayer> {
@@ -252,6 +268,7 @@ impl PackedLayer {
         let bsum = |g: usize, j: usize| lw.b_w[g * h + j] + lw.b_r[g * h + j];
         let nx = |tensor, row0| Named {
             layer,
+            dir,
             tensor,
             row0,
         };

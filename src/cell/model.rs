@@ -385,7 +385,7 @@ impl Model {
         }
         let mut layers = try_vec(n, "model layers")?;
         for (i, lw) in weights.iter().enumerate() {
-            layers.push(PackedLayer::new(&spec, i / d, lw, kernels.lanes)?);
+            layers.push(PackedLayer::new(&spec, i / d, i % d, lw, kernels.lanes)?);
         }
         Ok(Model {
             spec,
