@@ -6,6 +6,7 @@
 //! A [`Kernels`] table is chosen once, when a model is built.
 
 pub(crate) mod body;
+pub(crate) mod elem;
 pub(crate) mod fpenv;
 pub(crate) mod pages;
 pub(crate) mod simd;
