@@ -435,13 +435,7 @@ mod tests {
         let Some(t) = Avx2::new() else { return };
         let mut xs = some_f32();
         xs.extend(ties_f32());
-        xs.extend([
-            65504.0,
-            65519.996_093_75,
-            65520.0,
-            f32::MAX,
-            f32::MIN_POSITIVE,
-        ]);
+        xs.extend([65504.0, 65_519.996, 65520.0, f32::MAX, f32::MIN_POSITIVE]);
         xs.extend((0..=0x0400u32).map(|i| i as f32 * 2f32.powi(-24) + 2f32.powi(-26)));
         for c in xs.chunks(8) {
             let mut b = [0.0f32; 8];
