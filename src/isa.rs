@@ -39,9 +39,9 @@ use crate::error::{Error, Result};
 pub enum Isa {
     /// Portable Rust, one lane; uses `f32::mul_add` for every FMA.
     Scalar = 0,
-    /// x86-64 AVX2 with FMA, 8 lanes.
+    /// x86-64 AVX2 with FMA and F16C, 8 lanes.
     Avx2 = 1,
-    /// x86-64 AVX-512F (with the AVX2+FMA base), 16 lanes.
+    /// x86-64 AVX-512F (with the AVX2+FMA+F16C base), 16 lanes.
     Avx512 = 2,
     /// AArch64 Advanced SIMD (NEON), 4 lanes.
     Neon = 3,
@@ -167,11 +167,10 @@ fn hardware() -> &'static [Isa] {
         let mut v = vec![Isa::Scalar];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            // The kernels' tokens check their feature lists (x86_features!).
+            if crate::kernels::x86::Avx2::new().is_some() {
                 v.push(Isa::Avx2);
-                if std::arch::is_x86_feature_detected!("avx512f") {
+                if crate::kernels::x86::Avx512::new().is_some() {
                     v.push(Isa::Avx512);
                 }
             }

@@ -16,7 +16,9 @@
 //!   they would without the guard: only the three control fields are
 //!   written back.
 //! * AArch64: FPCR RMode (bits 22–23), FZ (bit 24), FZ16 (bit 19), and DN
-//!   (bit 25, default NaN: it would replace NaN payloads), AH (bit 1) and
+//!   (bit 25, default NaN: it would replace NaN payloads), AHP (bit 26,
+//!   alternative half precision: `fcvtl` would read f16 weights as another
+//!   format), AH (bit 1) and
 //!   FIZ (bit 0) (FEAT_AFP alternate handling and input flushing; RES0 and
 //!   written as 0 where not implemented) are cleared; the trap enables are
 //!   not touched.
@@ -52,7 +54,7 @@ type Reg = ();
 #[cfg(target_arch = "x86_64")]
 const OWNED: Reg = (0b11 << 13) | (1 << 15) | (1 << 6);
 #[cfg(target_arch = "aarch64")]
-const OWNED: Reg = (0b11 << 22) | (1 << 24) | (1 << 19) | (1 << 25) | (1 << 1) | 1;
+const OWNED: Reg = (0b11 << 22) | (1 << 24) | (1 << 19) | (1 << 25) | (1 << 26) | (1 << 1) | 1;
 
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]

@@ -26,6 +26,7 @@
 
 use std::arch::aarch64::*;
 
+use super::elem::{Bf16, F16, Widen};
 use super::simd::Simd;
 
 /// Proof that NEON (Advanced SIMD with f32 `fma`/`fdiv`) is available.
@@ -129,6 +130,71 @@ impl Simd for Neon {
         // SAFETY: the Neon token proves NEON is available (`fabs`, a bit
         // operation on registers).
         unsafe { vabsq_f32(x) }
+    }
+}
+
+// Weight widening (kernels/elem.rs): each exact, so equal bit for bit to
+// `Weight::to_f32` (tested below for every element value). f16 is `fcvtl`
+// (base ARMv8 FP, no FEAT_FP16; `vcvt_f32_f16` is unstable), which with
+// FPCR.DN = 0 (FpEnv) quietens a signalling NaN exactly as `f16_to_f32`
+// does and, being a conversion, ignores FZ16; it reads FPCR.AHP, which must
+// be 0 (IEEE half precision, the reset value). bf16 is `shll #16` (the
+// 16-bit halves moved to the top of 32-bit lanes); i8 is two sign
+// extensions and `scvtf`, exact for |q| ≤ 128.
+
+impl Widen<f32> for Neon {
+    #[inline(always)]
+    fn load_w(self, s: &[f32]) -> float32x4_t {
+        self.load(s)
+    }
+}
+
+impl Widen<F16> for Neon {
+    #[inline(always)]
+    fn load_w(self, s: &[F16]) -> float32x4_t {
+        assert!(s.len() >= 4);
+        // SAFETY: NEON is available (token); s has at least 4 elements of 2
+        // bytes (checked above; F16 is a repr(transparent) u16), so the
+        // 8-byte read is in bounds, with the u16 alignment `ld1` needs. The
+        // asm only converts register to register (no memory, no stack); it
+        // may set FPSR.IOC (signalling NaN), so no `preserves_flags`.
+        unsafe {
+            let h = vld1_u16(s.as_ptr().cast());
+            let o: float32x4_t;
+            core::arch::asm!(
+                "fcvtl {o:v}.4s, {i:v}.4h",
+                i = in(vreg) h,
+                o = lateout(vreg) o,
+                options(pure, nomem, nostack)
+            );
+            o
+        }
+    }
+}
+
+impl Widen<Bf16> for Neon {
+    #[inline(always)]
+    fn load_w(self, s: &[Bf16]) -> float32x4_t {
+        assert!(s.len() >= 4);
+        // SAFETY: NEON is available (token); s has at least 4 elements of 2
+        // bytes (checked above; Bf16 is a repr(transparent) u16), so the
+        // 8-byte read is in bounds, with the u16 alignment `ld1` needs.
+        unsafe { vreinterpretq_f32_u32(vshll_n_u16::<16>(vld1_u16(s.as_ptr().cast()))) }
+    }
+}
+
+impl Widen<i8> for Neon {
+    #[inline(always)]
+    fn load_w(self, s: &[i8]) -> float32x4_t {
+        // The 4 bytes as one little-endian u32 in lane 0 (safe indexing:
+        // panics if fewer than 4), so that lanes 0..4 of the int8x8 are
+        // s[0..4] (AArch64 Linux is little-endian).
+        let w = u32::from_le_bytes([s[0] as u8, s[1] as u8, s[2] as u8, s[3] as u8]);
+        // SAFETY: the Neon token proves NEON is available (registers only).
+        unsafe {
+            let b = vreinterpret_s8_u32(vdup_n_u32(w));
+            vcvtq_f32_s32(vmovl_s16(vget_low_s16(vmovl_s8(b))))
+        }
     }
 }
 
@@ -445,5 +511,17 @@ mod tests {
         assert!(th[0].is_nan() && th[3].is_nan() && sg[0].is_nan() && sg[3].is_nan());
         assert_eq!((th[1], th[2]), (tanh(Scalar, 8.0), -tanh(Scalar, 8.0)));
         assert!((th[1] - 1.0).abs() < 5e-7 && (sg[1] - 1.0).abs() < 5e-7 && sg[2].abs() < 5e-7);
+    }
+
+    /// `load_w` against `Weight::to_f32`, lane by lane, for every f16,
+    /// bf16 and i8 value, and the f32 sample.
+    #[test]
+    fn load_w_equals_to_f32() {
+        use crate::kernels::elem::testing::{all_bf16, all_f16, all_i8, check_load_w, some_f32};
+        let t = token();
+        check_load_w(t, &all_f16());
+        check_load_w(t, &all_bf16());
+        check_load_w(t, &all_i8());
+        check_load_w(t, &some_f32());
     }
 }

@@ -1,5 +1,6 @@
-//! x86-64 implementations of [`Simd`]: AVX2+FMA (8 lanes) and AVX-512F
-//! (16 lanes), and their `#[target_feature]` entry points.
+//! x86-64 implementations of [`Simd`] and [`Widen`]: AVX2+FMA+F16C (8
+//! lanes) and AVX-512F (16 lanes), and their `#[target_feature]` entry
+//! points.
 //!
 //! The token types can only be created through [`Avx2::new`] /
 //! [`Avx512::new`], which check the CPU, so holding one proves the
@@ -7,15 +8,18 @@
 
 use std::arch::x86_64::*;
 
+use super::elem::{Bf16, F16, Widen};
 use super::simd::Simd;
 
 /// The CPU features of each token, listed once: the token's constructor
 /// checks exactly these, and `entries!` (kernels/mod.rs) compiles the
 /// kernels for exactly these. `x86_features!(avx2, m!(args))` expands to
-/// `m!(args ["avx2", "fma"])`.
+/// `m!(args ["avx2", "fma", "f16c"])`. F16C (`vcvtph2ps`, the f16 weight
+/// widening) excludes no AVX2 CPU: x86-64-v3 includes it, as do Intel since
+/// Ivy Bridge and AMD since Piledriver.
 macro_rules! x86_features {
-    (avx2, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx2", "fma"] } };
-    (avx512, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx512f", "avx2", "fma"] } };
+    (avx2, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx2", "fma", "f16c"] } };
+    (avx512, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx512f", "avx2", "fma", "f16c"] } };
 }
 
 /// Whether the CPU has every feature of a list.
@@ -23,7 +27,7 @@ macro_rules! x86_detected {
     ([$($f:tt),+]) => { $(is_x86_feature_detected!($f))&&+ };
 }
 
-/// Proof that AVX2 and FMA are available.
+/// Proof that AVX2, FMA and F16C are available.
 #[derive(Clone, Copy)]
 pub(crate) struct Avx2(());
 
@@ -33,7 +37,7 @@ impl Avx2 {
     }
 }
 
-/// Proof that AVX-512F (and AVX2, FMA) are available.
+/// Proof that AVX-512F (and AVX2, FMA, F16C) are available.
 #[derive(Clone, Copy)]
 pub(crate) struct Avx512(());
 
@@ -219,6 +223,100 @@ impl Simd for Avx512 {
     }
 }
 
+// Weight widening (kernels/elem.rs): each exact, so equal bit for bit to
+// `Weight::to_f32` (tested below for every element value). f16 is
+// `vcvtph2ps` (F16C; the zmm form is AVX-512F), which quietens a signalling
+// NaN exactly as `f16_to_f32` does; bf16 is a zero extension to 32 bits and
+// a shift left by 16; i8 is a sign extension to i32 and `vcvtdq2ps`, exact
+// for |q| ≤ 128.
+
+impl Widen<f32> for Avx2 {
+    #[inline(always)]
+    fn load_w(self, s: &[f32]) -> __m256 {
+        self.load(s)
+    }
+}
+
+impl Widen<F16> for Avx2 {
+    #[inline(always)]
+    fn load_w(self, s: &[F16]) -> __m256 {
+        assert!(s.len() >= 8);
+        // SAFETY: the Avx2 token proves AVX and F16C are available; s has at
+        // least 8 elements of 2 bytes (checked above; F16 is a
+        // repr(transparent) u16), so the unaligned 16-byte read is in bounds.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(s.as_ptr().cast())) }
+    }
+}
+
+impl Widen<Bf16> for Avx2 {
+    #[inline(always)]
+    fn load_w(self, s: &[Bf16]) -> __m256 {
+        assert!(s.len() >= 8);
+        // SAFETY: the Avx2 token proves AVX2 is available; s has at least 8
+        // elements of 2 bytes (checked above; Bf16 is a repr(transparent)
+        // u16), so the unaligned 16-byte read is in bounds.
+        unsafe {
+            let h = _mm_loadu_si128(s.as_ptr().cast());
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+        }
+    }
+}
+
+impl Widen<i8> for Avx2 {
+    #[inline(always)]
+    fn load_w(self, s: &[i8]) -> __m256 {
+        assert!(s.len() >= 8);
+        // SAFETY: the Avx2 token proves AVX2 is available; s has at least 8
+        // bytes (checked above), so the unaligned 8-byte read of `movq` is
+        // in bounds.
+        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(s.as_ptr().cast()))) }
+    }
+}
+
+impl Widen<f32> for Avx512 {
+    #[inline(always)]
+    fn load_w(self, s: &[f32]) -> __m512 {
+        self.load(s)
+    }
+}
+
+impl Widen<F16> for Avx512 {
+    #[inline(always)]
+    fn load_w(self, s: &[F16]) -> __m512 {
+        assert!(s.len() >= 16);
+        // SAFETY: the Avx512 token proves AVX-512F (whose zmm vcvtph2ps this
+        // is) and AVX are available; s has at least 16 elements of 2 bytes
+        // (checked above; F16 is a repr(transparent) u16), so the unaligned
+        // 32-byte read is in bounds.
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(s.as_ptr().cast())) }
+    }
+}
+
+impl Widen<Bf16> for Avx512 {
+    #[inline(always)]
+    fn load_w(self, s: &[Bf16]) -> __m512 {
+        assert!(s.len() >= 16);
+        // SAFETY: the Avx512 token proves AVX-512F and AVX are available; s
+        // has at least 16 elements of 2 bytes (checked above; Bf16 is a
+        // repr(transparent) u16), so the unaligned 32-byte read is in bounds.
+        unsafe {
+            let h = _mm256_loadu_si256(s.as_ptr().cast());
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+        }
+    }
+}
+
+impl Widen<i8> for Avx512 {
+    #[inline(always)]
+    fn load_w(self, s: &[i8]) -> __m512 {
+        assert!(s.len() >= 16);
+        // SAFETY: the Avx512 token proves AVX-512F is available (SSE2 is
+        // baseline); s has at least 16 bytes (checked above), so the
+        // unaligned 16-byte read is in bounds.
+        unsafe { _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(s.as_ptr().cast()))) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! `flush` of each x86 implementation against the scalar rule, lane by
@@ -269,5 +367,122 @@ mod tests {
             check(t, 16);
         }
         check(crate::kernels::simd::Wide16, 16);
+    }
+
+    /// `vcvtph2ps` of 4 f16s through the bare intrinsic (not the Widen
+    /// impls), for the exhaustive check of `f16_to_f32`.
+    fn hw_f16_to_f32(t: Avx2, h: [u16; 4]) -> [f32; 4] {
+        let _ = t;
+        let mut o = [0.0f32; 4];
+        // SAFETY: the Avx2 token proves F16C (and SSE2, baseline); the
+        // 8-byte read is of `h` and the 16-byte write into `o`, both exactly
+        // that size.
+        unsafe {
+            let v = _mm_cvtph_ps(_mm_loadl_epi64(h.as_ptr().cast()));
+            _mm_storeu_ps(o.as_mut_ptr(), v);
+        }
+        o
+    }
+
+    /// `vcvtps2ph` with round to nearest even of 8 f32s.
+    fn hw_f32_to_f16(t: Avx2, x: &[f32; 8]) -> [u16; 8] {
+        let _ = t;
+        let mut o = [0u16; 8];
+        // SAFETY: the Avx2 token proves AVX and F16C; the 32-byte read is
+        // of `x` and the 16-byte write into `o`, both exactly that size.
+        unsafe {
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(x.as_ptr()));
+            _mm_storeu_si128(o.as_mut_ptr().cast(), h);
+        }
+        o
+    }
+
+    /// `f32_to_f16(x)` against the hardware: equal bits, or `None` exactly
+    /// where the hardware gives ±∞ for a finite x.
+    fn check_f32_to_f16(t: Avx2, xs: &[f32; 8]) {
+        let hw = hw_f32_to_f16(t, xs);
+        for (x, h) in xs.iter().zip(hw) {
+            let want = if x.is_finite() && h & 0x7fff == 0x7c00 {
+                None
+            } else {
+                Some(F16(h))
+            };
+            assert_eq!(
+                crate::kernels::elem::f32_to_f16(*x),
+                want,
+                "f32_to_f16({x:e} = {:#010x})",
+                x.to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn f16_to_f32_equals_vcvtph2ps_on_every_input() {
+        let Some(t) = Avx2::new() else { return };
+        for h in (0..=u16::MAX).step_by(4) {
+            let hs = [h, h + 1, h + 2, h + 3];
+            let hw = hw_f16_to_f32(t, hs);
+            for (h, w) in hs.into_iter().zip(hw) {
+                let got = crate::kernels::elem::f16_to_f32(h);
+                assert_eq!(got.to_bits(), w.to_bits(), "f16_to_f32({h:#06x})");
+            }
+        }
+    }
+
+    #[test]
+    fn f32_to_f16_equals_vcvtps2ph_on_a_sample() {
+        use crate::kernels::elem::testing::{some_f32, ties_f32};
+        let Some(t) = Avx2::new() else { return };
+        let mut xs = some_f32();
+        xs.extend(ties_f32());
+        xs.extend([65504.0, 65_519.996, 65520.0, f32::MAX, f32::MIN_POSITIVE]);
+        xs.extend((0..=0x0400u32).map(|i| i as f32 * 2f32.powi(-24) + 2f32.powi(-26)));
+        for c in xs.chunks(8) {
+            let mut b = [0.0f32; 8];
+            b[..c.len()].copy_from_slice(c);
+            check_f32_to_f16(t, &b);
+        }
+    }
+
+    /// All 2^32 f32 inputs against `vcvtps2ph` (26 CPU-seconds in release
+    /// on a Zen 3):
+    /// `cargo test --release --lib -- --ignored every_f32`.
+    #[test]
+    #[ignore]
+    fn f32_to_f16_equals_vcvtps2ph_on_every_f32() {
+        let Some(t) = Avx2::new() else { return };
+        for hi in 0..=(u32::MAX >> 3) {
+            let b: [f32; 8] = std::array::from_fn(|i| f32::from_bits((hi << 3) | i as u32));
+            check_f32_to_f16(t, &b);
+        }
+    }
+
+    /// `load_w` of every x86 token against `Weight::to_f32`, lane by lane,
+    /// for every f16, bf16 and i8 value, and the f32 sample.
+    #[test]
+    fn load_w_equals_to_f32() {
+        use crate::kernels::elem::testing::{all_bf16, all_f16, all_i8, check_load_w, some_f32};
+        let f = some_f32();
+        let (mut ran2, mut ran512) = (false, false);
+        if let Some(t) = Avx2::new() {
+            check_load_w(t, &all_f16());
+            check_load_w(t, &all_bf16());
+            check_load_w(t, &all_i8());
+            check_load_w(t, &f);
+            ran2 = true;
+        }
+        if let Some(t) = Avx512::new() {
+            check_load_w(t, &all_f16());
+            check_load_w(t, &all_bf16());
+            check_load_w(t, &all_i8());
+            check_load_w(t, &f);
+            ran512 = true;
+        }
+        // Fail rather than skip where .ci/run says the CPU has them.
+        match std::env::var("RNNCELL_REQUIRE_ISA").as_deref() {
+            Ok("avx512") => assert!(ran2 && ran512, "RNNCELL_REQUIRE_ISA=avx512"),
+            Ok("avx2") => assert!(ran2, "RNNCELL_REQUIRE_ISA=avx2"),
+            _ => {}
+        }
     }
 }

@@ -27,7 +27,7 @@
 mod keras;
 mod pytorch;
 mod safetensors;
-pub(crate) mod tensor;
+mod tensor;
 
 use std::path::Path;
 

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use super::{format_err, out_of_memory};
 use crate::error::Result;
+use crate::kernels::elem::{bf16_to_f32, f16_to_f32};
 
 /// The element types a safetensors header may name (the safetensors crate's
 /// `Dtype`, 0.8). Only [`Dtype::F32`], [`Dtype::F16`] and [`Dtype::BF16`]
@@ -189,64 +190,9 @@ impl Tensor<'_> {
     }
 }
 
-/// Converts IEEE 754 binary16 bits to f32 (exact: every f16 is an f32).
-pub(crate) fn f16_to_f32(h: u16) -> f32 {
-    let neg = h & 0x8000 != 0;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let man = u32::from(h & 0x3ff);
-    let sign = if neg { 0x8000_0000u32 } else { 0 };
-    match exp {
-        // zero and subnormals: man · 2^-24, exact in f32
-        0 => {
-            let v = man as f32 * (1.0 / 16_777_216.0);
-            if neg { -v } else { v }
-        }
-        // infinities and NaNs (payload kept)
-        31 => f32::from_bits(sign | 0x7f80_0000 | (man << 13)),
-        // normal: rebias the exponent from 15 to 127
-        e => f32::from_bits(sign | ((e + 112) << 23) | (man << 13)),
-    }
-}
-
-/// Converts bfloat16 bits to f32 (the upper half of an f32).
-pub(crate) fn bf16_to_f32(h: u16) -> f32 {
-    f32::from_bits(u32::from(h) << 16)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Exhaustive against an independent formula computed in f64.
-    #[test]
-    fn f16_widening_is_exact() {
-        for h in 0..=u16::MAX {
-            let s = if h & 0x8000 != 0 { -1.0f64 } else { 1.0 };
-            let e = i32::from((h >> 10) & 0x1f);
-            let m = f64::from(h & 0x3ff);
-            let got = f16_to_f32(h);
-            match e {
-                31 if m == 0.0 => assert_eq!(f64::from(got), s * f64::INFINITY),
-                31 => {
-                    assert!(got.is_nan());
-                    assert_eq!(got.to_bits() >> 13 & 0x3ff, u32::from(h & 0x3ff));
-                }
-                0 => assert_eq!(got.to_bits(), ((s * m * 2f64.powi(-24)) as f32).to_bits()),
-                _ => {
-                    let want = s * (1.0 + m / 1024.0) * 2f64.powi(e - 15);
-                    assert_eq!(got.to_bits(), (want as f32).to_bits(), "{h:#06x}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn bf16_widening() {
-        assert_eq!(bf16_to_f32(0x3f80), 1.0);
-        assert_eq!(bf16_to_f32(0xc000), -2.0);
-        assert!(bf16_to_f32(0x7fc0).is_nan());
-        assert_eq!(bf16_to_f32(0x0001).to_bits(), 0x0001_0000);
-    }
 
     #[test]
     fn dtype_names_round_trip() {
