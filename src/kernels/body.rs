@@ -478,22 +478,6 @@ pub(crate) trait Micro<W: Stored>: Widen<W> {
     fn gemm_chunk(self, c: Chunk<'_, W>, inputs: &[&[f32]], tiles: &mut [&mut [f32]]);
 }
 
-/// The columns of one [`Chunk`] in [`balanced`] groups of at most
-/// `S::GEMM_COLS`, each run by `group`; only the first group prefetches.
-#[inline(always)]
-pub(crate) fn gemm_groups<S: Simd, W>(
-    s: S,
-    c: Chunk<'_, W>,
-    inputs: &[&[f32]],
-    tiles: &mut [&mut [f32]],
-    group: impl Fn(S, Chunk<'_, W>, &[&[f32]], &mut [&mut [f32]]),
-) {
-    for r in balanced(inputs.len(), S::GEMM_COLS) {
-        let pf = c.pf && r.start == 0;
-        group(s, Chunk { pf, ..c }, &inputs[r.clone()], &mut tiles[r]);
-    }
-}
-
 /// [`Chunk`] for exactly `NC` columns, `NV` vectors per k: with both
 /// constant the micro-kernel needs no division and no bounds check per k.
 #[inline(always)]

@@ -114,7 +114,14 @@ macro_rules! entries {
             where
                 $tok: Widen<W>,
             {
-                body::gemm_groups(t, c, ins, ts, group::<W>)
+                // Each balanced() group of at most GEMM_COLS columns; only
+                // the first prefetches. (Called directly: a function passed
+                // as `impl Fn` would be compiled as a shim without the
+                // target features, every intrinsic a call.)
+                for r in body::balanced(ins.len(), <$tok as Simd>::GEMM_COLS) {
+                    let pf = c.pf && r.start == 0;
+                    group::<W>(t, Chunk { pf, ..c }, &ins[r.clone()], &mut ts[r]);
+                }
             }
 
             impl<W: Stored> Micro<W> for $tok
