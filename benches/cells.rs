@@ -1,6 +1,8 @@
-//! Streaming step latency per ISA, cell and size (batch 1, I = H).
+//! Streaming step latency per ISA, cell and size (batch 1, I = H), and per
+//! weight precision at H = 256 and 1024.
 //!
-//! `cargo bench --bench cells` ; filter e.g. `-- lstm/step/avx512`.
+//! `cargo bench --bench cells` ; filter e.g. `-- lstm/step/avx512` or
+//! `-- precision/gru1024`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rnncell::*;
@@ -40,6 +42,35 @@ fn step(c: &mut Criterion) {
     }
 }
 
+/// The step of `step` in every weight precision, at H = 256 and 1024
+/// (group `precision/<cell><H>`, id `<isa>/<precision>`); the throughput is
+/// the model's weight bytes, so that criterion reports GB/s read.
+fn precision(c: &mut Criterion) {
+    for (name, cell) in [("lstm", CellKind::lstm()), ("gru", CellKind::gru())] {
+        for h in [256, 1024] {
+            let mut g = c.benchmark_group(format!("precision/{name}{h}"));
+            g.warm_up_time(Duration::from_millis(500));
+            g.measurement_time(Duration::from_secs(2));
+            g.sample_size(30);
+            let spec = ModelSpec::new(cell, h, h);
+            let w = common::random_weights(&spec, 7);
+            for isa in Isa::available() {
+                for p in WeightPrecision::ALL {
+                    let model = Model::with_isa(spec.precision(p), &w, isa).unwrap();
+                    g.throughput(Throughput::Bytes(model.weight_bytes() as u64));
+                    let mut state = model.new_state();
+                    let x = common::Rng(3).vec(h, 1.0);
+                    let mut y = vec![0.0f32; h];
+                    g.bench_function(BenchmarkId::new(isa.name(), p.name()), |b| {
+                        b.iter(|| model.step(&mut state, black_box(&x), &mut y).unwrap())
+                    });
+                }
+            }
+            g.finish();
+        }
+    }
+}
+
 /// A state decaying toward zero must not slow a step down: the same step
 /// with h and c reset before every call to normal values, to subnormal
 /// values (|v| < 1.2e-38) and to zeros.
@@ -76,5 +107,5 @@ fn denormals(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, step, denormals);
+criterion_group!(benches, step, precision, denormals);
 criterion_main!(benches);

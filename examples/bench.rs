@@ -1,5 +1,5 @@
 //! The benchmark table of the README: µs per time step for
-//! cell × mode × H × batch × ISA, single thread, f32, I = H.
+//! cell × mode × H × batch × ISA × weight precision, single thread, I = H.
 //!
 //! ```text
 //! cargo run --release --example bench                      # full table
@@ -7,7 +7,12 @@
 //! cargo run --release --example bench -- --json out.json   # also write JSON
 //! cargo run --release --example bench -- --sizes 64,128 --cells lstm --modes step,seq --isa avx2
 //! cargo run --release --example bench -- --modes seq --batches 1     # seq with batch 1 only
+//! cargo run --release --example bench -- --precision f32,bf16   # or `all`; default f32
 //! ```
+//!
+//! `--precision` takes [`WeightPrecision`] names (`f32`, `f16`, `bf16`,
+//! `i8w`) or `all`. With more than f32 the table gains a precision column;
+//! every JSON row carries `"precision"` (its name) whatever the list.
 //!
 //! Modes (the peers' method, ../shared/peers/README.md):
 //! * `step`: one `Model::step` per time step, state carried; µs per call.
@@ -100,6 +105,7 @@ struct Row {
     h: usize,
     batch: usize,
     isa: Isa,
+    precision: WeightPrecision,
     us: f64,
 }
 
@@ -145,6 +151,25 @@ fn main() -> Result<()> {
     let batches: Option<Vec<usize>> =
         arg(&args, "--batches").map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect());
     let json = arg(&args, "--json");
+    let precisions: Vec<WeightPrecision> = match arg(&args, "--precision").as_deref() {
+        None => vec![WeightPrecision::F32],
+        Some("all") => WeightPrecision::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|n| {
+                WeightPrecision::from_name(n).ok_or_else(|| {
+                    let names: Vec<&str> = WeightPrecision::ALL.iter().map(|p| p.name()).collect();
+                    Error::InvalidArgument(format!(
+                        "--precision: unknown precision {n:?} (expected {} or all)",
+                        names.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?,
+    };
+    // The table of the default (f32 only) stays as it was.
+    let show_precision = precisions != [WeightPrecision::F32];
+    let precision_names: Vec<&str> = precisions.iter().map(|p| p.name()).collect();
     let plan = Plan {
         reps: arg(&args, "--reps")
             .and_then(|v| v.parse().ok())
@@ -157,12 +182,26 @@ fn main() -> Result<()> {
     };
     let mut rows = Vec::new();
     println!(
-        "rnncell {} bench: 1 thread, f32, I = H; µs per time step (streams: per call of 16)",
-        env!("CARGO_PKG_VERSION")
+        "rnncell {} bench: 1 thread, {}, I = H; µs per time step (streams: per call of 16)",
+        env!("CARGO_PKG_VERSION"),
+        precision_names.join(", ")
     );
+    let precision_col = |p: &str| {
+        if show_precision {
+            format!(" {p:<5}")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:<5} {:<8} {:>5} {:>5} {:<7} {:>10}",
-        "cell", "mode", "H", "batch", "isa", "µs"
+        "{:<5} {:<8} {:>5} {:>5} {:<7}{} {:>10}",
+        "cell",
+        "mode",
+        "H",
+        "batch",
+        "isa",
+        precision_col("prec"),
+        "µs"
     );
     for cell_name in &cells {
         let (cell_name, cell): (&'static str, CellKind) = match cell_name.as_str() {
@@ -177,8 +216,11 @@ fn main() -> Result<()> {
         for &h in &sizes {
             let spec = ModelSpec::new(cell, h, h);
             let w = weights(&spec);
-            for &isa in &isas {
-                let model = Model::with_isa(spec, &w, isa)?;
+            for (&isa, &precision) in isas
+                .iter()
+                .flat_map(|i| precisions.iter().map(move |p| (i, p)))
+            {
+                let model = Model::with_isa(spec.precision(precision), &w, isa)?;
                 let mut seed = 99u64;
                 for mode in &modes {
                     let cases: &[usize] = match mode.as_str() {
@@ -244,8 +286,9 @@ fn main() -> Result<()> {
                             _ => continue,
                         };
                         println!(
-                            "{cell_name:<5} {mode:<8} {h:>5} {batch:>5} {:<7} {us:>10.2}",
-                            isa.name()
+                            "{cell_name:<5} {mode:<8} {h:>5} {batch:>5} {:<7}{} {us:>10.2}",
+                            isa.name(),
+                            precision_col(precision.name())
                         );
                         rows.push(Row {
                             cell: cell_name,
@@ -261,6 +304,7 @@ fn main() -> Result<()> {
                             h,
                             batch,
                             isa,
+                            precision,
                             us,
                         });
                     }
@@ -273,11 +317,12 @@ fn main() -> Result<()> {
             .iter()
             .map(|r| {
                 serde_json::json!({"cell": r.cell, "mode": r.mode, "hidden": r.h, "input": r.h,
-                    "batch": r.batch, "isa": r.isa.name(), "us_per_step": r.us})
+                    "batch": r.batch, "isa": r.isa.name(), "precision": r.precision.name(),
+                    "us_per_step": r.us})
             })
             .collect();
         let doc = serde_json::json!({"crate": "rnncell", "version": env!("CARGO_PKG_VERSION"),
-            "threads": 1, "dtype": "f32", "results": v});
+            "threads": 1, "dtype": precision_names.join(","), "results": v});
         std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap())
             .map_err(|e| Error::Io(e.to_string()))?;
         println!("wrote {path}");

@@ -48,9 +48,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#define RNNCELL_VERSION "0.1.0"
+#define RNNCELL_VERSION "0.2.0"
 #define RNNCELL_VERSION_MAJOR 0
-#define RNNCELL_VERSION_MINOR 1
+#define RNNCELL_VERSION_MINOR 2
 #define RNNCELL_VERSION_PATCH 0
 
 
@@ -337,6 +337,49 @@ typedef uint32_t RnncellWeightFormat;
 #endif // __cplusplus
 
 /**
+ * How a model stores its weight matrices (W, R and the LSTM projection);
+ * biases, peepholes and states stay f32. The rounding (or quantization)
+ * happens once, when the model is built.
+ */
+enum RnncellWeightPrecision
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * f32 weights (the default).
+     */
+    RNNCELL_WEIGHT_PRECISION_F32 = 0,
+    /**
+     * IEEE binary16 weights, rounded to nearest even.
+     */
+    RNNCELL_WEIGHT_PRECISION_F16 = 1,
+    /**
+     * bfloat16 weights, rounded to nearest even.
+     */
+    RNNCELL_WEIGHT_PRECISION_BF16 = 2,
+    /**
+     * int8 weights with one f32 scale per row, f32 activations.
+     */
+    RNNCELL_WEIGHT_PRECISION_I8W = 3,
+    /**
+     * The precision the file stores its weight matrices in (all F16: f16,
+     * all BF16: bf16, all F32: f32; mixed dtypes are
+     * `RNNCELL_STATUS_FORMAT`). Only `rnncell_model_load_safetensors` and
+     * `rnncell_model_load_safetensors_bytes` accept it; anywhere else it is
+     * `RNNCELL_STATUS_INVALID_ARGUMENT`.
+     */
+    RNNCELL_WEIGHT_PRECISION_STORED = 255,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum RnncellWeightPrecision RnncellWeightPrecision;
+#else
+typedef uint32_t RnncellWeightPrecision;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * An immutable, packed model. Opaque: create with `rnncell_model_new_*`,
  * free with `rnncell_model_free`. Any number of threads may use one model
  * at the same time (every call takes it as `const RnncellModel *`).
@@ -355,7 +398,8 @@ typedef struct RnncellState RnncellState;
 
 /**
  * The whole shape of a model: cell, variant options, sizes, layers,
- * direction. Fill it with `rnncell_spec_init`, then change fields.
+ * direction, weight precision. Fill it with `rnncell_spec_init`, then
+ * change fields.
  *
  * Enum fields hold the values of the enum named in their comment. A clip
  * of 0 means "no clipping"; a negative or NaN clip is invalid. Options of
@@ -433,6 +477,11 @@ typedef struct RnncellSpec {
      * RNN: an `RnncellActivation` (default tanh).
      */
     uint32_t rnn_activation;
+    /**
+     * An `RnncellWeightPrecision` (default f32).
+     * `RNNCELL_WEIGHT_PRECISION_STORED` only for the safetensors loaders.
+     */
+    uint32_t weight_precision;
 } RnncellSpec;
 
 /**
@@ -580,6 +629,12 @@ typedef struct RnncellModelInfo {
      * Bytes of packed weights one step reads.
      */
     size_t weight_bytes;
+    /**
+     * An `RnncellWeightPrecision`: the precision of the weight matrices
+     * (never `RNNCELL_WEIGHT_PRECISION_STORED`; a model loaded with it
+     * reports the file's precision).
+     */
+    uint32_t weight_precision;
 } RnncellModelInfo;
 
 /**
@@ -691,6 +746,8 @@ typedef struct RnncellSequenceOutput {
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -787,8 +844,8 @@ RnncellStatus rnncell_model_spec(const struct RnncellModel *model, struct Rnncel
 /**
  * Fills `*spec` with the defaults for `cell` (an `RnncellCell`) with the
  * given sizes: one forward layer, concat merge, no clipping, no LSTM
- * peepholes, projection or coupling, linear-before-reset GRU, tanh RNN.
- * Sizes are checked when a model is built, not here.
+ * peepholes, projection or coupling, linear-before-reset GRU, tanh RNN,
+ * f32 weights (`weight_precision` 0). Sizes are checked when a model is built, not here.
  *
  * # Safety
  * `spec` NULL or writable.
@@ -799,7 +856,7 @@ RnncellStatus rnncell_spec_init(struct RnncellSpec *spec,
                                 size_t hidden_size);
 
 /**
- * The library version, e.g. `"0.1.0"` (the `RNNCELL_VERSION` the library
+ * The library version, e.g. `"0.2.0"` (the `RNNCELL_VERSION` the library
  * was built with; compare it with the header's macro). Static; never free.
  */
 const char *rnncell_version(void);
@@ -831,8 +888,11 @@ const char *rnncell_isa_name(uint32_t isa);
  * Loads a model from a safetensors file (PyTorch `state_dict` or Keras
  * weights, F32/F16/BF16): layers, directions and every size are read from
  * the tensors. From `spec` only the cell kind, its options (clips, LSTM
- * coupling, RNN activation, GRU form for a Keras GRU without bias) and
- * `merge` are used; sizes, `num_layers` and `direction` are ignored (read
+ * coupling, RNN activation, GRU form for a Keras GRU without bias),
+ * `merge` and `weight_precision` are used (`RNNCELL_WEIGHT_PRECISION_STORED`
+ * keeps the precision the file stores its weight matrices in; a file that
+ * mixes F32, F16 and BF16 weight matrices is then `RNNCELL_STATUS_FORMAT`;
+ * biases may have any of the three dtypes and are always widened); sizes, `num_layers` and `direction` are ignored (read
  * them back with `rnncell_model_info` / `rnncell_model_spec`). `opts` may
  * be NULL (PyTorch, whole file). `path` is a NUL-terminated path (bytes on
  * Unix, UTF-8 elsewhere). A malformed file is `RNNCELL_STATUS_FORMAT`, an

@@ -429,6 +429,12 @@ fn spec_init_defaults_and_errors() {
     assert_eq!(s.merge, RnncellMerge::Concat as u32);
     assert_eq!(s.gru_linear_before_reset, 1);
     assert_eq!(s.clip, 0.0);
+    assert_eq!(s.weight_precision, 0);
+    assert_eq!(
+        RnncellWeightPrecision::F32 as u32,
+        0,
+        "spec_init writes f32 weights"
+    );
     // A zeroed spec is rejected (cell 0), as are bad enum values, misplaced
     // options and invalid sizes or clips, each with a message.
     let lw = LayerWeights::zeros(3, 4, 3, 4);
@@ -476,6 +482,12 @@ fn spec_init_defaults_and_errors() {
     let mut b = spec_init(RnncellCell::Lstm, 3, 4);
     b.lstm_proj_bias = 1;
     cases.push((b, "proj_size"));
+    // Unknown precisions, and STORED outside a safetensors loader.
+    for v in [5, 254, 255, u32::MAX] {
+        let mut b = s;
+        b.weight_precision = v;
+        cases.push((b, "spec.weight_precision"));
+    }
     for (spec, want) in cases {
         let (st, m, msg) = new_pytorch(&spec, &layers, 0);
         assert_eq!(st, S::InvalidArgument, "{want}: {msg}");
@@ -2049,4 +2061,203 @@ fn safetensors_from_bytes_and_file() {
     assert_eq!(st, S::Ok);
     drop(CModel(m3));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every precision value of the C enum, with the Rust precision it names.
+fn precisions() -> [(u32, rnncell::WeightPrecision); 4] {
+    use rnncell::WeightPrecision as P;
+    [
+        (RnncellWeightPrecision::F32 as u32, P::F32),
+        (RnncellWeightPrecision::F16 as u32, P::F16),
+        (RnncellWeightPrecision::Bf16 as u32, P::Bf16),
+        (RnncellWeightPrecision::I8w as u32, P::Int8Weights),
+    ]
+}
+
+/// The message of a failed build (the model pointer must be NULL).
+fn failed(st: S, m: *mut RnncellModel, msg: &[c_char]) -> (S, String) {
+    assert!(m.is_null());
+    // SAFETY: the builders NUL-terminate a non-null message buffer.
+    let text = unsafe { CStr::from_ptr(msg.as_ptr()) };
+    (st, text.to_string_lossy().into_owned())
+}
+
+#[test]
+fn weight_precision_reaches_every_builder_and_model_info() {
+    assert_eq!(RnncellWeightPrecision::Stored as u32, 255);
+    let mut rng = Rng(12);
+    // PyTorch layout: every precision builds and reports itself, in
+    // rnncell_model_info and rnncell_model_spec; the spec read back builds
+    // a model of the same precision.
+    let cs0 = spec_init(RnncellCell::Lstm, 5, 6);
+    let w = Weights::random(&ModelSpec::new(CellKind::lstm(), 5, 6), &mut rng);
+    let layers = w.layers();
+    for (v, p) in precisions() {
+        let mut cs = cs0;
+        cs.weight_precision = v;
+        let (st, m, msg) = new_pytorch(&cs, &layers, 0);
+        assert_eq!(st, S::Ok, "{p}: {msg}");
+        let m = m.unwrap();
+        let info = m.info();
+        assert_eq!(info.weight_precision, v, "{p}");
+        assert!(info.weight_bytes > 0);
+        let mut back = RnncellSpec::default();
+        // SAFETY: live model; `back` writable.
+        assert_eq!(unsafe { rnncell_model_spec(m.0, &mut back) }, S::Ok);
+        assert_eq!(back, cs, "{p}");
+        let (st, again, _) = new_pytorch(&back, &layers, 0);
+        assert_eq!(st, S::Ok);
+        assert_eq!(again.unwrap().info().weight_precision, v);
+    }
+    // Bad values and STORED are INVALID_ARGUMENT naming the field, in every
+    // array builder.
+    let mut onnx_cs = spec_init(RnncellCell::Gru, 4, 3);
+    let (ow, or) = (rng.vec(3 * 3 * 4), rng.vec(3 * 3 * 3));
+    let onnx = [RnncellOnnxLayer {
+        w: t(&ow),
+        r: t(&or),
+        ..Default::default()
+    }];
+    let keras = [RnncellKerasLayer {
+        kernel: t(&ow),
+        recurrent_kernel: t(&or),
+        ..Default::default()
+    }];
+    let build = |kind: usize, cs: &RnncellSpec| -> (S, Option<CModel>, String) {
+        let mut m = null_mut();
+        let mut msg = [0 as c_char; 256];
+        // SAFETY: every pointer is valid for its count; `msg` holds 256 bytes.
+        let st = unsafe {
+            match kind {
+                0 => rnncell_model_new_onnx(cs, onnx.as_ptr(), 1, 0, &mut m, msg.as_mut_ptr(), 256),
+                _ => {
+                    rnncell_model_new_keras(cs, keras.as_ptr(), 1, 0, &mut m, msg.as_mut_ptr(), 256)
+                }
+            }
+        };
+        if st == S::Ok {
+            return (st, Some(CModel(m)), String::new());
+        }
+        let (st, text) = failed(st, m, &msg);
+        (st, None, text)
+    };
+    for kind in [0, 1] {
+        for (v, p) in precisions() {
+            onnx_cs.weight_precision = v;
+            let (st, m, msg) = build(kind, &onnx_cs);
+            assert_eq!(st, S::Ok, "{kind} {p}: {msg}");
+            assert_eq!(m.unwrap().info().weight_precision, v);
+        }
+        for v in [5, 254, 255] {
+            onnx_cs.weight_precision = v;
+            let (st, m, msg) = build(kind, &onnx_cs);
+            assert_eq!(st, S::InvalidArgument, "{kind} {v}");
+            assert!(m.is_none());
+            assert!(msg.contains("weight_precision"), "{msg}");
+            if v == 255 {
+                assert!(msg.contains("STORED"), "{msg}");
+            }
+        }
+    }
+    for v in [5, 254, 255] {
+        let mut cs = cs0;
+        cs.weight_precision = v;
+        let (st, m, msg) = new_pytorch(&cs, &layers, 0);
+        assert_eq!((st, m.is_none()), (S::InvalidArgument, true), "{v}");
+        assert!(msg.contains("spec.weight_precision"), "{msg}");
+    }
+
+    // The safetensors loaders: every precision, STORED (the file's dtype:
+    // f32 for this file, f16 and bf16 for the committed ones), bad values.
+    let (file, _) = gru_safetensors("", &mut rng);
+    let load = |bytes: &[u8], cs: &RnncellSpec, opts: &RnncellSafetensorsOptions| {
+        let mut m = null_mut();
+        let mut msg = [0 as c_char; 256];
+        // SAFETY: `bytes` holds bytes.len() bytes; valid structs and buffers.
+        let st = unsafe {
+            rnncell_model_load_safetensors_bytes(
+                bytes.as_ptr(),
+                bytes.len(),
+                cs,
+                opts,
+                0,
+                &mut m,
+                msg.as_mut_ptr(),
+                256,
+            )
+        };
+        if st == S::Ok {
+            return Ok(CModel(m));
+        }
+        Err(failed(st, m, &msg))
+    };
+    let pt = RnncellSafetensorsOptions::default();
+    let mut gru = spec_init(RnncellCell::Gru, 0, 0);
+    for (v, p) in precisions() {
+        gru.weight_precision = v;
+        let m = load(&file, &gru, &pt).unwrap_or_else(|e| panic!("{p}: {e:?}"));
+        assert_eq!(m.info().weight_precision, v);
+    }
+    gru.weight_precision = RnncellWeightPrecision::Stored as u32;
+    let m = load(&file, &gru, &pt).unwrap();
+    assert_eq!(
+        m.info().weight_precision,
+        RnncellWeightPrecision::F32 as u32
+    );
+    for v in [5, 254] {
+        gru.weight_precision = v;
+        let (st, msg) = load(&file, &gru, &pt).err().unwrap();
+        assert_eq!(st, S::InvalidArgument);
+        assert!(msg.contains("spec.weight_precision"), "{msg}");
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/safetensors");
+    let keras = RnncellSafetensorsOptions {
+        format: RnncellWeightFormat::Keras as u32,
+        prefix: c"sequential/".as_ptr(),
+        ..Default::default()
+    };
+    for (name, cell, opts, stored) in [
+        (
+            "torch_lstm_2l_f16",
+            RnncellCell::Lstm,
+            pt,
+            RnncellWeightPrecision::F16,
+        ),
+        (
+            "torch_gru_1l_bf16",
+            RnncellCell::Gru,
+            pt,
+            RnncellWeightPrecision::Bf16,
+        ),
+        (
+            "keras_gru_bi_bf16",
+            RnncellCell::Gru,
+            keras,
+            RnncellWeightPrecision::Bf16,
+        ),
+    ] {
+        let path = dir.join(format!("{name}.safetensors"));
+        let bytes = std::fs::read(&path).unwrap();
+        let mut cs = spec_init(cell, 0, 0);
+        // spec_init: f32, as in 0.1.
+        let m = load(&bytes, &cs, &opts).unwrap();
+        assert_eq!(m.info().weight_precision, 0, "{name}");
+        cs.weight_precision = RnncellWeightPrecision::Stored as u32;
+        let m = load(&bytes, &cs, &opts).unwrap();
+        assert_eq!(m.info().weight_precision, stored as u32, "{name}");
+        // The spec read back names the precision, not STORED.
+        let mut back = RnncellSpec::default();
+        // SAFETY: live model; `back` writable.
+        assert_eq!(unsafe { rnncell_model_spec(m.0, &mut back) }, S::Ok);
+        assert_eq!(back.weight_precision, stored as u32);
+        // The path loader too.
+        let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let mut m = null_mut();
+        // SAFETY: NUL-terminated path, valid structs.
+        let st = unsafe {
+            rnncell_model_load_safetensors(cpath.as_ptr(), &cs, &opts, 0, &mut m, null_mut(), 0)
+        };
+        assert_eq!(st, S::Ok, "{name}");
+        assert_eq!(CModel(m).info().weight_precision, stored as u32);
+    }
 }

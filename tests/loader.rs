@@ -1267,3 +1267,134 @@ fn the_container_rules_match_the_safetensors_crate() {
     }
     assert!(checked > 10_000, "{checked}");
 }
+
+/// The case description of a committed file, by name.
+fn case(name: &str) -> Value {
+    let p = dir().join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn the_stored_precision_is_the_files_dtype() {
+    use WeightPrecision as P;
+    for (name, stored) in [
+        ("torch_lstm_2l_f16", P::F16),
+        ("torch_gru_1l_bf16", P::Bf16),
+        ("keras_gru_bi_bf16", P::Bf16),
+        ("torch_lstm_proj_1l", P::F32),
+        ("keras_lstm_1l", P::F32),
+    ] {
+        let c = case(name);
+        let bytes = committed(c["file"].as_str().unwrap());
+        // The default is today's f32 model, whatever the file stores.
+        assert_eq!(opts_of(&c).precision, Some(P::F32));
+        let m = load_safetensors_bytes(&bytes, &opts_of(&c)).unwrap();
+        assert_eq!(
+            (m.precision(), m.spec().precision),
+            (P::F32, P::F32),
+            "{name}"
+        );
+        // None keeps the stored dtype, from the path and from memory.
+        let opts = opts_of(&c).stored_precision();
+        assert_eq!(opts.precision, None);
+        let from_bytes = load_safetensors_bytes(&bytes, &opts).unwrap();
+        let from_path = load_safetensors(dir().join(c["file"].as_str().unwrap()), &opts).unwrap();
+        for m in [&from_bytes, &from_path] {
+            assert_eq!(
+                (m.precision(), m.spec().precision),
+                (stored, stored),
+                "{name}"
+            );
+        }
+        // Only the precision differs from the f32 model's spec.
+        let f32_spec = *load_safetensors_bytes(&bytes, &opts_of(&c)).unwrap().spec();
+        assert_eq!(*from_bytes.spec(), f32_spec.precision(stored), "{name}");
+        // Keeping 16-bit weights is exact, so the framework's outputs hold.
+        let (y, _, _) = run(&from_bytes, &c);
+        let d = max_diff(&y, &floats(&c["output"]).unwrap());
+        assert!(
+            d <= TOL,
+            "{name} stored as {stored}: output max |diff| {d:e}"
+        );
+        // Some(p) builds in p, whatever the file stores.
+        for p in WeightPrecision::ALL {
+            let m = load_safetensors_bytes(&bytes, &opts_of(&c).precision(p)).unwrap();
+            assert_eq!((m.precision(), m.spec().precision), (p, p), "{name} in {p}");
+        }
+    }
+}
+
+/// The 16-bit entry of an f32 one: its high halves, labelled `dtype`.
+fn narrowed(e: &Entry, dtype: &str) -> Entry {
+    assert_eq!(e.dtype, "F32");
+    Entry {
+        dtype: dtype.into(),
+        bytes: e.bytes.chunks(4).flat_map(|b| [b[2], b[3]]).collect(),
+        ..e.clone()
+    }
+}
+
+#[test]
+fn mixed_weight_dtypes_have_no_stored_precision() {
+    use WeightPrecision as P;
+    let base = gru_entries("", 2, true);
+    let with = |f: &dyn Fn(&Entry) -> Option<&'static str>| -> Vec<u8> {
+        let e: Vec<Entry> = base
+            .iter()
+            .map(|e| f(e).map_or_else(|| e.clone(), |d| narrowed(e, d)))
+            .collect();
+        encode(&e)
+    };
+    // Biases do not count: f16 weights with f32 biases are an f16 model,
+    // and f32 weights with bf16 biases an f32 one.
+    let weights_f16 = with(&|e| (!e.name.contains("bias")).then_some("F16"));
+    let m = load_safetensors_bytes(&weights_f16, &gru().stored_precision()).unwrap();
+    assert_eq!(m.precision(), P::F16);
+    let biases_bf16 = with(&|e| e.name.contains("bias").then_some("BF16"));
+    let m = load_safetensors_bytes(&biases_bf16, &gru().stored_precision()).unwrap();
+    assert_eq!(m.precision(), P::F32);
+    // One weight in another dtype: an error naming two tensors and dtypes.
+    let one_bf16 = with(&|e| (e.name == "weight_hh_l1_reverse").then_some("BF16"));
+    format_err(
+        load_safetensors_bytes(&one_bf16, &gru().stored_precision()),
+        &[
+            "\"weight_ih_l0\" is F32",
+            "\"weight_hh_l1_reverse\" is BF16",
+        ],
+    );
+    let f16_and_bf16 = with(&|e| match e.name.as_str() {
+        n if n.contains("bias") => None,
+        n if n.starts_with("weight_ih") => Some("F16"),
+        _ => Some("BF16"),
+    });
+    format_err(
+        load_safetensors_bytes(&f16_and_bf16, &gru().stored_precision()),
+        &["\"weight_ih_l0\" is F16", "\"weight_hh_l0\" is BF16"],
+    );
+    // Asking for a precision loads any mix.
+    for file in [&one_bf16, &f16_and_bf16] {
+        for p in WeightPrecision::ALL {
+            assert_eq!(
+                load_safetensors_bytes(file, &gru().precision(p))
+                    .unwrap()
+                    .precision(),
+                p
+            );
+        }
+    }
+    // Keras: a kernel in F32 beside bf16 recurrent kernels.
+    let c = case("keras_gru_bi_bf16");
+    let mut e = committed_entries("keras_gru_bi_bf16.safetensors");
+    let k = e
+        .iter_mut()
+        .find(|t| t.name.ends_with("backward_gru/gru_cell/kernel"))
+        .unwrap();
+    k.dtype = "F32".into();
+    k.bytes = k.bytes.chunks(2).flat_map(|b| [0, 0, b[0], b[1]]).collect();
+    let m = format_err(
+        load_safetensors_bytes(&encode(&e), &opts_of(&c).stored_precision()),
+        &["backward_gru/gru_cell/kernel\" is F32", "is BF16"],
+    );
+    assert!(m.contains("forward_gru/gru_cell/kernel\" is BF16"), "{m}");
+    load_safetensors_bytes(&encode(&e), &opts_of(&c)).unwrap();
+}

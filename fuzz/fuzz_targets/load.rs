@@ -1,7 +1,8 @@
 //! Fuzzes the safetensors loader: any bytes, read as a file with one of
-//! several option sets (formats, cell kinds, prefixes), must give a model
-//! or an error, never a panic, an out-of-bounds read or an unbounded
-//! allocation; a model that loads must run.
+//! several option sets (formats, cell kinds, prefixes, the stored
+//! precision), must give a model or an error, never a panic, an
+//! out-of-bounds read or an unbounded allocation; a model that loads must
+//! run.
 //!
 //! The option set is chosen by the input's last byte, which in a valid file
 //! is tensor data (so mutating it keeps the file valid and lets the fuzzer
@@ -29,6 +30,9 @@ fn options() -> Vec<SafetensorsOptions> {
             .prefix("sequential/")
             .keras_layers(["lstm", "lstm_1"]),
         pt(CellKind::gru()).merge(MergeMode::Sum),
+        // The stored precision (mixed dtypes are an error).
+        pt(CellKind::lstm()).stored_precision(),
+        ke(CellKind::gru()).prefix("sequential/").stored_precision(),
     ]
 }
 

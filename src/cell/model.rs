@@ -605,6 +605,11 @@ impl Model {
         self.kernels.isa
     }
 
+    /// The precision the weight matrices were built in (the spec's).
+    pub fn precision(&self) -> crate::cell::spec::WeightPrecision {
+        self.spec.precision
+    }
+
     /// Bytes of packed weights a streaming step reads: every weight, bias,
     /// peephole and projection buffer of every layer (rows padded to whole
     /// panels, vectors to multiples of 128 floats).

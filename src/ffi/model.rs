@@ -8,7 +8,8 @@ use super::marshal::{Handle, Regions, Tagged, Unaligned, unaligned_slice};
 use super::{
     FfiResult, RnncellIsa, RnncellKerasLayer, RnncellModelInfo, RnncellOnnxLayer,
     RnncellPytorchLayer, RnncellSafetensorsOptions, RnncellSpec, RnncellStatus, RnncellTensor,
-    boundary, check_count, floats_in, guarded, read_in, write_msg, write_out,
+    RnncellWeightPrecision, boundary, check_count, floats_in, guarded, read_in, write_msg,
+    write_out,
 };
 use crate::cell::model::{KerasTensors, Model, OnnxTensors};
 use crate::cell::spec::{CellKind, ModelSpec};
@@ -543,6 +544,7 @@ pub unsafe extern "C" fn rnncell_model_info(
             has_cell_state: s.has_cell_state(),
             isa: RnncellIsa::from_isa(m.isa()),
             weight_bytes: m.weight_bytes(),
+            weight_precision: RnncellWeightPrecision::from_precision(m.precision()) as u32,
         };
         // SAFETY: `out` is null or writable (caller).
         unsafe { write_out(out, info) }
@@ -570,8 +572,8 @@ pub unsafe extern "C" fn rnncell_model_spec(
 
 /// Fills `*spec` with the defaults for `cell` (an `RnncellCell`) with the
 /// given sizes: one forward layer, concat merge, no clipping, no LSTM
-/// peepholes, projection or coupling, linear-before-reset GRU, tanh RNN.
-/// Sizes are checked when a model is built, not here.
+/// peepholes, projection or coupling, linear-before-reset GRU, tanh RNN,
+/// f32 weights (`weight_precision` 0). Sizes are checked when a model is built, not here.
 ///
 /// # Safety
 /// `spec` NULL or writable.
@@ -594,7 +596,7 @@ pub unsafe extern "C" fn rnncell_spec_init(
     })
 }
 
-/// The library version, e.g. `"0.1.0"` (the `RNNCELL_VERSION` the library
+/// The library version, e.g. `"0.2.0"` (the `RNNCELL_VERSION` the library
 /// was built with; compare it with the header's macro). Static; never free.
 #[unsafe(no_mangle)]
 pub extern "C" fn rnncell_version() -> *const c_char {
@@ -714,14 +716,18 @@ unsafe fn load_options(
         merge: spec.merge_mode()?,
         keras_layers: layers,
         isa: Some(isa),
+        precision: spec.load_precision()?,
     })
 }
 
 /// Loads a model from a safetensors file (PyTorch `state_dict` or Keras
 /// weights, F32/F16/BF16): layers, directions and every size are read from
 /// the tensors. From `spec` only the cell kind, its options (clips, LSTM
-/// coupling, RNN activation, GRU form for a Keras GRU without bias) and
-/// `merge` are used; sizes, `num_layers` and `direction` are ignored (read
+/// coupling, RNN activation, GRU form for a Keras GRU without bias),
+/// `merge` and `weight_precision` are used (`RNNCELL_WEIGHT_PRECISION_STORED`
+/// keeps the precision the file stores its weight matrices in; a file that
+/// mixes F32, F16 and BF16 weight matrices is then `RNNCELL_STATUS_FORMAT`;
+/// biases may have any of the three dtypes and are always widened); sizes, `num_layers` and `direction` are ignored (read
 /// them back with `rnncell_model_info` / `rnncell_model_spec`). `opts` may
 /// be NULL (PyTorch, whole file). `path` is a NUL-terminated path (bytes on
 /// Unix, UTF-8 elsewhere). A malformed file is `RNNCELL_STATUS_FORMAT`, an

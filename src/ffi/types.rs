@@ -11,7 +11,7 @@ use std::ptr;
 use super::{FfiResult, RnncellStatus};
 use crate::cell::spec::{
     CellKind, Coupling, Direction, GruOptions, LstmOptions, MergeMode, ModelSpec, RnnActivation,
-    RnnOptions,
+    RnnOptions, WeightPrecision,
 };
 use crate::error::Error;
 use crate::isa::Isa;
@@ -115,8 +115,42 @@ pub enum RnncellActivation {
     Relu = 1,
 }
 
+/// How a model stores its weight matrices (W, R and the LSTM projection);
+/// biases, peepholes and states stay f32. The rounding (or quantization)
+/// happens once, when the model is built.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnncellWeightPrecision {
+    /// f32 weights (the default).
+    F32 = 0,
+    /// IEEE binary16 weights, rounded to nearest even.
+    F16 = 1,
+    /// bfloat16 weights, rounded to nearest even.
+    Bf16 = 2,
+    /// int8 weights with one f32 scale per row, f32 activations.
+    I8w = 3,
+    /// The precision the file stores its weight matrices in (all F16: f16,
+    /// all BF16: bf16, all F32: f32; mixed dtypes are
+    /// `RNNCELL_STATUS_FORMAT`). Only `rnncell_model_load_safetensors` and
+    /// `rnncell_model_load_safetensors_bytes` accept it; anywhere else it is
+    /// `RNNCELL_STATUS_INVALID_ARGUMENT`.
+    Stored = 255,
+}
+
+impl RnncellWeightPrecision {
+    pub(crate) fn from_precision(p: WeightPrecision) -> RnncellWeightPrecision {
+        match p {
+            WeightPrecision::F32 => RnncellWeightPrecision::F32,
+            WeightPrecision::F16 => RnncellWeightPrecision::F16,
+            WeightPrecision::Bf16 => RnncellWeightPrecision::Bf16,
+            WeightPrecision::Int8Weights => RnncellWeightPrecision::I8w,
+        }
+    }
+}
+
 /// The whole shape of a model: cell, variant options, sizes, layers,
-/// direction. Fill it with `rnncell_spec_init`, then change fields.
+/// direction, weight precision. Fill it with `rnncell_spec_init`, then
+/// change fields.
 ///
 /// Enum fields hold the values of the enum named in their comment. A clip
 /// of 0 means "no clipping"; a negative or NaN clip is invalid. Options of
@@ -165,6 +199,9 @@ pub struct RnncellSpec {
     pub gru_linear_before_reset: u32,
     /// RNN: an `RnncellActivation` (default tanh).
     pub rnn_activation: u32,
+    /// An `RnncellWeightPrecision` (default f32).
+    /// `RNNCELL_WEIGHT_PRECISION_STORED` only for the safetensors loaders.
+    pub weight_precision: u32,
 }
 
 impl Default for RnncellSpec {
@@ -217,6 +254,7 @@ impl RnncellSpec {
             lstm_cell_clip: 0.0,
             gru_linear_before_reset: 1,
             rnn_activation: RnncellActivation::Tanh as u32,
+            weight_precision: RnncellWeightPrecision::F32 as u32,
         }
     }
 
@@ -236,10 +274,36 @@ impl RnncellSpec {
             num_layers: self.num_layers,
             direction,
             merge: self.merge_mode()?,
-            precision: crate::WeightPrecision::F32,
+            precision: self.weight_precision()?,
         };
         spec.validate()?;
         Ok(spec)
+    }
+
+    /// The weight precision; `RNNCELL_WEIGHT_PRECISION_STORED` is an error
+    /// here (only the loaders accept it: see `load_precision`).
+    pub(crate) fn weight_precision(self) -> Result<WeightPrecision, Error> {
+        match self.load_precision()? {
+            Some(p) => Ok(p),
+            None => Err(Error::InvalidArgument(format!(
+                "spec.weight_precision: {} (RNNCELL_WEIGHT_PRECISION_STORED) is only valid for \
+                 rnncell_model_load_safetensors and rnncell_model_load_safetensors_bytes",
+                self.weight_precision
+            ))),
+        }
+    }
+
+    /// The weight precision of a safetensors load: `None` for
+    /// `RNNCELL_WEIGHT_PRECISION_STORED` (keep the file's dtype).
+    pub(crate) fn load_precision(self) -> Result<Option<WeightPrecision>, Error> {
+        Ok(Some(match self.weight_precision {
+            0 => WeightPrecision::F32,
+            1 => WeightPrecision::F16,
+            2 => WeightPrecision::Bf16,
+            3 => WeightPrecision::Int8Weights,
+            255 => return Ok(None),
+            v => return Err(bad("weight_precision", v)),
+        }))
     }
 
     /// The merge mode.
@@ -330,6 +394,7 @@ impl RnncellSpec {
             MergeMode::Concat => RnncellMerge::Concat,
             MergeMode::Sum => RnncellMerge::Sum,
         } as u32;
+        out.weight_precision = RnncellWeightPrecision::from_precision(s.precision) as u32;
         match s.cell {
             CellKind::Lstm(o) => {
                 out.clip = clip_out(o.clip);
@@ -482,6 +547,10 @@ pub struct RnncellModelInfo {
     pub isa: RnncellIsa,
     /// Bytes of packed weights one step reads.
     pub weight_bytes: usize,
+    /// An `RnncellWeightPrecision`: the precision of the weight matrices
+    /// (never `RNNCELL_WEIGHT_PRECISION_STORED`; a model loaded with it
+    /// reports the file's precision).
+    pub weight_precision: u32,
 }
 
 /// A batch of sequences for `rnncell_model_run`. T = `steps`, B = `batch`,

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::tensor::Tensor;
-use super::{SafetensorsOptions, cell_with, format_err, gate_names, inferred_spec};
+use super::{
+    SafetensorsOptions, cell_with, format_err, gate_names, inferred_spec, model_precision,
+};
 use crate::cell::model::{KerasTensors, Model};
 use crate::cell::spec::CellKind;
 use crate::error::{Error, Result};
@@ -211,6 +213,8 @@ pub(super) fn load<'t, 'a: 't>(
 
     let mut all: Vec<[Vec<f32>; 3]> = Vec::with_capacity(order.len() * dirs);
     let mut has_bias: Vec<bool> = Vec::with_capacity(order.len() * dirs);
+    // The weight matrices (not the biases), for the stored precision.
+    let mut matrices: Vec<&Tensor<'_>> = Vec::new();
     for (l, name) in order.iter().enumerate() {
         let (lbidi, dirs_t) = &layers[name];
         if *lbidi != bidi {
@@ -252,6 +256,7 @@ pub(super) fn load<'t, 'a: 't>(
             let rv = r.read(&[hidden, gh], &|| {
                 format!("hidden size {hidden} from the first layer, {g} gates")
             })?;
+            matrices.extend([*k, *r]);
             let bv = match &t.bias {
                 None => {
                     has_bias.push(false);
@@ -287,6 +292,7 @@ pub(super) fn load<'t, 'a: 't>(
             bias: hb.then_some(b.as_slice()),
         })
         .collect();
+    let spec = spec.precision(model_precision(opts, matrices)?);
     Model::from_keras_with_isa(spec, &tensors, isa)
 }
 

@@ -5,7 +5,9 @@
 //! The caller says only the cell kind (and the RNN nonlinearity); layers,
 //! directions, input, hidden and projection sizes and whether there are
 //! biases are read from the tensors present. F32, F16 and BF16 tensors are
-//! accepted (widened exactly to f32).
+//! accepted (widened exactly to f32), and the model is built in the
+//! precision [`SafetensorsOptions::precision`] names (f32 unless told; or the
+//! file's stored dtype).
 //!
 //! Every problem with the file is an [`Error::Format`] whose message names
 //! the tensor and says what is wrong; [`Error::Io`] if the file cannot be
@@ -32,10 +34,12 @@ mod tensor;
 use std::path::Path;
 
 use crate::cell::model::Model;
-use crate::cell::spec::{CellKind, Direction, GruOptions, LstmOptions, MergeMode, ModelSpec};
+use crate::cell::spec::{
+    CellKind, Direction, GruOptions, LstmOptions, MergeMode, ModelSpec, WeightPrecision,
+};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
-use tensor::Tensor;
+use tensor::{Dtype, Tensor};
 
 /// Which framework saved the weights, and so how they are named and laid
 /// out.
@@ -119,6 +123,23 @@ pub struct SafetensorsOptions {
     pub keras_layers: Vec<String>,
     /// The instruction set to build for; `None`: [`Isa::detect`].
     pub isa: Option<Isa>,
+    /// The precision of the model's weight matrices. `Some(p)` (default
+    /// `Some(WeightPrecision::F32)`) builds the model in `p`, whatever the
+    /// file stores. `None` keeps the file's stored precision: if every
+    /// weight matrix (PyTorch `weight_ih`, `weight_hh`, `weight_hr`; Keras
+    /// `kernel`, `recurrent_kernel`) is F16 the model is
+    /// [`WeightPrecision::F16`], all BF16 gives [`WeightPrecision::Bf16`],
+    /// all F32 gives [`WeightPrecision::F32`]; mixed dtypes are an
+    /// [`Error::Format`] naming two tensors and their dtypes. Biases are
+    /// not weight matrices: they may have any of the three dtypes and are
+    /// always widened to f32.
+    ///
+    /// Keeping F16 or BF16 is exact: each tensor is widened to f32 and
+    /// rounded back to its own format when the model is packed, which gives
+    /// back exactly the stored bits, so the model equals one built from the
+    /// stored values. The transient f32 copy (4 bytes per weight while the
+    /// model is built) is a memory cost only.
+    pub precision: Option<WeightPrecision>,
 }
 
 impl SafetensorsOptions {
@@ -136,6 +157,7 @@ impl SafetensorsOptions {
             merge: MergeMode::Concat,
             keras_layers: Vec::new(),
             isa: None,
+            precision: Some(WeightPrecision::F32),
         }
     }
 
@@ -199,6 +221,32 @@ impl SafetensorsOptions {
     /// ```
     pub fn isa(mut self, isa: Isa) -> SafetensorsOptions {
         self.isa = Some(isa);
+        self
+    }
+
+    /// Builds the model in `precision` (sets [`SafetensorsOptions::precision`]
+    /// to `Some(precision)`).
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let o = SafetensorsOptions::pytorch(CellKind::lstm()).precision(WeightPrecision::Bf16);
+    /// assert_eq!(o.precision, Some(WeightPrecision::Bf16));
+    /// ```
+    pub fn precision(mut self, precision: WeightPrecision) -> SafetensorsOptions {
+        self.precision = Some(precision);
+        self
+    }
+
+    /// Keeps the precision the file stores its weight matrices in (sets
+    /// [`SafetensorsOptions::precision`] to `None`).
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let o = SafetensorsOptions::keras(CellKind::gru()).stored_precision();
+    /// assert_eq!(o.precision, None);
+    /// ```
+    pub fn stored_precision(mut self) -> SafetensorsOptions {
+        self.precision = None;
         self
     }
 }
@@ -361,10 +409,48 @@ pub(crate) fn inferred_spec(
         } else {
             Direction::Forward
         })
-        .merge(opts.merge);
+        .merge(opts.merge)
+        // `None` (the stored precision) is resolved once every weight has
+        // been read: see `model_precision`.
+        .precision(opts.precision.unwrap_or_default());
     spec.validate()
         .map_err(|e| format_err(format!("the sizes read from the file are not valid: {e}")))?;
     Ok(spec)
+}
+
+/// The precision to build in: the one asked for, or (`None`) the dtype
+/// every weight matrix of the model is stored in (`weights`: W, R and
+/// projection tensors, in file order; biases excluded). Mixed dtypes are an
+/// [`Error::Format`] naming the first tensor and the first that differs.
+pub(crate) fn model_precision<'t, 'a: 't>(
+    opts: &SafetensorsOptions,
+    weights: impl IntoIterator<Item = &'t Tensor<'a>>,
+) -> Result<WeightPrecision> {
+    if let Some(p) = opts.precision {
+        return Ok(p);
+    }
+    let mut weights = weights.into_iter();
+    let Some(first) = weights.next() else {
+        // Unreachable: every model has a W and an R.
+        return Ok(WeightPrecision::F32);
+    };
+    if let Some(other) = weights.find(|t| t.dtype != first.dtype) {
+        return Err(format_err(format!(
+            "tensor {:?} is {} but {:?} is {}: keeping the stored precision needs every weight \
+             matrix in one dtype (or ask for a precision: f32, f16, bf16, i8w)",
+            first.name(),
+            first.dtype.name(),
+            other.name(),
+            other.dtype.name()
+        )));
+    }
+    match first.dtype {
+        Dtype::F16 => Ok(WeightPrecision::F16),
+        Dtype::BF16 => Ok(WeightPrecision::Bf16),
+        Dtype::F32 => Ok(WeightPrecision::F32),
+        // Unreachable: every weight has been read (check_dtype) before.
+        _ => first.check_dtype().map(|()| WeightPrecision::F32),
+    }
 }
 
 pub(crate) fn cell_with(cell: CellKind, proj_size: usize, lbr: Option<bool>) -> CellKind {

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::tensor::Tensor;
-use super::{SafetensorsOptions, cell_with, format_err, gate_names, inferred_spec};
+use super::{
+    SafetensorsOptions, cell_with, format_err, gate_names, inferred_spec, model_precision,
+};
 use crate::cell::model::Model;
 use crate::cell::spec::{CellKind, MergeMode};
 use crate::error::{Error, Result};
@@ -167,6 +169,8 @@ pub(super) fn load<'t, 'a: 't>(
     let spec = inferred_spec(cell, input, hidden, num_layers, dirs == 2, opts)?;
 
     let mut weights: HashMap<String, Vec<f32>> = HashMap::new();
+    // The weight matrices (not the biases), for the stored precision.
+    let mut matrices: Vec<&Tensor<'_>> = Vec::new();
     for l in 0..num_layers {
         let in_l = spec.layer_input_size(l);
         for d in 0..dirs {
@@ -180,6 +184,9 @@ pub(super) fn load<'t, 'a: 't>(
                     missing(kind, l, d, &format!("the file has tensors of {have}"))
                 })?;
                 let v = t.read(shape, why)?;
+                if !matches!(kind, PtKind::BiasIh | PtKind::BiasHh) {
+                    matrices.push(t);
+                }
                 weights.insert(full(kind, l, d)[p.len()..].to_string(), v);
                 Ok::<(), Error>(())
             };
@@ -226,6 +233,7 @@ pub(super) fn load<'t, 'a: 't>(
             t.name
         )));
     }
+    let spec = spec.precision(model_precision(opts, matrices)?);
     Model::from_pytorch_with_isa(spec, |n| weights.get(n).map(Vec::as_slice), isa)
 }
 

@@ -67,6 +67,7 @@ static void test_spec_errors(void) {
     CHECK(s.num_layers == 1 && s.direction == RNNCELL_DIRECTION_FORWARD);
     CHECK(s.merge == RNNCELL_MERGE_CONCAT && s.clip == 0.0f && s.gru_linear_before_reset);
     CHECK(s.rnn_activation == RNNCELL_ACTIVATION_TANH && s.lstm_proj_size == 0);
+    CHECK(s.weight_precision == RNNCELL_WEIGHT_PRECISION_F32 && s.weight_precision == 0);
 
     net_init(&n, &s, &seed);
     layers = net_pytorch_layers(&n);
@@ -98,6 +99,11 @@ static void test_spec_errors(void) {
     BAD_SPEC(b.hidden_size = 0, RNNCELL_STATUS_INVALID_ARGUMENT, "hidden_size");
     BAD_SPEC(b.input_size = 0, RNNCELL_STATUS_INVALID_ARGUMENT, "input_size");
     BAD_SPEC(b.num_layers = 0, RNNCELL_STATUS_INVALID_ARGUMENT, "num_layers");
+    BAD_SPEC(b.weight_precision = 5, RNNCELL_STATUS_INVALID_ARGUMENT, "spec.weight_precision");
+    BAD_SPEC(b.weight_precision = 254, RNNCELL_STATUS_INVALID_ARGUMENT, "spec.weight_precision");
+    /* STORED is for the safetensors loaders only. */
+    BAD_SPEC(b.weight_precision = RNNCELL_WEIGHT_PRECISION_STORED, RNNCELL_STATUS_INVALID_ARGUMENT,
+             "spec.weight_precision");
     BAD_SPEC(b.input_size = (size_t)1 << 40, RNNCELL_STATUS_INVALID_ARGUMENT, "too large");
     /* A wrong size now mismatches the weights. */
     BAD_SPEC(b.input_size = 5, RNNCELL_STATUS_SIZE_MISMATCH, "weight_ih");
@@ -1141,6 +1147,61 @@ static void test_safetensors(void) {
     printf("  safetensors: bytes and file match the arrays; FORMAT/IO errors named: ok\n");
 }
 
+/* Issue 12: every weight precision builds and reports itself; STORED keeps a
+ * file's dtype (the f16 file of RNNCELL_MODEL, set by c/Makefile). */
+static void test_precisions(void) {
+    static const uint32_t all[4] = {RNNCELL_WEIGHT_PRECISION_F32, RNNCELL_WEIGHT_PRECISION_F16,
+                                    RNNCELL_WEIGHT_PRECISION_BF16, RNNCELL_WEIGHT_PRECISION_I8W};
+    RnncellSpec s, back;
+    RnncellModelInfo info;
+    RnncellModel *m;
+    Net n;
+    uint32_t seed = 12;
+    size_t k;
+    char msg[256];
+    const char *model = getenv("RNNCELL_MODEL");
+    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 3, 4));
+    for (k = 0; k < 4; k++) {
+        s.weight_precision = all[k];
+        net_init(&n, &s, &seed);
+        m = net_model(&n, RNNCELL_ISA_AUTO);
+        CHECK(m != NULL);
+        if (m) {
+            OK(rnncell_model_info(m, &info));
+            CHECK(info.weight_precision == all[k] && info.weight_bytes > 0);
+            OK(rnncell_model_spec(m, &back));
+            CHECK(back.weight_precision == all[k]);
+            rnncell_model_free(m);
+        }
+        net_free(&n);
+    }
+    if (model == NULL) {
+        printf("  precisions: RNNCELL_MODEL not set, STORED from a file not tested\n");
+        return;
+    }
+    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 0, 0));
+    OK(rnncell_model_load_safetensors(model, &s, NULL, RNNCELL_ISA_AUTO, &m, msg, sizeof msg));
+    if (m) {
+        OK(rnncell_model_info(m, &info));
+        CHECK(info.weight_precision == RNNCELL_WEIGHT_PRECISION_F32); /* as in 0.1 */
+        rnncell_model_free(m);
+    }
+    s.weight_precision = RNNCELL_WEIGHT_PRECISION_STORED;
+    OK(rnncell_model_load_safetensors(model, &s, NULL, RNNCELL_ISA_AUTO, &m, msg, sizeof msg));
+    if (m) {
+        OK(rnncell_model_info(m, &info));
+        CHECK(info.weight_precision == RNNCELL_WEIGHT_PRECISION_F16);
+        OK(rnncell_model_spec(m, &back));
+        CHECK(back.weight_precision == RNNCELL_WEIGHT_PRECISION_F16);
+        rnncell_model_free(m);
+    }
+    s.weight_precision = 254;
+    EXPECT(rnncell_model_load_safetensors(model, &s, NULL, RNNCELL_ISA_AUTO, &m, msg, sizeof msg),
+           RNNCELL_STATUS_INVALID_ARGUMENT);
+    CHECK(m == NULL && strstr(msg, "spec.weight_precision") != NULL);
+    printf("  precisions: f32 f16 bf16 i8w reported; STORED keeps the file's f16: ok\n");
+}
+
 /* Issue 11: the marshal step. Run under ASan: a count compared after a copy
  * reads past these exact-size heap buffers and fails the test. */
 static void test_marshal(void) {
@@ -1262,6 +1323,7 @@ int main(void) {
     test_marshal();
     test_boundary();
     test_safetensors();
+    test_precisions();
     if (failures) {
         fprintf(stderr, "test_api: %d check(s) FAILED\n", failures);
         return 1;
