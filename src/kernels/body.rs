@@ -103,12 +103,11 @@ pub(crate) fn pre_len(pl: &PackedLayer, lanes: usize) -> usize {
 fn mac<S: Widen<W>, W: Stored, const NV: usize>(
     s: S,
     acc: &mut [S::V; NACC],
-    g: &Geom,
+    (split, dst): (usize, usize),
     panel: &[W],
     v: &[f32],
 ) {
     let l = S::LANES;
-    let (split, dst) = (g.split, g.dst);
     let map = |i: usize| if i < split { i } else { dst + i - split };
     // The run-time index map is applied outside the loop only: indexed by
     // it inside, the accumulators lived on the stack (a store-to-load
@@ -125,14 +124,28 @@ fn mac<S: Widen<W>, W: Stored, const NV: usize>(
     }
 }
 
+/// [`mac`] for the row width of `g`; `map` is `(g.split, g.dst)`, or
+/// [`IDENTITY`] for panels whose vectors feed accumulators 0.. in order (x
+/// panels, single-gate panels): a constant map keeps the accumulators in
+/// registers.
 #[inline(always)]
-fn mac_dyn<S: Widen<W>, W: Stored>(s: S, acc: &mut [S::V; NACC], g: &Geom, panel: &[W], v: &[f32]) {
+fn mac_dyn<S: Widen<W>, W: Stored>(
+    s: S,
+    acc: &mut [S::V; NACC],
+    g: &Geom,
+    map: (usize, usize),
+    panel: &[W],
+    v: &[f32],
+) {
     match g.nv {
-        Nv::V8 => mac::<S, W, 8>(s, acc, g, panel, v),
-        Nv::V6 => mac::<S, W, 6>(s, acc, g, panel, v),
-        Nv::V4 => mac::<S, W, 4>(s, acc, g, panel, v),
+        Nv::V8 => mac::<S, W, 8>(s, acc, map, panel, v),
+        Nv::V6 => mac::<S, W, 6>(s, acc, map, panel, v),
+        Nv::V4 => mac::<S, W, 4>(s, acc, map, panel, v),
     }
 }
+
+/// The accumulator map of x and single-gate panels.
+const IDENTITY: (usize, usize) = (NACC, NACC);
 
 /// The chain `acc` of a matrix whose panel vectors map through `g`,
 /// started at +0 with int8 weights, joined to the running sum `into`:
@@ -339,15 +352,21 @@ fn bias_acc<S: Simd>(s: S, pl: &PackedLayer, p: usize) -> [S::V; NACC] {
 
 /// bias + W·x of panel `p` for one column, in the tile layout.
 #[inline(always)]
-fn x_part<S: Widen<W>, W: Stored>(s: S, pl: &PackedLayer, p: usize, x: &[f32]) -> [S::V; NACC] {
+fn x_part<S: Widen<W>, W: Stored>(
+    s: S,
+    pl: &PackedLayer,
+    p: usize,
+    panel: &[W],
+    x: &[f32],
+) -> [S::V; NACC] {
     let g = &pl.wx.geom;
     let mut acc = bias_acc(s, pl, p);
     if W::SCALED {
         let mut a = [s.splat(0.0); NACC];
-        mac_dyn(s, &mut a, g, pl.wx.panel::<W>(p), &x[..pl.input]);
+        mac_dyn(s, &mut a, g, IDENTITY, panel, &x[..pl.input]);
         join_scaled(s, &a, g, pl.wx.scale(p), &mut acc);
     } else {
-        mac_dyn(s, &mut acc, g, pl.wx.panel::<W>(p), &x[..pl.input]);
+        mac_dyn(s, &mut acc, g, IDENTITY, panel, &x[..pl.input]);
     }
     acc
 }
@@ -358,16 +377,17 @@ fn h_part<S: Widen<W>, W: Stored>(
     s: S,
     pl: &PackedLayer,
     p: usize,
+    panel: &[W],
     h: &[f32],
     acc: &mut [S::V; NACC],
 ) {
     let g = &pl.wh.geom;
     if W::SCALED {
         let mut a = [s.splat(0.0); NACC];
-        mac_dyn(s, &mut a, g, pl.wh.panel::<W>(p), &h[..pl.hr]);
+        mac_dyn(s, &mut a, g, (g.split, g.dst), panel, &h[..pl.hr]);
         join_scaled(s, &a, g, pl.wh.scale(p), acc);
     } else {
-        mac_dyn(s, acc, g, pl.wh.panel::<W>(p), &h[..pl.hr]);
+        mac_dyn(s, acc, g, (g.split, g.dst), panel, &h[..pl.hr]);
     }
 }
 
@@ -384,15 +404,19 @@ pub(crate) fn layer_step<S: Widen<W>, W: Stored>(
     debug_assert_eq!(pl.precision, W::PRECISION);
     let l = S::LANES;
     let panels = pl.wx.geom.panels;
+    // The panel slices are cut here, outside the per-panel calls (one
+    // type check per call, not two per panel).
+    let (wx, xw) = (pl.wx.all::<W>(), pl.wx.geom.panel_len());
+    let (wh, hw) = (pl.wh.all::<W>(), pl.wh.geom.panel_len());
     let flip = st.flip;
     st.flip = !flip;
     for i in 0..panels {
         let p = if flip { panels - 1 - i } else { i };
         let mut acc = match input {
-            In::X(x) => x_part::<S, W>(s, pl, p, x),
+            In::X(x) => x_part::<S, W>(s, pl, p, &wx[p * xw..(p + 1) * xw], x),
             In::Pre(pre) => load_acc(s, &pre[p * NACC * l..]),
         };
-        h_part::<S, W>(s, pl, p, &st.h, &mut acc);
+        h_part::<S, W>(s, pl, p, &wh[p * hw..(p + 1) * hw], &st.h, &mut acc);
         epi_main(s, pl, p, &acc, st);
     }
     match pl.op {
@@ -436,10 +460,10 @@ fn single_gate<S: Widen<W>, W: Stored>(
         };
         if W::SCALED {
             let mut a = [s.splat(0.0); NACC];
-            mac::<S, W, 8>(s, &mut a, g, w.panel::<W>(p), v);
+            mac::<S, W, 8>(s, &mut a, IDENTITY, w.panel::<W>(p), v);
             join_scaled(s, &a, g, w.scale(p), &mut acc);
         } else {
-            mac::<S, W, 8>(s, &mut acc, g, w.panel::<W>(p), v);
+            mac::<S, W, 8>(s, &mut acc, IDENTITY, w.panel::<W>(p), v);
         }
         match ph {
             Phase2::Gru => epi_gru_rb2(s, pl, p, &acc, st),

@@ -162,6 +162,15 @@ impl Panels {
         }
     }
 
+    /// Every panel's elements (panel p at `p · geom.panel_len()`).
+    ///
+    /// # Panics
+    /// As [`Panels::panel`].
+    #[inline(always)]
+    pub(crate) fn all<W: Stored>(&self) -> &[W] {
+        W::of(&self.store).expect("panels of another weight type")
+    }
+
     /// Panel `p`'s elements.
     ///
     /// # Panics
