@@ -669,3 +669,29 @@ fn reduced_precision_error_bounds() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `Model::weight_bytes` (and so `rnncell_model_info`) reports the bytes
+/// the panels really hold: with E packed weight elements (rows padded to
+/// whole panels) and K = I = H columns per row, f32 is 4E, f16 and bf16 2E,
+/// i8w E plus one f32 scale per packed row (4E/K); biases are f32 in all.
+#[test]
+fn weight_bytes_are_the_real_bytes_of_each_precision() {
+    for k in kernel_sets() {
+        for cell in [CellKind::lstm(), CellKind::gru(), CellKind::rnn_tanh()] {
+            let h = 40;
+            let spec = ModelSpec::new(cell, h, h);
+            let w = random_weights(&spec, 3);
+            let bytes = |p| k.model(spec.precision(p), &w).unwrap().weight_bytes();
+            let (b32, b16, bbf, b8) = (
+                bytes(WeightPrecision::F32),
+                bytes(WeightPrecision::F16),
+                bytes(WeightPrecision::Bf16),
+                bytes(WeightPrecision::Int8Weights),
+            );
+            let e = (b32 - b16) / 2;
+            assert!(e >= cell.gates() * h * 2 * h, "{k} {cell:?}: {e} elements");
+            assert_eq!(b16, bbf, "{k} {cell:?}");
+            assert_eq!(b8, b16 - e + 4 * e / h, "{k} {cell:?}");
+        }
+    }
+}
