@@ -56,7 +56,7 @@
 //!   the row is `q = 0, s = 0`; otherwise
 //!   `q[r,k] = round_ties_even(M[r,k] / s)` (f32 division), clamped to
 //!   [−127, 127] (the clamp is never active). See [`quantize_i8w`]. Every
-//!   product "initial value + M[r]·v" of the f32 path then becomes two
+//!   product "initial value + `M[r]·v`" of the f32 path then becomes two
 //!   operations, a chain over the integer weights from +0 and one rescale
 //!   into the initial value:
 //!
