@@ -4,6 +4,9 @@
 //! framework's outputs within 1e-5 on every ISA of this machine; and every
 //! kind of bad file gives the right error, naming the tensor, never a panic.
 
+mod common;
+use common::max_diff;
+
 use std::path::{Path, PathBuf};
 
 use rnncell::*;
@@ -63,14 +66,6 @@ fn cases() -> Vec<Value> {
     v.iter()
         .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
         .collect()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Runs the case's input; returns (output, h_n, c_n).

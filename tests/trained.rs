@@ -5,6 +5,9 @@
 //! every ISA of this machine, bit-identically across ISAs; the prediction
 //! head on our outputs gives the held-out loss torch recorded.
 
+mod common;
+use common::max_diff;
+
 use std::path::{Path, PathBuf};
 
 use rnncell::*;
@@ -28,14 +31,6 @@ fn tensor(st: &SafeTensors<'_>, name: &str) -> (Vec<f32>, Vec<usize>) {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     (v, t.shape().to_vec())
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn check(cell_name: &str, cell: CellKind) {

@@ -3,6 +3,9 @@
 //! Tolerance: 1e-5 absolute on every output, final h and final c, on every
 //! ISA this machine can run.
 
+mod common;
+use common::max_diff;
+
 use rnncell::*;
 use serde_json::Value;
 
@@ -60,14 +63,6 @@ fn spec_of(c: &Value) -> ModelSpec {
     ModelSpec::new(cell, n("input_size"), n("hidden_size"))
         .layers(n("num_layers"))
         .direction(dir)
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn run_case(path: &std::path::Path, isa: Isa) -> f32 {

@@ -194,6 +194,16 @@ pub fn cmp_bits(what: &str, a: &[f32], b: &[f32]) -> std::result::Result<(), Str
     }
 }
 
+/// max |a − b| of two f32 slices of the same length (a NaN is skipped by
+/// `f32::max`: compare bits where NaN matters).
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 /// Max |a − b| (NaN anywhere gives NaN, which fails any `<=` bound).
 pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
