@@ -603,10 +603,8 @@ fn gemm_cols<S: Micro<W>, W: Stored>(
     }
 }
 
-/// Every tile of `tiles` (NACC vectors at the start of each) set to the
-/// int8 join of its chain, as [`join_scaled`]: `into` gives each column's
-/// running sums (read and written at `into_off`), `chain` the chain at
-/// offset `chain_off`.
+/// The running sums `init` of one tile joined, as [`join_scaled`], with
+/// the int8 chain parked in `tile` at `chain_off` (NACC vectors).
 #[inline(always)]
 fn join_tiles<S: Simd>(
     s: S,
