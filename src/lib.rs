@@ -52,7 +52,7 @@ pub mod reference;
 pub use cell::model::{KerasTensors, Model, OnnxTensors, Sequence, SequenceOutput, State};
 pub use cell::spec::{
     CellKind, Coupling, Direction, GruOptions, LstmOptions, MergeMode, ModelSpec, RnnActivation,
-    RnnOptions, WeightPrecision,
+    MAX_INT8_K, RnnOptions, WeightPrecision,
 };
 pub use cell::weights::{LayerTensors, LayerWeights, Layout};
 pub use error::{Error, Result};

@@ -111,12 +111,15 @@ fn pack_panels(
     } = cut;
     debug_assert_eq!(gates * u, nv.n() * lanes);
     let panels = rows_per_gate.div_ceil(u);
-    let n = checked(&[panels, k, gates, u], "packed weights")?;
+    // i8: k-quads (K padded with zero weights to a multiple of 4).
+    let kg = if prec == WeightPrecision::Int8 { 4 } else { 1 };
+    let n = checked(&[panels, k.next_multiple_of(kg), gates, u], "packed weights")?;
     let geom = Geom {
         panels,
         nv,
         lanes,
         k,
+        kg,
         split,
         dst,
     };
@@ -137,11 +140,15 @@ fn pack_panels(
             kk
         ))
     };
-    // Every element in panel order: panel p, column kk, gate g, unit j.
+    // Every element in panel order: panel p, column kk, gate g, unit j;
+    // with k-quads (kg = 4), panel p, quad kq, gate g, unit j, then the 4
+    // columns 4·kq.. of that row (zeros past K and past the last row).
+    #[allow(clippy::too_many_arguments)]
     fn fill<T: Stored>(
         n: usize,
         panels: usize,
         k: usize,
+        kg: usize,
         gates: usize,
         u: usize,
         rows: usize,
@@ -149,15 +156,17 @@ fn pack_panels(
     ) -> Result<ABuf<T>> {
         let mut out = try_weights_buf::<T>(n)?;
         for p in 0..panels {
-            for kk in 0..k {
+            for kq in 0..k.div_ceil(kg) {
                 for g in 0..gates {
                     for j in 0..u {
                         let row = p * u + j;
-                        out.push(if row < rows {
-                            f(g, row, kk)?
-                        } else {
-                            T::default()
-                        });
+                        for kk in kq * kg..(kq + 1) * kg {
+                            out.push(if row < rows && kk < k {
+                                f(g, row, kk)?
+                            } else {
+                                T::default()
+                            });
+                        }
                     }
                 }
             }
@@ -166,26 +175,26 @@ fn pack_panels(
     }
     let (store, scale) = match prec {
         WeightPrecision::F32 => (
-            f32::wrap(fill(n, panels, k, gates, u, rows_per_gate, |g, r, kk| {
+            f32::wrap(fill(n, panels, k, kg, gates, u, rows_per_gate, |g, r, kk| {
                 Ok(val(g, r, kk))
             })?),
             ABuf::new(64),
         ),
         WeightPrecision::F16 => (
-            F16::wrap(fill(n, panels, k, gates, u, rows_per_gate, |g, r, kk| {
+            F16::wrap(fill(n, panels, k, kg, gates, u, rows_per_gate, |g, r, kk| {
                 let v = val(g, r, kk);
                 f32_to_f16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows f16"))
             })?),
             ABuf::new(64),
         ),
         WeightPrecision::Bf16 => (
-            Bf16::wrap(fill(n, panels, k, gates, u, rows_per_gate, |g, r, kk| {
+            Bf16::wrap(fill(n, panels, k, kg, gates, u, rows_per_gate, |g, r, kk| {
                 let v = val(g, r, kk);
                 f32_to_bf16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows bf16"))
             })?),
             ABuf::new(64),
         ),
-        WeightPrecision::Int8Weights => {
+        WeightPrecision::Int8Weights | WeightPrecision::Int8 => {
             // One scale per canonical row, then the same scales in packed
             // row order (panel p, gate g, unit j).
             let rows = checked(&[gates, rows_per_gate], "int8 scales")?;
@@ -201,7 +210,7 @@ fn pack_panels(
                                 r,
                                 kk,
                                 v,
-                                "is not finite (i8w weights must be finite)",
+                                "is not finite (int8 weights must be finite)",
                             ));
                         }
                         m = m.max(v.abs());
@@ -209,7 +218,7 @@ fn pack_panels(
                     rs.push(i8_row_scale(m));
                 }
             }
-            let q = fill(n, panels, k, gates, u, rows_per_gate, |g, r, kk| {
+            let q = fill(n, panels, k, kg, gates, u, rows_per_gate, |g, r, kk| {
                 Ok(i8_quantize(val(g, r, kk), rs[g * rows_per_gate + r]))
             })?;
             let mut scale = try_buf(panels * gates * u, "int8 scales")?;
@@ -425,6 +434,20 @@ impl LayerState {
     pub(crate) fn new(spec: &ModelSpec) -> Result<LayerState> {
         let (hrp, c, s0, s12) = Self::sizes(spec);
         let what = "state";
+        // i8: words of the quantized layer input (any layer's) and of h,
+        // r⊙h or m (at most H elements).
+        let (qx, qh) = if spec.precision == WeightPrecision::Int8 {
+            let inputs = (0..spec.num_layers.min(2))
+                .map(|l| spec.layer_input_size(l))
+                .max()
+                .unwrap_or(0);
+            (
+                round_up(inputs.div_ceil(4), 16),
+                round_up(spec.hidden_size.div_ceil(4), 16),
+            )
+        } else {
+            (0, 0)
+        };
         Ok(LayerState {
             h: try_zeros(hrp, what)?,
             h_next: try_zeros(hrp, what)?,
@@ -433,6 +456,8 @@ impl LayerState {
             s1: try_zeros(s12, what)?,
             s2: try_zeros(s12, what)?,
             tile: try_zeros(2 * TILE, what)?,
+            qx: try_zeros(qx, what)?,
+            qh: try_zeros(qh, what)?,
             flip: false,
         })
     }
@@ -448,6 +473,8 @@ impl LayerState {
             s1: try_copy(&self.s1, what)?,
             s2: try_copy(&self.s2, what)?,
             tile: try_copy(&self.tile, what)?,
+            qx: try_copy(&self.qx, what)?,
+            qh: try_copy(&self.qh, what)?,
             flip: self.flip,
         })
     }

@@ -75,9 +75,40 @@
 //!   `y = fma(A_m, s_P, b_proj)` (b_proj = +0 without a projection bias),
 //!   clipped and flushed as with f32. Activations, epilogues and the
 //!   denormal rule for states are those of the f32 path.
+//! * **[`WeightPrecision::Int8`]** (i8): the weights are quantized
+//!   exactly as for i8w (the same `q` and `s` per row, two chains). The
+//!   activations are quantized too, once per vector per call: x of a step,
+//!   h, and the inputs of the second products (the reset-before GRU's r⊙h,
+//!   the LSTM projection input m), each for each stream on its own, by
+//!   [`quantize_i8_activations`]:
+//!
+//!   ```text
+//!   mb = max_k (bits(v[k]) & 0x7fff_ffff)          (as integers: exact)
+//!   if mb ≥ 0x7f80_0000 (an ∞ or NaN in v):  σ = NaN, q = 0
+//!   m = f32::from_bits(mb);  inv = 127 / m          (f32 division)
+//!   if inv is not finite (m = 0, or m < 127 / f32::MAX): σ = 0, q = 0
+//!   else σ = m / 127;  q[k] = round_ties_even(v[k] · inv) clamped to ±127
+//!   ```
+//!
+//!   Each product is then one exact integer dot and one rescale:
+//!
+//!   ```text
+//!   I = Σ_k q_M[r,k] · q_v[k]                        (exact: |I| < 2^31)
+//!   result = fma(f32(I), s[r] · σ, initial value)    (f32(I) rounds to
+//!                                                     nearest even; s · σ
+//!                                                     is one f32 multiply)
+//!   ```
+//!
+//!   with the same initial values and joins as i8w (`P = fma(f32(I_x),
+//!   s_W·σ_x, b)`, then `a = fma(f32(I_h), s_R·σ_h, P)`, …). K ≤
+//!   [`crate::MAX_INT8_K`] for every matrix keeps |I| ≤ K · 127² < 2^31.
+//!   The one departure from f32 arithmetic: a vector holding ±∞ or NaN
+//!   makes every row it feeds NaN (σ = NaN), where f32 weights could give
+//!   ±∞.
 //! * **The f64 oracle** with a reduced precision evaluates the equations in
 //!   f64 on the weights as the precision stores them: the rounded values
-//!   for f16/bf16, `q·s` (exact in f64) for i8w. So [`oracle_run`] with an
+//!   for f16/bf16, `q·s` (exact in f64) for i8w and i8 (whose activation
+//!   rounding is therefore part of its error against the oracle). So [`oracle_run`] with an
 //!   F32 spec is "f64 on the original weights" and with the precision's
 //!   spec "f64 on the rounded-weight model".
 //!
@@ -364,7 +395,7 @@ pub fn quantize_i8w(m: &[f32], rows: usize, cols: usize, tensor: &str) -> Result
         let row = &m[r * cols..(r + 1) * cols];
         if let Some(k) = row.iter().position(|v| !v.is_finite()) {
             return Err(Error::invalid(format!(
-                "{tensor}[{r},{k}]: {} is not finite (i8w weights must be finite)",
+                "{tensor}[{r},{k}]: {} is not finite (int8 weights must be finite)",
                 row[k]
             )));
         }
@@ -381,6 +412,45 @@ pub fn quantize_i8w(m: &[f32], rows: usize, cols: usize, tensor: &str) -> Result
     Ok(out)
 }
 
+/// The activations `v` quantized by the i8 rule of the module docs: the
+/// integers (one per element) and the scale σ (NaN if `v` holds ±∞ or a
+/// NaN, 0 if every |v| is too small to scale, in both cases with `q = 0`).
+///
+/// ```
+/// use rnncell::reference::quantize_i8_activations;
+/// let (q, s) = quantize_i8_activations(&[0.5, -1.0, 0.25]);
+/// assert_eq!((q, s), (vec![64, -127, 32], 1.0 / 127.0));
+/// assert_eq!(quantize_i8_activations(&[0.0, -0.0]), (vec![0, 0], 0.0));
+/// assert!(quantize_i8_activations(&[1.0, f32::INFINITY]).1.is_nan());
+/// ```
+pub fn quantize_i8_activations(v: &[f32]) -> (Vec<i8>, f32) {
+    let mb = v.iter().map(|x| x.to_bits() & 0x7fff_ffff).max().unwrap_or(0);
+    if mb >= 0x7f80_0000 {
+        return (vec![0; v.len()], f32::NAN);
+    }
+    let m = f32::from_bits(mb);
+    let inv = 127.0 / m;
+    if !inv.is_finite() {
+        return (vec![0; v.len()], 0.0);
+    }
+    let q = v
+        .iter()
+        .map(|&x| (x * inv).round_ties_even().clamp(-127.0, 127.0) as i8)
+        .collect();
+    (q, m / 127.0)
+}
+
+/// Σ_k q[k] · a[k] in i64 (exact), which the kernels compute in wrapping
+/// i32: equal whenever it fits, which K ≤ [`crate::MAX_INT8_K`] ensures.
+///
+/// ```
+/// use rnncell::reference::int_dot;
+/// assert_eq!(int_dot(&[127; 3], &[-127; 3]), -3 * 127 * 127);
+/// ```
+pub fn int_dot(q: &[i8], a: &[i8]) -> i64 {
+    q.iter().zip(a).map(|(&w, &x)| w as i64 * x as i64).sum()
+}
+
 /// The name of a tensor of layer `layer`, direction `dir`, as
 /// [`LayerWeights`]' checks name it.
 fn tensor_name(layer: usize, dir: usize, what: &str) -> String {
@@ -395,6 +465,8 @@ enum Mat<'a> {
     F32(&'a [f32]),
     /// i8w: integer weights and row scales.
     I8(&'a QuantizedMatrix),
+    /// i8: integer weights and row scales, activations quantized.
+    I8A(&'a QuantizedMatrix),
 }
 
 impl Mat<'_> {
@@ -413,6 +485,13 @@ impl Mat<'_> {
                     .fold(0.0f32, |a, (&q, &vk)| (q as f32).mul_add(vk, a));
                 a.mul_add(qm.scale[row], init)
             }
+            Mat::I8A(qm) => {
+                let n = v.len();
+                let (qv, sigma) = quantize_i8_activations(v);
+                let i = int_dot(&qm.q[row * n..(row + 1) * n], &qv);
+                let i = i32::try_from(i).expect("K ≤ MAX_INT8_K keeps the dot in i32");
+                (i as f32).mul_add(qm.scale[row] * sigma, init)
+            }
         }
     }
 
@@ -421,7 +500,7 @@ impl Mat<'_> {
     fn dot64(self, row: usize, v: &[f64]) -> f64 {
         match self {
             Mat::F32(m) => dot64(m, row, v),
-            Mat::I8(qm) => {
+            Mat::I8(qm) | Mat::I8A(qm) => {
                 let n = v.len();
                 let s = qm.scale[row] as f64;
                 qm.q[row * n..(row + 1) * n]
@@ -441,12 +520,15 @@ impl Mat<'_> {
 struct Stored<'a> {
     lw: Cow<'a, LayerWeights>,
     quant: Option<[QuantizedMatrix; 3]>,
+    /// i8: the activations are quantized too.
+    int8_act: bool,
 }
 
 impl Stored<'_> {
     /// W, R and W_proj.
     fn mats(&self) -> [Mat<'_>; 3] {
         match &self.quant {
+            Some([w, r, p]) if self.int8_act => [Mat::I8A(w), Mat::I8A(r), Mat::I8A(p)],
             Some([w, r, p]) => [Mat::I8(w), Mat::I8(r), Mat::I8(p)],
             None => [
                 Mat::F32(&self.lw.w),
@@ -513,22 +595,25 @@ fn store<'a>(
                 ..lw.clone()
             }),
             quant: None,
+            int8_act: false,
         })
     };
     match spec.precision {
         WeightPrecision::F32 => Ok(Stored {
             lw: Cow::Borrowed(lw),
             quant: None,
+            int8_act: false,
         }),
         WeightPrecision::F16 => rounded(f16_round, "f16"),
         WeightPrecision::Bf16 => rounded(bf16_round, "bf16"),
-        WeightPrecision::Int8Weights => Ok(Stored {
+        WeightPrecision::Int8Weights | WeightPrecision::Int8 => Ok(Stored {
             lw: Cow::Borrowed(lw),
             quant: Some([
                 quantize_i8w(&lw.w, rows, cols_w, &name("weight_ih"))?,
                 quantize_i8w(&lw.r, rows, cols_r, &name("weight_hh"))?,
                 quantize_i8w(&lw.proj, spec.proj_size(), hs, &name("weight_hr"))?,
             ]),
+            int8_act: spec.precision == WeightPrecision::Int8,
         }),
     }
 }
@@ -541,7 +626,7 @@ fn store<'a>(
 ///   docs), everything else copied. A model built with precision F32 from
 ///   these weights returns the bits of the model built with the precision
 ///   from the original weights;
-/// * Int8Weights: W, R and W_proj replaced by the dequantized `q·s`
+/// * Int8Weights and Int8: W, R and W_proj replaced by the dequantized `q·s`
 ///   (one f32 multiply). **For error bounds only**: the i8w model computes
 ///   (Σ q·x)·s, not Σ (q·s)·x, so it does not equal the f32 model of these
 ///   weights bit for bit.

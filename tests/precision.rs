@@ -466,6 +466,21 @@ fn i8w_equals_scaled_rule_reference() {
     );
 }
 
+/// The i8 rule: the i8 model (int8 weights and activations, exact integer
+/// dots) == `plain_run` / `plain_step` with i8, bit for bit, on every
+/// kernel set and mode.
+#[test]
+fn i8_equals_integer_rule_reference() {
+    all_cases("i8 model == plain reference", &[WeightPrecision::Int8], |d| {
+        let expect = ref_trace(d);
+        for k in kernel_sets() {
+            let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
+            compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
+        }
+        Ok(())
+    });
+}
+
 /// The reference's own f16/bf16 rule: the plain reference with the
 /// precision == the plain f32 reference of `round_weights`, in every mode;
 /// and the f64 oracle likewise (bit for bit in f64).

@@ -267,18 +267,30 @@ pub enum WeightPrecision {
     /// int8 weights with one f32 scale per row of each matrix, f32
     /// activations.
     Int8Weights,
+    /// int8 weights (as [`WeightPrecision::Int8Weights`]) and int8
+    /// activations: x, h (and the GRU's r⊙h, the LSTM projection input)
+    /// quantized in each call with one scale per vector, dotted in exact
+    /// int32 arithmetic, one f32 rescale per row (`reference.rs`, "Weight
+    /// precisions", states the rule). Every matrix's K (input size, state
+    /// size, hidden size) must be at most [`MAX_INT8_K`].
+    Int8,
 }
+
+/// The largest K (columns of a weight matrix) an [`WeightPrecision::Int8`]
+/// model takes: K · 127 · 127 < 2^31, so an int32 dot never overflows.
+pub const MAX_INT8_K: usize = 133_143;
 
 impl WeightPrecision {
     /// Every precision, in the order of their C values.
-    pub const ALL: [WeightPrecision; 4] = [
+    pub const ALL: [WeightPrecision; 5] = [
         WeightPrecision::F32,
         WeightPrecision::F16,
         WeightPrecision::Bf16,
         WeightPrecision::Int8Weights,
+        WeightPrecision::Int8,
     ];
 
-    /// The short name: `f32`, `f16`, `bf16`, `i8w`.
+    /// The short name: `f32`, `f16`, `bf16`, `i8w`, `i8`.
     ///
     /// ```
     /// use rnncell::WeightPrecision;
@@ -290,6 +302,7 @@ impl WeightPrecision {
             WeightPrecision::F16 => "f16",
             WeightPrecision::Bf16 => "bf16",
             WeightPrecision::Int8Weights => "i8w",
+            WeightPrecision::Int8 => "i8",
         }
     }
 
@@ -309,7 +322,7 @@ impl WeightPrecision {
         match self {
             WeightPrecision::F32 => 4,
             WeightPrecision::F16 | WeightPrecision::Bf16 => 2,
-            WeightPrecision::Int8Weights => 1,
+            WeightPrecision::Int8Weights | WeightPrecision::Int8 => 1,
         }
     }
 }
@@ -531,6 +544,29 @@ impl ModelSpec {
             }
             CellKind::Gru(o) => check_clip("clip", o.clip)?,
             CellKind::Rnn(o) => check_clip("clip", o.clip)?,
+        }
+        if self.precision == WeightPrecision::Int8 {
+            // Every matrix's K: W (each layer's input), R (the state),
+            // W_proj (the hidden size).
+            let ks = [
+                ("input_size", self.input_size),
+                ("the input size of layer 1 (state size × directions)", {
+                    if self.num_layers > 1 {
+                        self.state_size() * self.directions()
+                    } else {
+                        0
+                    }
+                }),
+                ("hidden_size", self.hidden_size),
+            ];
+            for (what, k) in ks {
+                if k > MAX_INT8_K {
+                    return Err(Error::invalid(format!(
+                        "{what} {k} exceeds {MAX_INT8_K}, the largest K of an i8 model \
+                         (an int32 dot of K products of ±127 must not overflow)"
+                    )));
+                }
+            }
         }
         Ok(())
     }

@@ -129,6 +129,11 @@ pub enum RnncellWeightPrecision {
     Bf16 = 2,
     /// int8 weights with one f32 scale per row, f32 activations.
     I8w = 3,
+    /// int8 weights (as `I8W`) and int8 activations (one scale per vector,
+    /// computed in each call), exact int32 dot products, one f32 rescale
+    /// per row. Every K (input size, state size, hidden size) must be at
+    /// most 133143.
+    I8 = 4,
     /// The precision the file stores its weight matrices in (all F16: f16,
     /// all BF16: bf16, all F32: f32; mixed dtypes are
     /// `RNNCELL_STATUS_FORMAT`). Only `rnncell_model_load_safetensors` and
@@ -144,6 +149,7 @@ impl RnncellWeightPrecision {
             WeightPrecision::F16 => RnncellWeightPrecision::F16,
             WeightPrecision::Bf16 => RnncellWeightPrecision::Bf16,
             WeightPrecision::Int8Weights => RnncellWeightPrecision::I8w,
+            WeightPrecision::Int8 => RnncellWeightPrecision::I8,
         }
     }
 }
@@ -301,6 +307,7 @@ impl RnncellSpec {
             1 => WeightPrecision::F16,
             2 => WeightPrecision::Bf16,
             3 => WeightPrecision::Int8Weights,
+            4 => WeightPrecision::Int8,
             255 => return Ok(None),
             v => return Err(bad("weight_precision", v)),
         }))

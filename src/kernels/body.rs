@@ -95,6 +95,9 @@ fn opt_clamp<S: Simd>(s: S, x: S::V, k: Option<f32>) -> S::V {
 
 /// Floats of the pre-activation tile of one column (all panels).
 pub(crate) fn pre_len(pl: &PackedLayer, lanes: usize) -> usize {
+    if pl.precision == crate::cell::spec::WeightPrecision::Int8 {
+        return super::body_int::pre_len_q(pl, lanes);
+    }
     pl.wx.geom.panels * NACC * lanes
 }
 
@@ -265,7 +268,7 @@ fn epi_gru_rb1<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
 
 /// Reset-before GRU, second epilogue (single-gate panel `p`): acc = n.
 #[inline(always)]
-fn epi_gru_rb2<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+pub(crate) fn epi_gru_rb2<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
     let Op::GruResetBefore { clip } = pl.op else {
         return;
     };
@@ -295,7 +298,7 @@ fn epi_rnn<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &m
 }
 
 #[inline(always)]
-fn epi_proj<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+pub(crate) fn epi_proj<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
     let Op::Lstm { proj_clip, .. } = pl.op else {
         return;
     };
@@ -308,7 +311,7 @@ fn epi_proj<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &
 }
 
 #[inline(always)]
-fn epi_main<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+pub(crate) fn epi_main<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
     match pl.op {
         Op::Lstm { .. } => epi_lstm(s, pl, p, acc, st),
         Op::GruLbr { .. } => epi_gru_lbr(s, pl, p, acc, st),
@@ -320,7 +323,7 @@ fn epi_main<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &
 // ---------------------------------------------------------------- one column
 
 #[inline(always)]
-fn load_acc<S: Simd>(s: S, src: &[f32]) -> [S::V; NACC] {
+pub(crate) fn load_acc<S: Simd>(s: S, src: &[f32]) -> [S::V; NACC] {
     let l = S::LANES;
     let mut acc = [s.splat(0.0); NACC];
     for (i, a) in acc.iter_mut().enumerate() {
@@ -330,7 +333,7 @@ fn load_acc<S: Simd>(s: S, src: &[f32]) -> [S::V; NACC] {
 }
 
 #[inline(always)]
-fn store_acc<S: Simd>(s: S, dst: &mut [f32], acc: &[S::V; NACC]) {
+pub(crate) fn store_acc<S: Simd>(s: S, dst: &mut [f32], acc: &[S::V; NACC]) {
     let l = S::LANES;
     for (i, v) in acc.iter().enumerate() {
         s.store(&mut dst[i * l..], *v);
@@ -339,7 +342,7 @@ fn store_acc<S: Simd>(s: S, dst: &mut [f32], acc: &[S::V; NACC]) {
 
 /// The bias of panel `p`, as NACC vectors (unused ones zero).
 #[inline(always)]
-fn bias_acc<S: Simd>(s: S, pl: &PackedLayer, p: usize) -> [S::V; NACC] {
+pub(crate) fn bias_acc<S: Simd>(s: S, pl: &PackedLayer, p: usize) -> [S::V; NACC] {
     let l = S::LANES;
     let sets = pl.bias_sets;
     let w = sets * l;
@@ -427,7 +430,7 @@ pub(crate) fn layer_step<S: Widen<W>, W: Stored>(
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Phase2 {
+pub(crate) enum Phase2 {
     Gru,
     Proj,
 }

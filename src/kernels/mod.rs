@@ -6,6 +6,7 @@
 //! A [`Kernels`] table is chosen once, when a model is built.
 
 pub(crate) mod body;
+pub(crate) mod body_int;
 pub(crate) mod buf;
 pub(crate) mod elem;
 pub(crate) mod fpenv;
@@ -67,6 +68,7 @@ macro_rules! entries {
             #[allow(unused_imports)]
             use super::*;
             use crate::kernels::body::{self, Chunk, In, Micro};
+            use crate::kernels::body_int::{self, ChunkQ, MicroQ};
             use crate::kernels::elem::Widen;
             use crate::kernels::panel::{LayerState, Nv, PackedLayer, Stored};
             use crate::kernels::simd::Simd;
@@ -136,6 +138,68 @@ macro_rules! entries {
                     // constructor checked them).
                     unsafe { micro_tf(self, c, ins, ts) }
                 }
+            }
+
+            #[inline(always)]
+            fn cols_q<const NV: usize>(t: $tok, c: ChunkQ<'_>, ws: &[&[f32]], ts: &mut [&mut [f32]]) {
+                match ws.len() {
+                    $($nc => body_int::gemm_block_q::<$tok, NV, $nc>(t, c, ws, ts),)+
+                    n => unreachable!("a column group of {n}"),
+                }
+            }
+
+            $(#[target_feature(enable = $feat)])*
+            #[inline(never)]
+            fn micro_q_tf(t: $tok, c: ChunkQ<'_>, ws: &[&[f32]], ts: &mut [&mut [f32]]) {
+                for r in body::balanced(ws.len(), <$tok as Simd>::GEMM_COLS) {
+                    let (w, t2) = (&ws[r.clone()], &mut ts[r]);
+                    match c.nv {
+                        Nv::V8 => cols_q::<8>(t, c, w, t2),
+                        Nv::V6 => cols_q::<6>(t, c, w, t2),
+                        Nv::V4 => cols_q::<4>(t, c, w, t2),
+                    }
+                }
+            }
+
+            impl MicroQ for $tok {
+                #[inline(always)]
+                #[allow(unused_unsafe)]
+                fn gemm_chunk_q(self, c: ChunkQ<'_>, ws: &[&[f32]], ts: &mut [&mut [f32]]) {
+                    // SAFETY: `self` is a token, so the CPU has every
+                    // feature `micro_q_tf` is compiled for.
+                    unsafe { micro_q_tf(self, c, ws, ts) }
+                }
+            }
+
+            $(#[target_feature(enable = $feat)])*
+            fn step_q_tf(t: $tok, pl: &PackedLayer, x: In<'_>, st: &mut LayerState) {
+                body_int::layer_step_q::<$tok>(t, pl, x, st)
+            }
+            $(#[target_feature(enable = $feat)])*
+            fn cols_q_tf(t: $tok, pl: &PackedLayer, x: &[In<'_>], st: &mut [&mut LayerState]) {
+                body_int::layer_step_cols_q::<$tok>(t, pl, x, st)
+            }
+            $(#[target_feature(enable = $feat)])*
+            fn proj_q_tf(t: $tok, pl: &PackedLayer, xs: &[&[f32]], out: &mut [&mut [f32]]) {
+                body_int::input_proj_q::<$tok>(t, pl, xs, out)
+            }
+            #[allow(unused_unsafe)]
+            pub(crate) fn layer_step_q(pl: &PackedLayer, x: In<'_>, st: &mut LayerState) {
+                let t = token();
+                // SAFETY: as in `layer_step`: the token proves the features.
+                unsafe { step_q_tf(t, pl, x, st) }
+            }
+            #[allow(unused_unsafe)]
+            pub(crate) fn layer_step_cols_q(pl: &PackedLayer, x: &[In<'_>], st: &mut [&mut LayerState]) {
+                let t = token();
+                // SAFETY: as in `layer_step`: the token proves the features.
+                unsafe { cols_q_tf(t, pl, x, st) }
+            }
+            #[allow(unused_unsafe)]
+            pub(crate) fn input_proj_q(pl: &PackedLayer, xs: &[&[f32]], out: &mut [&mut [f32]]) {
+                let t = token();
+                // SAFETY: as in `layer_step`: the token proves the features.
+                unsafe { proj_q_tf(t, pl, xs, out) }
             }
 
             $(#[target_feature(enable = $feat)])*
@@ -230,6 +294,14 @@ macro_rules! table {
             WeightPrecision::F16 => for_w!(F16),
             WeightPrecision::Bf16 => for_w!(Bf16),
             WeightPrecision::Int8Weights => for_w!(i8),
+            WeightPrecision::Int8 => Kernels {
+                isa: $isa,
+                lanes: $lanes,
+                precision: $prec,
+                layer_step: $m::layer_step_q,
+                layer_step_cols: $m::layer_step_cols_q,
+                input_proj: $m::input_proj_q,
+            },
         }
     }};
 }

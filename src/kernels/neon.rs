@@ -26,6 +26,7 @@
 
 use std::arch::aarch64::*;
 
+use super::body_int::IntDot;
 use super::elem::{Bf16, F16, Widen};
 use super::simd::Simd;
 
@@ -195,6 +196,57 @@ impl Widen<i8> for Neon {
             let b = vreinterpret_s8_u32(vdup_n_u32(w));
             vcvtq_f32_s32(vmovl_s16(vget_low_s16(vmovl_s8(b))))
         }
+    }
+}
+
+/// The exact NEON dot without dotprod: `smull`/`smull2` (each product
+/// |w · x| ≤ 16129 fits i16), `saddlp` into i32 pair sums, and `addp` to
+/// fold the two pairs of each row: 4 rows × 4 k.
+impl IntDot for Neon {
+    type I = int32x4_t;
+    type Q = int8x16_t;
+    type W = int8x16_t;
+    #[inline(always)]
+    fn izero(self) -> int32x4_t {
+        // SAFETY: the Neon token proves NEON is available.
+        unsafe { vdupq_n_s32(0) }
+    }
+    #[inline(always)]
+    fn iload(self, s: &[f32]) -> int32x4_t {
+        // SAFETY: NEON is available (token); `load` checks the bounds.
+        unsafe { vreinterpretq_s32_f32(self.load(s)) }
+    }
+    #[inline(always)]
+    fn istore(self, s: &mut [f32], v: int32x4_t) {
+        // SAFETY: NEON is available (token); `store` checks the bounds.
+        self.store(s, unsafe { vreinterpretq_f32_s32(v) })
+    }
+    #[inline(always)]
+    fn prep(self, word: u32) -> int8x16_t {
+        // SAFETY: the Neon token proves NEON is available (registers only).
+        unsafe { vreinterpretq_s8_u32(vdupq_n_u32(word)) }
+    }
+    #[inline(always)]
+    fn wload(self, w: &[i8]) -> int8x16_t {
+        assert!(w.len() >= 16);
+        // SAFETY: NEON is available (token) and w has at least 16 bytes
+        // (checked above), so the 16-byte read is in bounds.
+        unsafe { vld1q_s8(w.as_ptr()) }
+    }
+    #[inline(always)]
+    fn dot4(self, acc: int32x4_t, q: int8x16_t, w: int8x16_t) -> int32x4_t {
+        // SAFETY: the Neon token proves NEON is available (registers only).
+        unsafe {
+            let lo = vpaddlq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(q)));
+            let hi = vpaddlq_s16(vmull_high_s8(w, q));
+            vaddq_s32(acc, vpaddq_s32(lo, hi))
+        }
+    }
+    #[inline(always)]
+    fn to_f32(self, v: int32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available; `scvtf` rounds by
+        // FPCR.RMode, which the call's FpEnv holds at round-to-nearest.
+        unsafe { vcvtq_f32_s32(v) }
     }
 }
 

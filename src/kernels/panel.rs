@@ -61,6 +61,10 @@ pub(crate) struct Geom {
     pub lanes: usize,
     /// Columns (the true K; not padded).
     pub k: usize,
+    /// k per group: 1, or 4 for the k-quads of the `i8` panels (each
+    /// 32-bit lane holds 4 consecutive k of one row; K padded with zero
+    /// weights to a multiple of 4).
+    pub kg: usize,
     /// Vector i of a panel accumulates into accumulator
     /// `i < split ? i : dst + i − split` (GRU-LBR's n_h lands in 6..7).
     pub split: usize,
@@ -71,7 +75,7 @@ impl Geom {
     /// Elements per panel.
     #[inline(always)]
     pub(crate) fn panel_len(&self) -> usize {
-        self.nv.n() * self.lanes * self.k
+        self.nv.n() * self.lanes * self.k.next_multiple_of(self.kg)
     }
     /// The accumulator vector `i` feeds.
     #[inline(always)]
@@ -154,6 +158,7 @@ impl Panels {
                 nv: Nv::V8,
                 lanes: 1,
                 k: 0,
+                kg: 1,
                 split: 8,
                 dst: 8,
             },
@@ -268,6 +273,11 @@ pub(crate) struct LayerState {
     /// (`TILE` floats), then a second region of `TILE` for the recurrent
     /// chain of int8 weights, which is scaled separately.
     pub tile: Buf,
+    /// `i8` models: the quantized layer input (int8 words in f32 bits,
+    /// see `body_int.rs`); empty otherwise.
+    pub qx: Buf,
+    /// `i8` models: the quantized h (then r⊙h or m); empty otherwise.
+    pub qh: Buf,
     /// Scan the panels backwards on the next step. The direction alternates
     /// every step so that the panels read last (still in cache) are read
     /// first; it never changes a result (panels are independent rows).
@@ -289,6 +299,8 @@ impl LayerState {
             s1: ABuf::new(64),
             s2: ABuf::new(64),
             tile: ABuf::new(64),
+            qx: ABuf::new(64),
+            qh: ABuf::new(64),
             flip: false,
         }
     }

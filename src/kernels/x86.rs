@@ -8,6 +8,7 @@
 
 use std::arch::x86_64::*;
 
+use super::body_int::IntDot;
 use super::elem::{Bf16, F16, Widen};
 use super::simd::Simd;
 
@@ -19,7 +20,7 @@ use super::simd::Simd;
 /// Ivy Bridge and AMD since Piledriver.
 macro_rules! x86_features {
     (avx2, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx2", "fma", "f16c"] } };
-    (avx512, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx512f", "avx2", "fma", "f16c"] } };
+    (avx512, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx512f", "avx512bw", "avx2", "fma", "f16c"] } };
 }
 
 /// Whether the CPU has every feature of a list.
@@ -37,7 +38,9 @@ impl Avx2 {
     }
 }
 
-/// Proof that AVX-512F (and AVX2, FMA, F16C) are available.
+/// Proof that AVX-512F and AVX-512BW (and AVX2, FMA, F16C) are available.
+/// BW (byte and word operations on zmm, for the `i8` dot) excludes only
+/// the Xeon Phi among AVX-512 CPUs.
 #[derive(Clone, Copy)]
 pub(crate) struct Avx512(());
 
@@ -314,6 +317,118 @@ impl Widen<i8> for Avx512 {
         // baseline); s has at least 16 bytes (checked above), so the
         // unaligned 16-byte read is in bounds.
         unsafe { _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(s.as_ptr().cast()))) }
+    }
+}
+
+/// The exact AVX2 dot ("sign trick"): `vpmaddubsw(|x|, sign(w, x))`
+/// multiplies the unsigned |x| ≤ 127 by w with x's sign (w ≠ −128, so it
+/// fits), so each i16 pair sum is at most 2 · 127 · 127 = 32258 and never
+/// saturates; `vpmaddwd` by ones widens the pairs into the i32 lanes.
+impl IntDot for Avx2 {
+    type I = __m256i;
+    /// The broadcast word and its bytes' absolute values.
+    type Q = (__m256i, __m256i);
+    type W = __m256i;
+    #[inline(always)]
+    fn izero(self) -> __m256i {
+        // SAFETY: the Avx2 token proves AVX is available (registers only).
+        unsafe { _mm256_setzero_si256() }
+    }
+    #[inline(always)]
+    fn iload(self, s: &[f32]) -> __m256i {
+        // SAFETY: AVX is available (token); `load` checks the bounds.
+        unsafe { _mm256_castps_si256(self.load(s)) }
+    }
+    #[inline(always)]
+    fn istore(self, s: &mut [f32], v: __m256i) {
+        // SAFETY: AVX is available (token); `store` checks the bounds.
+        self.store(s, unsafe { _mm256_castsi256_ps(v) })
+    }
+    #[inline(always)]
+    fn prep(self, word: u32) -> (__m256i, __m256i) {
+        // SAFETY: the Avx2 token proves AVX2 is available (registers only).
+        unsafe {
+            let x = _mm256_set1_epi32(word as i32);
+            (x, _mm256_abs_epi8(x))
+        }
+    }
+    #[inline(always)]
+    fn wload(self, w: &[i8]) -> __m256i {
+        assert!(w.len() >= 32);
+        // SAFETY: AVX is available (token) and w has at least 32 bytes
+        // (checked above), so the unaligned 32-byte read is in bounds.
+        unsafe { _mm256_loadu_si256(w.as_ptr().cast()) }
+    }
+    #[inline(always)]
+    fn dot4(self, acc: __m256i, (x, ax): (__m256i, __m256i), w: __m256i) -> __m256i {
+        // SAFETY: the Avx2 token proves AVX2 is available (registers only).
+        unsafe {
+            let p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w, x));
+            _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+        }
+    }
+    #[inline(always)]
+    fn to_f32(self, v: __m256i) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available. vcvtdq2ps rounds
+        // by MXCSR, which the call's FpEnv holds at round-to-nearest.
+        unsafe { _mm256_cvtepi32_ps(v) }
+    }
+}
+
+/// The exact AVX-512BW dot: the sign trick of [`Avx2`]'s, with w negated
+/// under the mask of x's negative bytes (zmm has no `vpsignb`; where
+/// x = 0 the product is 0 either way).
+impl IntDot for Avx512 {
+    type I = __m512i;
+    /// |x| bytes and the mask of x's negative bytes.
+    type Q = (__m512i, __mmask64);
+    type W = __m512i;
+    #[inline(always)]
+    fn izero(self) -> __m512i {
+        // SAFETY: the Avx512 token proves AVX-512F is available.
+        unsafe { _mm512_setzero_si512() }
+    }
+    #[inline(always)]
+    fn iload(self, s: &[f32]) -> __m512i {
+        // SAFETY: AVX-512F is available (token); `load` checks the bounds.
+        unsafe { _mm512_castps_si512(self.load(s)) }
+    }
+    #[inline(always)]
+    fn istore(self, s: &mut [f32], v: __m512i) {
+        // SAFETY: AVX-512F is available (token); `store` checks the bounds.
+        self.store(s, unsafe { _mm512_castsi512_ps(v) })
+    }
+    #[inline(always)]
+    fn prep(self, word: u32) -> (__m512i, __mmask64) {
+        // SAFETY: the Avx512 token proves AVX-512F and BW are available
+        // (registers only).
+        unsafe {
+            let x = _mm512_set1_epi32(word as i32);
+            (_mm512_abs_epi8(x), _mm512_movepi8_mask(x))
+        }
+    }
+    #[inline(always)]
+    fn wload(self, w: &[i8]) -> __m512i {
+        assert!(w.len() >= 64);
+        // SAFETY: AVX-512F is available (token) and w has at least 64
+        // bytes (checked above), so the unaligned 64-byte read is in bounds.
+        unsafe { _mm512_loadu_si512(w.as_ptr().cast()) }
+    }
+    #[inline(always)]
+    fn dot4(self, acc: __m512i, (ax, neg): (__m512i, __mmask64), w: __m512i) -> __m512i {
+        // SAFETY: the Avx512 token proves AVX-512F and BW are available
+        // (registers only).
+        unsafe {
+            let sw = _mm512_mask_sub_epi8(w, neg, _mm512_setzero_si512(), w);
+            let p = _mm512_maddubs_epi16(ax, sw);
+            _mm512_add_epi32(acc, _mm512_madd_epi16(p, _mm512_set1_epi16(1)))
+        }
+    }
+    #[inline(always)]
+    fn to_f32(self, v: __m512i) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available; the
+        // conversion rounds by MXCSR (round-to-nearest under FpEnv).
+        unsafe { _mm512_cvtepi32_ps(v) }
     }
 }
 

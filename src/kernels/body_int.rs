@@ -1,0 +1,618 @@
+//! The kernel bodies of the `i8` precision (int8 weights and int8
+//! activations), written once over [`IntDot`] and instantiated per ISA.
+//!
+//! The rule (stated in `reference.rs`, "Weight precisions"): each vector a
+//! matrix multiplies (x of a step, h, r⊙h, the projection input m) is
+//! quantized once per call and per stream by [`quantize`] to int8 with one
+//! scale σ; each row's product is an exact integer dot `I = Σ q_w · q_v`
+//! (wrapping i32, exact while K ≤ `MAX_INT8_K`) and one rescale
+//! `fma(f32(I), s_row · σ, initial value)`. Integer sums do not depend on
+//! their order, so the blocking over k and columns cannot change a bit; the
+//! rescale, the joins and the epilogues are the f32 bodies' own, so every
+//! ISA returns the same bits.
+//!
+//! Panels hold k-quads (see [`Geom::kg`]): for each group of 4 k, each
+//! 32-bit lane holds the 4 weights of one row, in k order, which is the
+//! layout `vpmaddubsw`/`vpmaddwd`, `vpdpbusd` and `sdot` read; K is padded
+//! with zero weights, and the activation words with zero bytes.
+//! Quantized activations are stored as words of 4 bytes (little-endian, k
+//! ascending) in the bits of an f32 slice, so that the per-stream scratch
+//! and the sequences' pre-activation buffers stay plain f32 buffers.
+
+#![forbid(unsafe_code)]
+
+use super::body::{
+    In, MAX_COLS, NACC, Phase2, balanced, bias_acc, epi_gru_rb2, epi_main, epi_proj, load_acc,
+    store_acc,
+};
+use super::panel::{Geom, LayerState, Nv, Op, PackedLayer, TILE};
+use super::simd::Simd;
+use crate::cell::spec::WeightPrecision;
+
+/// Exact int8 dot products of one ISA: `LANES` rows × 4 k per step.
+pub(crate) trait IntDot: Simd {
+    /// `LANES` i32 accumulators.
+    type I: Copy;
+    /// One activation word (4 int8, k ascending) prepared for [`IntDot::dot4`].
+    type Q: Copy;
+    /// One weight vector: `LANES` rows × 4 k (`4 · LANES` bytes).
+    type W: Copy;
+    /// All lanes 0.
+    fn izero(self) -> Self::I;
+    /// `LANES` i32 parked as bits in the f32 slice `s` (a tile).
+    fn iload(self, s: &[f32]) -> Self::I;
+    /// Parks `v` as bits in the f32 slice `s`.
+    fn istore(self, s: &mut [f32], v: Self::I);
+    /// Broadcasts one activation word.
+    fn prep(self, word: u32) -> Self::Q;
+    /// Loads `4 · LANES` weight bytes from the start of `w`.
+    fn wload(self, w: &[i8]) -> Self::W;
+    /// `acc[j] + Σ_{b<4} w[4j + b] · q[b]` for each lane j, exact (wrapping
+    /// i32; weights in [−127, 127], activations in [−127, 127]).
+    fn dot4(self, acc: Self::I, q: Self::Q, w: Self::W) -> Self::I;
+    /// Each lane converted to f32, rounded to nearest even.
+    fn to_f32(self, v: Self::I) -> Self::V;
+}
+
+/// The int8 words of an activation vector of `k` elements.
+#[inline(always)]
+pub(crate) fn words(k: usize) -> usize {
+    k.div_ceil(4)
+}
+
+/// Quantizes `v` by the i8 rule into `out` (the first `words(v.len())`
+/// slots: 4 int8 per word, little-endian, k ascending, the last word
+/// padded with zero bytes) and returns σ:
+/// `mb = max (bits & 0x7fffffff)` as integers; an ∞ or NaN gives σ = NaN
+/// and q = 0; `inv = 127 / m` not finite (m = 0 or tiny) gives σ = 0 and
+/// q = 0; otherwise `q = round_ties_even(v · inv)` clamped to ±127 and
+/// σ = m / 127. Plain scalar code, the same on every ISA.
+pub(crate) fn quantize(v: &[f32], out: &mut [f32]) -> f32 {
+    let out = &mut out[..words(v.len())];
+    let mb = v.iter().fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff));
+    if mb >= 0x7f80_0000 {
+        out.fill(0.0);
+        return f32::NAN;
+    }
+    let m = f32::from_bits(mb);
+    let inv = 127.0 / m;
+    if !inv.is_finite() {
+        out.fill(0.0);
+        return 0.0;
+    }
+    let q = |x: f32| (x * inv).round_ties_even().clamp(-127.0, 127.0) as i8 as u8;
+    let (whole, tail) = v.split_at(v.len() / 4 * 4);
+    for (o, c) in out.iter_mut().zip(whole.chunks_exact(4)) {
+        *o = f32::from_bits(u32::from_le_bytes([q(c[0]), q(c[1]), q(c[2]), q(c[3])]));
+    }
+    if !tail.is_empty() {
+        let mut b = [0u8; 4];
+        for (bi, &x) in b.iter_mut().zip(tail) {
+            *bi = q(x);
+        }
+        out[whole.len() / 4] = f32::from_bits(u32::from_le_bytes(b));
+    }
+    m / 127.0
+}
+
+/// The integer chains of one panel for one column: `NV` vectors of
+/// `Σ_k panel · q`, converted to f32.
+#[inline(always)]
+fn imac<S: IntDot, const NV: usize>(s: S, panel: &[i8], q: &[f32]) -> [S::V; NACC] {
+    let l = S::LANES;
+    let blk = NV * l * 4;
+    let mut a = [s.izero(); NV];
+    for (w, &word) in panel.chunks_exact(blk).zip(q) {
+        let x = s.prep(word.to_bits());
+        for (i, ai) in a.iter_mut().enumerate() {
+            *ai = s.dot4(*ai, x, s.wload(&w[i * l * 4..]));
+        }
+    }
+    let mut out = [s.splat(0.0); NACC];
+    for (o, ai) in out.iter_mut().zip(a) {
+        *o = s.to_f32(ai);
+    }
+    out
+}
+
+/// [`imac`] for the row width of `g`.
+#[inline(always)]
+fn imac_dyn<S: IntDot>(s: S, g: &Geom, panel: &[i8], q: &[f32]) -> [S::V; NACC] {
+    match g.nv {
+        Nv::V8 => imac::<S, 8>(s, panel, q),
+        Nv::V6 => imac::<S, 6>(s, panel, q),
+        Nv::V4 => imac::<S, 4>(s, panel, q),
+    }
+}
+
+/// Joins the chains `a` (vector i of the panel in `a[i]`) to the running
+/// sums: `into[acc(i)] = fma(a[i], scale[i] · σ, into[acc(i)])`.
+#[inline(always)]
+fn join_q<S: Simd>(
+    s: S,
+    a: &[S::V; NACC],
+    g: &Geom,
+    scale: &[f32],
+    sigma: f32,
+    into: &mut [S::V; NACC],
+) {
+    let l = S::LANES;
+    let sg = s.splat(sigma);
+    for (i, ai) in a.iter().take(g.nv.n()).enumerate() {
+        let j = g.acc(i);
+        into[j] = s.fma(*ai, s.mul(s.load(&scale[i * l..]), sg), into[j]);
+    }
+}
+
+/// The integer chains parked in a tile at the accumulator slots of `g`
+/// (vector i at `acc(i)`), converted to f32 in panel vector order.
+#[inline(always)]
+fn parked<S: IntDot>(s: S, tile: &[f32], g: &Geom) -> [S::V; NACC] {
+    let l = S::LANES;
+    let mut out = [s.splat(0.0); NACC];
+    for (i, o) in out.iter_mut().take(g.nv.n()).enumerate() {
+        *o = s.to_f32(s.iload(&tile[g.acc(i) * l..]));
+    }
+    out
+}
+
+/// One time step of one layer for one stream (see `body::layer_step`).
+#[inline(always)]
+pub(crate) fn layer_step_q<S: IntDot>(s: S, pl: &PackedLayer, input: In<'_>, st: &mut LayerState) {
+    debug_assert_eq!(pl.precision, WeightPrecision::Int8);
+    let l = S::LANES;
+    let (gx, gh) = (&pl.wx.geom, &pl.wh.geom);
+    let panels = gx.panels;
+    let (wx, xw) = (pl.wx.all::<i8>(), gx.panel_len());
+    let (wh, hw) = (pl.wh.all::<i8>(), gh.panel_len());
+    let sx = match input {
+        In::X(x) => quantize(&x[..pl.input], &mut st.qx),
+        In::Pre(_) => 0.0,
+    };
+    let sh = quantize(&st.h[..pl.hr], &mut st.qh);
+    let flip = st.flip;
+    st.flip = !flip;
+    for i in 0..panels {
+        let p = if flip { panels - 1 - i } else { i };
+        let mut acc = match input {
+            In::X(_) => {
+                let a = imac_dyn(s, gx, &wx[p * xw..(p + 1) * xw], &st.qx);
+                let mut b = bias_acc(s, pl, p);
+                join_q(s, &a, gx, pl.wx.scale(p), sx, &mut b);
+                b
+            }
+            In::Pre(pre) => load_acc(s, &pre[p * NACC * l..]),
+        };
+        let a = imac_dyn(s, gh, &wh[p * hw..(p + 1) * hw], &st.qh);
+        join_q(s, &a, gh, pl.wh.scale(p), sh, &mut acc);
+        epi_main(s, pl, p, &acc, st);
+    }
+    match pl.op {
+        Op::GruResetBefore { .. } => single_gate_q(s, pl, st, Phase2::Gru, flip),
+        Op::Lstm { proj: true, .. } => single_gate_q(s, pl, st, Phase2::Proj, flip),
+        _ => {}
+    }
+}
+
+/// The single-gate second pass of one column (GRU R_n (r⊙h), or the
+/// LSTM projection).
+#[inline(always)]
+fn single_gate_q<S: IntDot>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Phase2, flip: bool) {
+    let u1 = pl.u1;
+    let w = match ph {
+        Phase2::Gru => &pl.wh_n,
+        Phase2::Proj => &pl.proj,
+    };
+    let (g, n) = (&w.geom, w.geom.panels);
+    let sv = match ph {
+        Phase2::Gru => quantize(&st.s2[..g.k], &mut st.qh),
+        Phase2::Proj => quantize(&st.s0[..g.k], &mut st.qh),
+    };
+    for i in 0..n {
+        let p = if flip { n - 1 - i } else { i };
+        let mut acc = match ph {
+            Phase2::Gru => load_acc(s, &st.s1[p * u1..]),
+            Phase2::Proj => load_acc(s, &pl.proj_bias[p * u1..]),
+        };
+        let a = imac::<S, 8>(s, w.panel::<i8>(p), &st.qh);
+        join_q(s, &a, g, w.scale(p), sv, &mut acc);
+        match ph {
+            Phase2::Gru => epi_gru_rb2(s, pl, p, &acc, st),
+            Phase2::Proj => epi_proj(s, pl, p, &acc, st),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- many columns
+
+/// k-quads per chunk of the multi-column kernel (256 k: a chunk of an
+/// LSTM panel is 16 KiB with AVX2, 32 KiB with AVX-512, as the f32 one).
+const KQ: usize = 64;
+
+/// One k-chunk (in quads) of the integer multi-column GEMM for one panel:
+/// `tiles[c][map(i)] += Σ_{q0 ≤ j < q1} panel[j][i] · words[c][j]` (i32
+/// parked in the tiles' bits).
+#[derive(Clone, Copy)]
+pub(crate) struct ChunkQ<'a> {
+    pub panel: &'a [i8],
+    pub nv: Nv,
+    pub split: usize,
+    pub dst: usize,
+    pub q0: usize,
+    pub q1: usize,
+}
+
+/// The integer multi-column micro-kernel of one ISA (one outlined
+/// `#[target_feature]` function, generated by `entries!` in kernels/mod.rs,
+/// which dispatches each [`balanced`] group of `1..=S::GEMM_COLS` columns
+/// to [`gemm_block_q`]).
+pub(crate) trait MicroQ: IntDot {
+    fn gemm_chunk_q(self, c: ChunkQ<'_>, words: &[&[f32]], tiles: &mut [&mut [f32]]);
+}
+
+/// [`ChunkQ`] for exactly `NC` columns, `NV` vectors per quad.
+#[inline(always)]
+pub(crate) fn gemm_block_q<S: IntDot, const NV: usize, const NC: usize>(
+    s: S,
+    c: ChunkQ<'_>,
+    words: &[&[f32]],
+    tiles: &mut [&mut [f32]],
+) {
+    let ChunkQ {
+        panel,
+        split,
+        dst,
+        q0,
+        q1,
+        ..
+    } = c;
+    debug_assert_eq!(c.nv.n(), NV);
+    let l = S::LANES;
+    let blk = NV * l * 4;
+    let n = q1 - q0;
+    let pan = &panel[q0 * blk..q1 * blk];
+    assert!(words.len() == NC && tiles.len() == NC);
+    let mut ws: [&[f32]; NC] = [&[]; NC];
+    for c in 0..NC {
+        ws[c] = &words[c][q0..q1];
+        assert_eq!(ws[c].len(), n);
+    }
+    let map = |i: usize| if i < split { i } else { dst + i - split };
+    let mut vg = 0;
+    while vg < NV {
+        let (t0, t1) = (map(vg) * l, map(vg + 1) * l);
+        let mut a0 = [s.izero(); NC];
+        let mut a1 = [s.izero(); NC];
+        for c in 0..NC {
+            a0[c] = s.iload(&tiles[c][t0..]);
+            a1[c] = s.iload(&tiles[c][t1..]);
+        }
+        for (j, w) in pan.chunks_exact(blk).enumerate() {
+            let w0 = s.wload(&w[vg * l * 4..]);
+            let w1 = s.wload(&w[(vg + 1) * l * 4..]);
+            for c in 0..NC {
+                let x = s.prep(ws[c][j].to_bits());
+                a0[c] = s.dot4(a0[c], x, w0);
+                a1[c] = s.dot4(a1[c], x, w1);
+            }
+        }
+        for c in 0..NC {
+            s.istore(&mut tiles[c][t0..], a0[c]);
+            s.istore(&mut tiles[c][t1..], a1[c]);
+        }
+        vg += 2;
+    }
+}
+
+/// `tiles[c] += panel · words[c]` over every quad, in chunks of [`KQ`].
+#[inline(always)]
+fn gemm_cols_q<S: MicroQ>(
+    s: S,
+    panel: &[i8],
+    g: &Geom,
+    words: &[&[f32]],
+    tiles: &mut [&mut [f32]],
+) {
+    let nq = words_of(g);
+    let mut q0 = 0;
+    while q0 < nq {
+        let q1 = (q0 + KQ).min(nq);
+        let c = ChunkQ {
+            panel,
+            nv: g.nv,
+            split: g.split,
+            dst: g.dst,
+            q0,
+            q1,
+        };
+        s.gemm_chunk_q(c, words, tiles);
+        q0 = q1;
+    }
+}
+
+/// Quads (activation words) of a matrix's columns.
+#[inline(always)]
+fn words_of(g: &Geom) -> usize {
+    words(g.k)
+}
+
+/// Floats of one column of the pre-activation buffer of an i8 layer: the
+/// tile of every panel, then the column's quantized x (its words and σ),
+/// which [`input_proj_q`] uses as scratch.
+pub(crate) fn pre_len_q(pl: &PackedLayer, lanes: usize) -> usize {
+    pl.wx.geom.panels * NACC * lanes + words(pl.input) + 1
+}
+
+/// Pre-activations bias + W·x of every column (see `body::input_proj`):
+/// each column's x quantized into the tail of its buffer, then one
+/// integer GEMM per panel, then the rescale into the tile.
+#[inline(always)]
+pub(crate) fn input_proj_q<S: MicroQ>(
+    s: S,
+    pl: &PackedLayer,
+    xs: &[&[f32]],
+    out: &mut [&mut [f32]],
+) {
+    let l = S::LANES;
+    let g = &pl.wx.geom;
+    let tw = NACC * l;
+    let base = g.panels * tw;
+    let nw = words(pl.input);
+    let mut sig = [0.0f32; MAX_COLS];
+    for r in balanced(xs.len(), MAX_COLS) {
+        let (c0, c1) = (r.start, r.end);
+        for (c, o) in (c0..c1).zip(out[c0..c1].iter_mut()) {
+            let (_, tail) = o.split_at_mut(base);
+            let sg = quantize(&xs[c][..pl.input], tail);
+            tail[nw] = sg;
+        }
+        for p in 0..g.panels {
+            let zero = [s.splat(0.0); NACC];
+            let mut ws: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
+            let mut tiles: [&mut [f32]; MAX_COLS] = Default::default();
+            for ((c, o), (w, t)) in out[c0..c1]
+                .iter_mut()
+                .enumerate()
+                .zip(ws.iter_mut().zip(tiles.iter_mut()))
+            {
+                let (head, tail) = o.split_at_mut(base);
+                sig[c] = tail[nw];
+                let tile = &mut head[p * tw..(p + 1) * tw];
+                store_acc(s, tile, &zero);
+                *t = tile;
+                *w = &tail[..nw];
+            }
+            gemm_cols_q(s, pl.wx.panel::<i8>(p), g, &ws[..c1 - c0], &mut tiles[..c1 - c0]);
+            let b = bias_acc(s, pl, p);
+            for (c, t) in tiles[..c1 - c0].iter_mut().enumerate() {
+                let a = parked(s, t, g);
+                let mut v = b;
+                join_q(s, &a, g, pl.wx.scale(p), sig[c], &mut v);
+                store_acc(s, t, &v);
+            }
+        }
+    }
+}
+
+/// One step of one layer for up to `MAX_COLS` streams at once (see
+/// `body::layer_step_cols`). Each state's `tile` holds the running sums
+/// in its first region and the parked integer chain in its second.
+#[inline(always)]
+pub(crate) fn layer_step_cols_q<S: MicroQ>(
+    s: S,
+    pl: &PackedLayer,
+    inputs: &[In<'_>],
+    sts: &mut [&mut LayerState],
+) {
+    let l = S::LANES;
+    let n = sts.len();
+    assert!(n <= MAX_COLS && inputs.len() == n);
+    debug_assert_eq!(pl.precision, WeightPrecision::Int8);
+    let (gx, gh) = (&pl.wx.geom, &pl.wh.geom);
+    let tw = NACC * l;
+    let zero = [s.splat(0.0); NACC];
+    let has_x = matches!(inputs.first(), Some(In::X(_)));
+    debug_assert!(inputs.iter().all(|i| matches!(i, In::X(_)) == has_x));
+    let mut sx = [0.0f32; MAX_COLS];
+    let mut sh = [0.0f32; MAX_COLS];
+    for (c, st) in sts.iter_mut().enumerate() {
+        if let In::X(x) = inputs[c] {
+            sx[c] = quantize(&x[..pl.input], &mut st.qx);
+        }
+        let LayerState { h, qh, .. } = &mut **st;
+        sh[c] = quantize(&h[..pl.hr], qh);
+    }
+    for p in 0..gx.panels {
+        for (c, st) in sts.iter_mut().enumerate() {
+            let init = match inputs[c] {
+                In::X(_) => bias_acc(s, pl, p),
+                In::Pre(pre) => load_acc(s, &pre[p * tw..]),
+            };
+            store_acc(s, &mut st.tile, &init);
+            store_acc(s, &mut st.tile[TILE..], &zero);
+        }
+        if has_x {
+            chain_cols(s, pl.wx.panel::<i8>(p), gx, sts, Q::X);
+            for (c, st) in sts.iter_mut().enumerate() {
+                let mut acc = load_acc(s, &st.tile);
+                let a = parked(s, &st.tile[TILE..], gx);
+                join_q(s, &a, gx, pl.wx.scale(p), sx[c], &mut acc);
+                store_acc(s, &mut st.tile, &acc);
+                store_acc(s, &mut st.tile[TILE..], &zero);
+            }
+        }
+        chain_cols(s, pl.wh.panel::<i8>(p), gh, sts, Q::H);
+        for (c, st) in sts.iter_mut().enumerate() {
+            let mut acc = load_acc(s, &st.tile);
+            let a = parked(s, &st.tile[TILE..], gh);
+            join_q(s, &a, gh, pl.wh.scale(p), sh[c], &mut acc);
+            epi_main(s, pl, p, &acc, st);
+        }
+    }
+    match pl.op {
+        Op::GruResetBefore { .. } => single_gate_cols_q(s, pl, sts, Phase2::Gru),
+        Op::Lstm { proj: true, .. } => single_gate_cols_q(s, pl, sts, Phase2::Proj),
+        _ => {}
+    }
+}
+
+/// Which quantized vector of a state a chain reads.
+#[derive(Clone, Copy)]
+enum Q {
+    /// `qx`: the layer input.
+    X,
+    /// `qh`: h, r⊙h or m.
+    H,
+}
+
+/// The integer chain of one panel for every state, into the second
+/// region of each state's tile.
+#[inline(always)]
+fn chain_cols<S: MicroQ>(s: S, panel: &[i8], g: &Geom, sts: &mut [&mut LayerState], which: Q) {
+    let n = sts.len();
+    let tw = NACC * S::LANES;
+    let nw = words_of(g);
+    let mut ws: [&[f32]; MAX_COLS] = [&[]; MAX_COLS];
+    let mut tiles: [&mut [f32]; MAX_COLS] = Default::default();
+    for (c, st) in sts.iter_mut().enumerate() {
+        let LayerState { qx, qh, tile, .. } = &mut **st;
+        ws[c] = match which {
+            Q::X => &qx[..nw],
+            Q::H => &qh[..nw],
+        };
+        tiles[c] = &mut tile[TILE..TILE + tw];
+    }
+    gemm_cols_q(s, panel, g, &ws[..n], &mut tiles[..n]);
+}
+
+#[inline(always)]
+fn single_gate_cols_q<S: MicroQ>(
+    s: S,
+    pl: &PackedLayer,
+    sts: &mut [&mut LayerState],
+    ph: Phase2,
+) {
+    let u1 = pl.u1;
+    let w = match ph {
+        Phase2::Gru => &pl.wh_n,
+        Phase2::Proj => &pl.proj,
+    };
+    let g = &w.geom;
+    let zero = [s.splat(0.0); NACC];
+    let mut sv = [0.0f32; MAX_COLS];
+    for (c, st) in sts.iter_mut().enumerate() {
+        let LayerState { s0, s2, qh, .. } = &mut **st;
+        sv[c] = match ph {
+            Phase2::Gru => quantize(&s2[..g.k], qh),
+            Phase2::Proj => quantize(&s0[..g.k], qh),
+        };
+    }
+    for p in 0..g.panels {
+        for st in sts.iter_mut() {
+            let init = match ph {
+                Phase2::Gru => load_acc(s, &st.s1[p * u1..]),
+                Phase2::Proj => load_acc(s, &pl.proj_bias[p * u1..]),
+            };
+            store_acc(s, &mut st.tile, &init);
+            store_acc(s, &mut st.tile[TILE..], &zero);
+        }
+        chain_cols(s, w.panel::<i8>(p), g, sts, Q::H);
+        for (c, st) in sts.iter_mut().enumerate() {
+            let mut acc = load_acc(s, &st.tile);
+            let a = parked(s, &st.tile[TILE..], g);
+            join_q(s, &a, g, w.scale(p), sv[c], &mut acc);
+            match ph {
+                Phase2::Gru => epi_gru_rb2(s, pl, p, &acc, st),
+                Phase2::Proj => epi_proj(s, pl, p, &acc, st),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- portable
+
+use super::simd::{Scalar, Wide16};
+
+/// `acc + Σ_b w[b] · q[b]` in wrapping i32 (the portable exact dot).
+#[inline(always)]
+fn dot4_lane(acc: i32, q: [i8; 4], w: &[i8]) -> i32 {
+    let mut a = acc;
+    for b in 0..4 {
+        a = a.wrapping_add(i32::from(w[b]) * i32::from(q[b]));
+    }
+    a
+}
+
+impl IntDot for Scalar {
+    type I = i32;
+    type Q = [i8; 4];
+    type W = [i8; 4];
+    #[inline(always)]
+    fn izero(self) -> i32 {
+        0
+    }
+    #[inline(always)]
+    fn iload(self, s: &[f32]) -> i32 {
+        s[0].to_bits() as i32
+    }
+    #[inline(always)]
+    fn istore(self, s: &mut [f32], v: i32) {
+        s[0] = f32::from_bits(v as u32);
+    }
+    #[inline(always)]
+    fn prep(self, word: u32) -> [i8; 4] {
+        word.to_le_bytes().map(|b| b as i8)
+    }
+    #[inline(always)]
+    fn wload(self, w: &[i8]) -> [i8; 4] {
+        [w[0], w[1], w[2], w[3]]
+    }
+    #[inline(always)]
+    fn dot4(self, acc: i32, q: [i8; 4], w: [i8; 4]) -> i32 {
+        dot4_lane(acc, q, &w)
+    }
+    #[inline(always)]
+    fn to_f32(self, v: i32) -> f32 {
+        v as f32
+    }
+}
+
+// Not inlined, as Wide16's `Simd` operations (see the comment in simd.rs).
+impl IntDot for Wide16 {
+    type I = [i32; 16];
+    type Q = [i8; 4];
+    type W = [i8; 64];
+    #[inline(never)]
+    fn izero(self) -> [i32; 16] {
+        [0; 16]
+    }
+    #[inline(never)]
+    fn iload(self, s: &[f32]) -> [i32; 16] {
+        let s = &s[..16];
+        std::array::from_fn(|i| s[i].to_bits() as i32)
+    }
+    #[inline(never)]
+    fn istore(self, s: &mut [f32], v: [i32; 16]) {
+        for (d, x) in s[..16].iter_mut().zip(v) {
+            *d = f32::from_bits(x as u32);
+        }
+    }
+    #[inline(never)]
+    fn prep(self, word: u32) -> [i8; 4] {
+        word.to_le_bytes().map(|b| b as i8)
+    }
+    #[inline(never)]
+    fn wload(self, w: &[i8]) -> [i8; 64] {
+        let mut v = [0; 64];
+        v.copy_from_slice(&w[..64]);
+        v
+    }
+    #[inline(never)]
+    fn dot4(self, acc: [i32; 16], q: [i8; 4], w: [i8; 64]) -> [i32; 16] {
+        std::array::from_fn(|j| dot4_lane(acc[j], q, &w[4 * j..]))
+    }
+    #[inline(never)]
+    fn to_f32(self, v: [i32; 16]) -> [f32; 16] {
+        v.map(|x| x as f32)
+    }
+}
