@@ -11,7 +11,7 @@
 //! ```
 //!
 //! `--precision` takes [`WeightPrecision`] names (`f32`, `f16`, `bf16`,
-//! `i8w`) or `all`. With more than f32 the table gains a precision column;
+//! `i8w`, `i8`) or `all`. With more than f32 the table gains a precision column;
 //! every JSON row carries `"precision"` (its name) whatever the list.
 //!
 //! Modes (the peers' method, ../shared/peers/README.md):

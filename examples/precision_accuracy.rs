@@ -453,7 +453,7 @@ fn real_main() -> Res<()> {
     let steps = num("--steps", 1000)?;
     let big_steps = num("--big-steps", steps)?;
     let mut precisions = vec![WeightPrecision::F32];
-    for p in list("--precisions", "f16,bf16,i8w") {
+    for p in list("--precisions", "f16,bf16,i8w,i8") {
         let p = WeightPrecision::from_name(&p)
             .ok_or_else(|| format!("--precisions: unknown precision {p}"))?;
         if !precisions.contains(&p) {

@@ -113,7 +113,10 @@ fn pack_panels(
     let panels = rows_per_gate.div_ceil(u);
     // i8: k-quads (K padded with zero weights to a multiple of 4).
     let kg = if prec == WeightPrecision::Int8 { 4 } else { 1 };
-    let n = checked(&[panels, k.next_multiple_of(kg), gates, u], "packed weights")?;
+    let n = checked(
+        &[panels, k.next_multiple_of(kg), gates, u],
+        "packed weights",
+    )?;
     let geom = Geom {
         panels,
         nv,
@@ -175,23 +178,48 @@ fn pack_panels(
     }
     let (store, scale) = match prec {
         WeightPrecision::F32 => (
-            f32::wrap(fill(n, panels, k, kg, gates, u, rows_per_gate, |g, r, kk| {
-                Ok(val(g, r, kk))
-            })?),
+            f32::wrap(fill(
+                n,
+                panels,
+                k,
+                kg,
+                gates,
+                u,
+                rows_per_gate,
+                |g, r, kk| Ok(val(g, r, kk)),
+            )?),
             ABuf::new(64),
         ),
         WeightPrecision::F16 => (
-            F16::wrap(fill(n, panels, k, kg, gates, u, rows_per_gate, |g, r, kk| {
-                let v = val(g, r, kk);
-                f32_to_f16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows f16"))
-            })?),
+            F16::wrap(fill(
+                n,
+                panels,
+                k,
+                kg,
+                gates,
+                u,
+                rows_per_gate,
+                |g, r, kk| {
+                    let v = val(g, r, kk);
+                    f32_to_f16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows f16"))
+                },
+            )?),
             ABuf::new(64),
         ),
         WeightPrecision::Bf16 => (
-            Bf16::wrap(fill(n, panels, k, kg, gates, u, rows_per_gate, |g, r, kk| {
-                let v = val(g, r, kk);
-                f32_to_bf16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows bf16"))
-            })?),
+            Bf16::wrap(fill(
+                n,
+                panels,
+                k,
+                kg,
+                gates,
+                u,
+                rows_per_gate,
+                |g, r, kk| {
+                    let v = val(g, r, kk);
+                    f32_to_bf16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows bf16"))
+                },
+            )?),
             ABuf::new(64),
         ),
         WeightPrecision::Int8Weights | WeightPrecision::Int8 => {

@@ -424,7 +424,11 @@ pub fn quantize_i8w(m: &[f32], rows: usize, cols: usize, tensor: &str) -> Result
 /// assert!(quantize_i8_activations(&[1.0, f32::INFINITY]).1.is_nan());
 /// ```
 pub fn quantize_i8_activations(v: &[f32]) -> (Vec<i8>, f32) {
-    let mb = v.iter().map(|x| x.to_bits() & 0x7fff_ffff).max().unwrap_or(0);
+    let mb = v
+        .iter()
+        .map(|x| x.to_bits() & 0x7fff_ffff)
+        .max()
+        .unwrap_or(0);
     if mb >= 0x7f80_0000 {
         return (vec![0; v.len()], f32::NAN);
     }

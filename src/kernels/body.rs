@@ -268,7 +268,13 @@ fn epi_gru_rb1<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
 
 /// Reset-before GRU, second epilogue (single-gate panel `p`): acc = n.
 #[inline(always)]
-pub(crate) fn epi_gru_rb2<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+pub(crate) fn epi_gru_rb2<S: Simd>(
+    s: S,
+    pl: &PackedLayer,
+    p: usize,
+    acc: &[S::V; NACC],
+    st: &mut LayerState,
+) {
     let Op::GruResetBefore { clip } = pl.op else {
         return;
     };
@@ -298,7 +304,13 @@ fn epi_rnn<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &m
 }
 
 #[inline(always)]
-pub(crate) fn epi_proj<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+pub(crate) fn epi_proj<S: Simd>(
+    s: S,
+    pl: &PackedLayer,
+    p: usize,
+    acc: &[S::V; NACC],
+    st: &mut LayerState,
+) {
     let Op::Lstm { proj_clip, .. } = pl.op else {
         return;
     };
@@ -311,7 +323,13 @@ pub(crate) fn epi_proj<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; N
 }
 
 #[inline(always)]
-pub(crate) fn epi_main<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+pub(crate) fn epi_main<S: Simd>(
+    s: S,
+    pl: &PackedLayer,
+    p: usize,
+    acc: &[S::V; NACC],
+    st: &mut LayerState,
+) {
     match pl.op {
         Op::Lstm { .. } => epi_lstm(s, pl, p, acc, st),
         Op::GruLbr { .. } => epi_gru_lbr(s, pl, p, acc, st),

@@ -382,7 +382,13 @@ pub(crate) fn input_proj_q<S: MicroQ>(
                 *t = tile;
                 *w = &tail[..nw];
             }
-            gemm_cols_q(s, pl.wx.panel::<i8>(p), g, &ws[..c1 - c0], &mut tiles[..c1 - c0]);
+            gemm_cols_q(
+                s,
+                pl.wx.panel::<i8>(p),
+                g,
+                &ws[..c1 - c0],
+                &mut tiles[..c1 - c0],
+            );
             let b = bias_acc(s, pl, p);
             for (c, t) in tiles[..c1 - c0].iter_mut().enumerate() {
                 let a = parked(s, t, g);
@@ -486,12 +492,7 @@ fn chain_cols<S: MicroQ>(s: S, panel: &[i8], g: &Geom, sts: &mut [&mut LayerStat
 }
 
 #[inline(always)]
-fn single_gate_cols_q<S: MicroQ>(
-    s: S,
-    pl: &PackedLayer,
-    sts: &mut [&mut LayerState],
-    ph: Phase2,
-) {
+fn single_gate_cols_q<S: MicroQ>(s: S, pl: &PackedLayer, sts: &mut [&mut LayerState], ph: Phase2) {
     let u1 = pl.u1;
     let w = match ph {
         Phase2::Gru => &pl.wh_n,
@@ -614,5 +615,296 @@ impl IntDot for Wide16 {
     #[inline(never)]
     fn to_f32(self, v: [i32; 16]) -> [f32; 16] {
         v.map(|x| x as f32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The integer path's exactness: the activation rule against the
+    //! reference's, and every ISA's `dot4` against an i64 sum with extreme
+    //! values (every weight and activation at ±127) over the largest K, so
+    //! that no sequence saturates or overflows; and a negative control
+    //! showing that a saturating form the kernels avoid does fail it.
+
+    use super::*;
+    use crate::reference::{int_dot, quantize_i8_activations};
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn f(&mut self) -> f32 {
+            (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        }
+    }
+
+    fn unpack(w: &[f32], n: usize) -> Vec<i8> {
+        w.iter()
+            .flat_map(|x| x.to_bits().to_le_bytes())
+            .take(n)
+            .map(|b| b as i8)
+            .collect()
+    }
+
+    #[test]
+    fn quantize_is_the_reference_rule() {
+        let mut rng = Rng(0x51ed);
+        let tiny = f32::from_bits(1);
+        let mut cases: Vec<Vec<f32>> = vec![
+            vec![],
+            vec![0.0],
+            vec![-0.0, 0.0, -0.0],
+            vec![tiny, -tiny, 0.0, tiny],
+            vec![1e-38, -2e-38],
+            vec![f32::MIN_POSITIVE; 5],
+            vec![f32::MAX, -f32::MAX, 1.0],
+            vec![1.0, f32::NAN, 0.5],
+            vec![f32::NEG_INFINITY, 0.5],
+            vec![0.5, -1.0, 0.25, 1.0 / 254.0, 3.0 / 254.0, -1.0 / 254.0],
+        ];
+        for n in [1, 2, 3, 4, 5, 7, 8, 9, 31, 64, 65, 129] {
+            let scale = [1e-30, 1e-3, 1.0, 7.5, 1e30][n % 5];
+            cases.push((0..n).map(|_| rng.f() * scale).collect());
+        }
+        for v in cases {
+            let mut out = vec![f32::from_bits(0xdead_beef); words(v.len()) + 2];
+            let sigma = quantize(&v, &mut out);
+            let (q, s) = quantize_i8_activations(&v);
+            assert_eq!(sigma.to_bits(), s.to_bits(), "{v:?}");
+            assert_eq!(unpack(&out, v.len()), q, "{v:?}");
+            // The padding bytes of the last word are zero, and nothing past
+            // the words is written.
+            let bytes: Vec<u8> = out[..words(v.len())]
+                .iter()
+                .flat_map(|x| x.to_bits().to_le_bytes())
+                .collect();
+            assert!(bytes[v.len()..].iter().all(|&b| b == 0), "{v:?}");
+            assert!(
+                out[words(v.len())..]
+                    .iter()
+                    .all(|x| x.to_bits() == 0xdead_beef)
+            );
+            assert!(q.iter().all(|&x| x != -128));
+        }
+        // The edge rules, stated.
+        assert_eq!(quantize_i8_activations(&[0.0, -0.0]).1, 0.0);
+        assert_eq!(quantize_i8_activations(&[1e-38]).1, 0.0); // 127 / m overflows
+        assert!(quantize_i8_activations(&[f32::INFINITY]).1.is_nan());
+        let (q, s) = quantize_i8_activations(&[f32::MAX, -f32::MAX]);
+        assert_eq!((q, s), (vec![127, -127], f32::MAX / 127.0));
+    }
+
+    /// The weights and activations of the extreme cases, one quad each.
+    fn extreme_quads(n: usize, rng: &mut Rng) -> (Vec<[i8; 4]>, Vec<u32>) {
+        let pick = |r: u64, i: usize| -> i8 {
+            match (r >> (2 * (i % 30))) & 3 {
+                0 => 127,
+                1 => -127,
+                2 => {
+                    if i % 2 == 0 {
+                        127
+                    } else {
+                        -127
+                    }
+                }
+                _ => ((r >> (i % 56)) as u8 as i8).max(-127),
+            }
+        };
+        let mode = rng.next();
+        let w = (0..n)
+            .map(|j| {
+                let r = rng.next();
+                std::array::from_fn(|b| match mode % 3 {
+                    0 => 127,
+                    1 => -127,
+                    _ => pick(r, 4 * j + b),
+                })
+            })
+            .collect();
+        let x = (0..n)
+            .map(|j| {
+                let r = rng.next();
+                let b: [i8; 4] = std::array::from_fn(|b| match (mode / 3) % 3 {
+                    0 => 127,
+                    1 => -127,
+                    _ => pick(r, 4 * j + b + 1),
+                });
+                u32::from_le_bytes(b.map(|v| v as u8))
+            })
+            .collect();
+        (w, x)
+    }
+
+    /// `dot4` chained over `MAX_INT8_K` (rounded down to quads) for each
+    /// lane, every lane with its own weights, against `int_dot`.
+    fn check_dot<S: IntDot>(s: S, name: &str, to_i32: impl Fn(S::I) -> Vec<i32>) {
+        let l = S::LANES;
+        let nq = crate::cell::spec::MAX_INT8_K / 4;
+        let mut rng = Rng(0x1234_5678 ^ l as u64);
+        for case in 0..9 {
+            let lanes: Vec<(Vec<[i8; 4]>, Vec<u32>)> =
+                (0..l).map(|_| extreme_quads(nq, &mut rng)).collect();
+            // One activation stream shared by all lanes (a broadcast):
+            // lane 0's; each lane its own weights.
+            let x = &lanes[0].1;
+            let mut w = vec![0i8; 4 * l];
+            let mut acc = s.izero();
+            for j in 0..nq {
+                for (r, (wr, _)) in lanes.iter().enumerate() {
+                    w[4 * r..4 * r + 4].copy_from_slice(&wr[j]);
+                }
+                acc = s.dot4(acc, s.prep(x[j]), s.wload(&w));
+            }
+            let got = to_i32(acc);
+            let xs: Vec<i8> = x
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .map(|b| b as i8)
+                .collect();
+            for (r, (wr, _)) in lanes.iter().enumerate() {
+                let ws: Vec<i8> = wr.iter().flatten().copied().collect();
+                let e = int_dot(&ws, &xs);
+                assert_eq!(got[r] as i64, e, "{name} case {case} lane {r}");
+            }
+        }
+    }
+
+    fn parked_lanes<S: IntDot>(s: S, v: S::I) -> Vec<i32> {
+        let mut t = vec![0.0f32; S::LANES];
+        s.istore(&mut t, v);
+        let back = s.iload(&t);
+        let mut t2 = vec![0.0f32; S::LANES];
+        s.istore(&mut t2, back);
+        assert_eq!(
+            t.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            t2.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        t.iter().map(|x| x.to_bits() as i32).collect()
+    }
+
+    #[test]
+    fn every_dot_is_exact_at_the_extremes() {
+        check_dot(Scalar, "scalar", |v| parked_lanes(Scalar, v));
+        check_dot(Wide16, "wide16", |v| parked_lanes(Wide16, v));
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(t) = crate::kernels::x86::Avx2::new() {
+                check_dot(t, "avx2", |v| parked_lanes(t, v));
+            }
+            if let Some(t) = crate::kernels::x86::Avx512::new() {
+                check_dot(t, "avx512bw", |v| parked_lanes(t, v));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if let Some(t) = crate::kernels::neon::Neon::new() {
+                check_dot(t, "neon", |v| parked_lanes(t, v));
+            }
+        }
+    }
+
+    #[test]
+    fn to_f32_rounds_to_nearest_even_on_every_isa() {
+        let vals: Vec<i32> = vec![
+            0,
+            1,
+            -1,
+            16_777_216,
+            16_777_217,
+            16_777_219,
+            -16_777_217,
+            2_147_463_447,
+            -2_147_463_447,
+            i32::MAX,
+            i32::MIN,
+            33_554_435,
+            123_456_789,
+        ];
+        fn conv<S: IntDot>(s: S, vals: &[i32]) -> Vec<u32> {
+            let l = S::LANES;
+            let mut out = Vec::new();
+            for c in vals.chunks(l) {
+                let mut t = vec![0.0f32; l];
+                for (d, &v) in t.iter_mut().zip(c) {
+                    *d = f32::from_bits(v as u32);
+                }
+                let mut f = vec![0.0f32; l];
+                s.store(&mut f, s.to_f32(s.iload(&t)));
+                out.extend(f[..c.len()].iter().map(|x| x.to_bits()));
+            }
+            out
+        }
+        let want: Vec<u32> = vals.iter().map(|&v| (v as f32).to_bits()).collect();
+        assert_eq!(conv(Scalar, &vals), want);
+        assert_eq!(conv(Wide16, &vals), want);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let _fp = crate::kernels::fpenv::FpEnv::enter();
+            if let Some(t) = crate::kernels::x86::Avx2::new() {
+                assert_eq!(conv(t, &vals), want);
+            }
+            if let Some(t) = crate::kernels::x86::Avx512::new() {
+                assert_eq!(conv(t, &vals), want);
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            let _fp = crate::kernels::fpenv::FpEnv::enter();
+            if let Some(t) = crate::kernels::neon::Neon::new() {
+                assert_eq!(conv(t, &vals), want);
+            }
+        }
+    }
+
+    /// `vpmaddubsw` as Intel defines it: u8 × i8 products, adjacent pairs
+    /// summed with signed saturation to i16.
+    fn maddubs(a: &[u8; 4], b: &[i8; 4]) -> [i16; 2] {
+        std::array::from_fn(|p| {
+            let s = a[2 * p] as i32 * b[2 * p] as i32 + a[2 * p + 1] as i32 * b[2 * p + 1] as i32;
+            s.clamp(i16::MIN as i32, i16::MAX as i32) as i16
+        })
+    }
+
+    /// The negative control: the sign trick through the saturating
+    /// `maddubs` model is exact at every extreme, while the offset form
+    /// (u8 = q + 128, as `vpdpbusd` takes it, then 128·Σw subtracted) fed
+    /// to the same saturating instruction is not, so the extreme-value
+    /// tests can tell a saturating sequence from an exact one.
+    #[test]
+    fn sign_trick_never_saturates_but_the_offset_form_would() {
+        let mut offset_wrong = 0;
+        for &w in &[
+            [127i8; 4],
+            [-127; 4],
+            [127, -127, 127, -127],
+            [127, 127, -127, -127],
+        ] {
+            for &x in &[
+                [127i8; 4],
+                [-127; 4],
+                [127, -127, -127, 127],
+                [-127, -127, 127, 127],
+            ] {
+                let exact: i32 = (0..4).map(|b| w[b] as i32 * x[b] as i32).sum();
+                let ax = x.map(|v| v.unsigned_abs());
+                let sw: [i8; 4] = std::array::from_fn(|b| if x[b] < 0 { -w[b] } else { w[b] });
+                let t = maddubs(&ax, &sw);
+                assert_eq!(t[0] as i32 + t[1] as i32, exact, "w {w:?} x {x:?}");
+                let u = x.map(|v| (v as i16 + 128) as u8);
+                let t = maddubs(&u, &w);
+                let wsum: i32 = w.iter().map(|&v| v as i32).sum();
+                if t[0] as i32 + t[1] as i32 - 128 * wsum != exact {
+                    offset_wrong += 1;
+                }
+            }
+        }
+        assert!(
+            offset_wrong > 0,
+            "the saturating offset form was never caught"
+        );
     }
 }
