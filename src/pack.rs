@@ -176,7 +176,7 @@ fn pack_panels(
         }
         Ok(out)
     }
-    let (store, scale) = match prec {
+    let (store, scale, qsum) = match prec {
         WeightPrecision::F32 => (
             f32::wrap(fill(
                 n,
@@ -188,6 +188,7 @@ fn pack_panels(
                 rows_per_gate,
                 |g, r, kk| Ok(val(g, r, kk)),
             )?),
+            ABuf::new(64),
             ABuf::new(64),
         ),
         WeightPrecision::F16 => (
@@ -205,6 +206,7 @@ fn pack_panels(
                 },
             )?),
             ABuf::new(64),
+            ABuf::new(64),
         ),
         WeightPrecision::Bf16 => (
             Bf16::wrap(fill(
@@ -220,6 +222,7 @@ fn pack_panels(
                     f32_to_bf16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows bf16"))
                 },
             )?),
+            ABuf::new(64),
             ABuf::new(64),
         ),
         WeightPrecision::Int8Weights | WeightPrecision::Int8 => {
@@ -262,10 +265,29 @@ fn pack_panels(
                     }
                 }
             }
-            (i8::wrap(q), scale)
+            // i8: 128 · Σ_k q per packed row (|Σ| ≤ K · 127 · 128 fits i32
+            // for K ≤ MAX_INT8_K), read back from the packed quads.
+            let qsum = if prec == WeightPrecision::Int8 {
+                let rows = panels * gates * u;
+                let mut qs = crate::kernels::buf::try_weights_buf::<i32>(rows)?;
+                qs.resize(rows, 0);
+                let per_panel = q.len() / panels.max(1);
+                for (p, pan) in q.chunks_exact(per_panel.max(1)).enumerate().take(panels) {
+                    for quad in pan.chunks_exact(gates * u * 4) {
+                        for (r, w4) in quad.chunks_exact(4).enumerate() {
+                            let sum: i32 = w4.iter().map(|&w| i32::from(w)).sum();
+                            qs[p * gates * u + r] += 128 * sum;
+                        }
+                    }
+                }
+                qs
+            } else {
+                ABuf::new(64)
+            };
+            (i8::wrap(q), scale, qsum)
         }
     };
-    Ok(Panels::new(geom, store, scale))
+    Ok(Panels::new(geom, store, scale, qsum))
 }
 
 /// The values of `v` (at most `len` of them) followed by zeros up to `len`.

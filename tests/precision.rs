@@ -5,7 +5,8 @@
 //!   model built from `round_weights(..)` (the weights rounded and widened),
 //!   and of `plain_run` / `plain_step` with the precision;
 //! * a model built with i8w or i8 weights returns the bits of `plain_run` /
-//!   `plain_step` with i8w (per-row scales, two chains: x part, then h part);
+//!   `plain_step` with the precision (per-row scales, two chains: x part,
+//!   then h part; i8 also quantizes the activations and dots them exactly);
 //!
 //! on every kernel set of this CPU (`common::kernel_sets`, the Wide16
 //! emulation included), for every cell variant (`common::all_variants`),
@@ -770,8 +771,9 @@ fn reduced_precision_error_bounds() {
 /// `Model::weight_bytes` (and so `rnncell_model_info`) reports the bytes
 /// the panels really hold: with E packed weight elements (rows padded to
 /// whole panels) and K = I = H columns per row, f32 is 4E, f16 and bf16 2E,
-/// i8w and i8 E plus one f32 scale per packed row (4E/K); biases are f32 in
-/// all; i8 pads each row of its k-quad panels to a multiple of 4 columns.
+/// i8w E plus one f32 scale per packed row (4E/K), i8 that plus one i32
+/// offset correction per packed row; biases are f32 in all; i8 pads each
+/// row of its k-quad panels to a multiple of 4 columns.
 #[test]
 fn weight_bytes_are_the_real_bytes_of_each_precision() {
     for k in kernel_sets() {
@@ -791,8 +793,9 @@ fn weight_bytes_are_the_real_bytes_of_each_precision() {
             assert!(e >= cell.gates() * h * 2 * h, "{k} {cell:?}: {e} elements");
             assert_eq!(b16, bbf, "{k} {cell:?}");
             assert_eq!(b8, b16 - e + 4 * e / h, "{k} {cell:?}");
-            // i8: the same bytes (K = 40 needs no k-quad padding) ...
-            assert_eq!(b8q, b8, "{k} {cell:?}");
+            // i8: i8w's bytes (K = 40 needs no k-quad padding) plus one i32
+            // offset correction per packed row ...
+            assert_eq!(b8q, b8 + 4 * e / h, "{k} {cell:?}");
             // ... and K = 41 pads each row to 44 columns.
             let odd = ModelSpec::new(cell, h + 1, h).precision(WeightPrecision::Int8);
             let wo = random_weights(&odd, 4);
@@ -802,7 +805,7 @@ fn weight_bytes_are_the_real_bytes_of_each_precision() {
                 .unwrap()
                 .weight_bytes();
             let rows_x = bw - b8; // i8w: one more byte per packed row of W
-            assert_eq!(bo, b8 + 4 * rows_x, "{k} {cell:?}: {bo} vs {bw}");
+            assert_eq!(bo, b8q + 4 * rows_x, "{k} {cell:?}: {bo} vs {bw}");
         }
     }
 }

@@ -143,11 +143,20 @@ pub(crate) struct Panels {
     /// int8 weights: the f32 scale of every packed row, `nv · lanes` per
     /// panel in the panel's vector order; empty otherwise.
     scale: Buf,
+    /// `i8`: 128 · Σ_k q of every packed row (same order as `scale`), the
+    /// correction of dot instructions that take the activations offset to
+    /// unsigned bytes (`vpdpbusd` on q + 128); empty otherwise.
+    qsum: ABuf<i32>,
 }
 
 impl Panels {
-    pub(crate) fn new(geom: Geom, store: Store, scale: Buf) -> Panels {
-        Panels { geom, store, scale }
+    pub(crate) fn new(geom: Geom, store: Store, scale: Buf, qsum: ABuf<i32>) -> Panels {
+        Panels {
+            geom,
+            store,
+            scale,
+            qsum,
+        }
     }
 
     /// No panels (a matrix the layer does not have).
@@ -164,6 +173,7 @@ impl Panels {
             },
             store: Store::F32(ABuf::new(64)),
             scale: ABuf::new(64),
+            qsum: ABuf::new(64),
         }
     }
 
@@ -195,7 +205,14 @@ impl Panels {
         &self.scale[p * n..(p + 1) * n]
     }
 
-    /// Bytes of weights and scales.
+    /// Panel `p`'s offset corrections (`i8` only).
+    #[inline(always)]
+    pub(crate) fn qsum(&self, p: usize) -> &[i32] {
+        let n = self.geom.nv.n() * self.geom.lanes;
+        &self.qsum[p * n..(p + 1) * n]
+    }
+
+    /// Bytes of weights, scales and offset corrections.
     pub(crate) fn bytes(&self) -> usize {
         let elems = match &self.store {
             Store::F32(b) => 4 * b.len(),
@@ -203,7 +220,7 @@ impl Panels {
             Store::Bf16(b) => 2 * b.len(),
             Store::I8(b) => b.len(),
         };
-        elems + 4 * self.scale.len()
+        elems + 4 * self.scale.len() + 4 * self.qsum.len()
     }
 }
 
