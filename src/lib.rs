@@ -74,6 +74,24 @@ pub mod bench_internals {
         model.input_projection(xs, out)
     }
 
+    /// The integer dot sequences of `i8` models on `isa` that this CPU can
+    /// run, the one [`Model::with_isa`] takes first (see
+    /// [`Model::int_dot`]).
+    pub fn int_dots(isa: crate::Isa) -> Vec<&'static str> {
+        crate::kernels::int_dots(isa)
+    }
+
+    /// A model on `isa` whose `i8` kernels use the integer dot `dot` (one of
+    /// [`int_dots`]), to test and time each sequence.
+    pub fn model_with_int_dot(
+        spec: crate::ModelSpec,
+        weights: &[crate::LayerWeights],
+        isa: crate::Isa,
+        dot: &str,
+    ) -> crate::Result<Model> {
+        Model::with_int_dot(spec, weights, isa, dot)
+    }
+
     /// A model whose kernels are the generic bodies on a portable 16-lane
     /// vector with the AVX-512 geometry (16 lanes, 8 columns per block),
     /// for testing that geometry on CPUs without AVX-512. Slow; reports

@@ -671,7 +671,7 @@ fn i8_is_exact_at_the_largest_k() {
             })
             .collect();
         let want = plain_step(&spec, &[w.clone()], &mut RefState::for_layers(&spec), &x).unwrap();
-        for kern in kernel_sets() {
+        for kern in int8_kernel_sets() {
             let m = kern.model(spec, std::slice::from_ref(&w)).unwrap();
             let mut st = m.new_state();
             let mut y = vec![0.0f32; 2];

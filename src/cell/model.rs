@@ -360,6 +360,19 @@ impl Model {
         Model::with_kernels(spec, weights, Kernels::for_isa(isa, spec.precision)?)
     }
 
+    /// A model on `isa` with the integer dot `dot` (tests and benches; see
+    /// `bench_internals::model_with_int_dot`).
+    pub(crate) fn with_int_dot(
+        spec: ModelSpec,
+        weights: &[LayerWeights],
+        isa: Isa,
+        dot: &str,
+    ) -> Result<Model> {
+        spec.validate()?;
+        let k = Kernels::for_isa_int_dot(isa, spec.precision, dot)?;
+        Model::with_kernels(spec, weights, k)
+    }
+
     /// A model on the portable emulation of the AVX-512 kernels' geometry
     /// (tests only; see `bench_internals::model_with_wide16_emulation`).
     pub(crate) fn with_wide16_emulation(
@@ -603,6 +616,26 @@ impl Model {
     /// ```
     pub fn isa(&self) -> Isa {
         self.kernels.isa
+    }
+
+    /// The integer dot sequence of an [`WeightPrecision::Int8`] model
+    /// (`None` for every other precision): the fastest exact sequence of
+    /// the model's ISA that this CPU has, e.g. `avx2-sign` (`vpmaddubsw` /
+    /// `vpmaddwd`), `avx-vnni` or `avx512-vnni` (`vpdpbusd`),
+    /// `avx512bw-sign`, `neon-smull`, `portable`. All return the same bits.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let spec = ModelSpec::new(CellKind::gru(), 3, 4).precision(WeightPrecision::Int8);
+    /// let w = LayerWeights::zeros(3, 4, 3, 4);
+    /// let m = Model::with_isa(spec, &[w], Isa::Scalar)?;
+    /// assert_eq!(m.int_dot(), Some("portable"));
+    /// # Ok::<(), rnncell::Error>(())
+    /// ```
+    ///
+    /// [`WeightPrecision::Int8`]: crate::WeightPrecision::Int8
+    pub fn int_dot(&self) -> Option<&'static str> {
+        self.kernels.int_dot
     }
 
     /// The precision the weight matrices were built in (the spec's).

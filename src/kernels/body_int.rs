@@ -840,6 +840,12 @@ mod tests {
             if let Some(t) = crate::kernels::x86::Avx512::new() {
                 check_dot(t, "avx512bw", |v| parked_lanes(t, v));
             }
+            if let Some(t) = crate::kernels::x86::AvxVnni::new() {
+                check_dot(t, "avx-vnni", |v| parked_lanes(t, v));
+            }
+            if let Some(t) = crate::kernels::x86::Avx512Vnni::new() {
+                check_dot(t, "avx512-vnni", |v| parked_lanes(t, v));
+            }
         }
         #[cfg(target_arch = "aarch64")]
         {

@@ -21,6 +21,10 @@ use super::simd::Simd;
 macro_rules! x86_features {
     (avx2, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx2", "fma", "f16c"] } };
     (avx512, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx512f", "avx512bw", "avx2", "fma", "f16c"] } };
+    (avxvnni, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["avx2", "fma", "f16c", "avxvnni"] } };
+    (avx512vnni, $m:ident!($($a:tt)*)) => {
+        $m! { $($a)* ["avx512f", "avx512bw", "avx512vnni", "avx2", "fma", "f16c"] }
+    };
 }
 
 /// Whether the CPU has every feature of a list.
@@ -49,6 +53,96 @@ impl Avx512 {
         x86_features!(avx512, x86_detected!()).then_some(Avx512(()))
     }
 }
+
+/// Proof that AVX-VNNI (`vpdpbusd` on ymm, VEX-encoded) and the [`Avx2`]
+/// features are available. Only the `i8` kernels use it; its [`Simd`]
+/// operations are [`Avx2`]'s.
+#[derive(Clone, Copy)]
+pub(crate) struct AvxVnni(());
+
+impl AvxVnni {
+    pub(crate) fn new() -> Option<AvxVnni> {
+        x86_features!(avxvnni, x86_detected!()).then_some(AvxVnni(()))
+    }
+}
+
+/// Proof that AVX-512 VNNI and the [`Avx512`] features are available. Only
+/// the `i8` kernels use it; its [`Simd`] operations are [`Avx512`]'s.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512Vnni(());
+
+impl Avx512Vnni {
+    pub(crate) fn new() -> Option<Avx512Vnni> {
+        x86_features!(avx512vnni, x86_detected!()).then_some(Avx512Vnni(()))
+    }
+}
+
+/// [`Simd`] for a token whose features include those of `$base`: every
+/// operation is `$base`'s (holding `$tok` proves `$base`'s features, so
+/// making a `$base` token here is sound).
+macro_rules! simd_as {
+    ($tok:ty, $base:ident) => {
+        impl Simd for $tok {
+            type V = <$base as Simd>::V;
+            const LANES: usize = <$base as Simd>::LANES;
+            const GEMM_COLS: usize = <$base as Simd>::GEMM_COLS;
+            #[inline(always)]
+            fn prefetch_l2(self, p: *const f32) {
+                $base(()).prefetch_l2(p)
+            }
+            #[inline(always)]
+            fn splat(self, v: f32) -> Self::V {
+                $base(()).splat(v)
+            }
+            #[inline(always)]
+            fn load(self, s: &[f32]) -> Self::V {
+                $base(()).load(s)
+            }
+            #[inline(always)]
+            fn store(self, s: &mut [f32], v: Self::V) {
+                $base(()).store(s, v)
+            }
+            #[inline(always)]
+            fn add(self, a: Self::V, b: Self::V) -> Self::V {
+                $base(()).add(a, b)
+            }
+            #[inline(always)]
+            fn sub(self, a: Self::V, b: Self::V) -> Self::V {
+                $base(()).sub(a, b)
+            }
+            #[inline(always)]
+            fn mul(self, a: Self::V, b: Self::V) -> Self::V {
+                $base(()).mul(a, b)
+            }
+            #[inline(always)]
+            fn div(self, a: Self::V, b: Self::V) -> Self::V {
+                $base(()).div(a, b)
+            }
+            #[inline(always)]
+            fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+                $base(()).fma(a, b, c)
+            }
+            #[inline(always)]
+            fn max(self, k: Self::V, x: Self::V) -> Self::V {
+                $base(()).max(k, x)
+            }
+            #[inline(always)]
+            fn min(self, k: Self::V, x: Self::V) -> Self::V {
+                $base(()).min(k, x)
+            }
+            #[inline(always)]
+            fn flush(self, x: Self::V) -> Self::V {
+                $base(()).flush(x)
+            }
+            #[inline(always)]
+            fn abs(self, x: Self::V) -> Self::V {
+                $base(()).abs(x)
+            }
+        }
+    };
+}
+simd_as!(AvxVnni, Avx2);
+simd_as!(Avx512Vnni, Avx512);
 
 impl Simd for Avx2 {
     #[inline(always)]
@@ -429,6 +523,102 @@ impl IntDot for Avx512 {
         // SAFETY: the Avx512 token proves AVX-512F is available; the
         // conversion rounds by MXCSR (round-to-nearest under FpEnv).
         unsafe { _mm512_cvtepi32_ps(v) }
+    }
+}
+
+/// The AVX-VNNI dot: `vpdpbusd` (the wrapping form, not `vpdpbusds`) on
+/// the activations offset to unsigned bytes (q ^ 0x80 = q + 128), one
+/// instruction per 32 products; [`IntDot::finish`] subtracts the rows'
+/// 128 · Σ w.
+impl IntDot for AvxVnni {
+    type I = __m256i;
+    type Q = __m256i;
+    type W = __m256i;
+    #[inline(always)]
+    fn izero(self) -> __m256i {
+        Avx2(()).izero()
+    }
+    #[inline(always)]
+    fn iload(self, s: &[f32]) -> __m256i {
+        Avx2(()).iload(s)
+    }
+    #[inline(always)]
+    fn istore(self, s: &mut [f32], v: __m256i) {
+        Avx2(()).istore(s, v)
+    }
+    #[inline(always)]
+    fn prep(self, word: u32) -> __m256i {
+        // SAFETY: the AvxVnni token proves AVX is available (registers only).
+        unsafe { _mm256_set1_epi32((word ^ 0x8080_8080) as i32) }
+    }
+    #[inline(always)]
+    fn wload(self, w: &[i8]) -> __m256i {
+        Avx2(()).wload(w)
+    }
+    #[inline(always)]
+    fn dot4(self, acc: __m256i, a: __m256i, w: __m256i) -> __m256i {
+        // SAFETY: the AvxVnni token proves AVX-VNNI is available (registers
+        // only).
+        unsafe { _mm256_dpbusd_avx_epi32(acc, a, w) }
+    }
+    #[inline(always)]
+    fn to_f32(self, v: __m256i) -> __m256 {
+        Avx2(()).to_f32(v)
+    }
+    #[inline(always)]
+    fn finish(self, acc: __m256i, qsum: &[i32]) -> __m256i {
+        assert!(qsum.len() >= 8);
+        // SAFETY: AVX2 is available (token) and qsum has at least 8
+        // elements (checked above), so the unaligned 32-byte read is in
+        // bounds.
+        unsafe { _mm256_sub_epi32(acc, _mm256_loadu_si256(qsum.as_ptr().cast())) }
+    }
+}
+
+/// The AVX-512 VNNI dot: `vpdpbusd` on zmm, as [`AvxVnni`]'s, one
+/// instruction per 64 products.
+impl IntDot for Avx512Vnni {
+    type I = __m512i;
+    type Q = __m512i;
+    type W = __m512i;
+    #[inline(always)]
+    fn izero(self) -> __m512i {
+        Avx512(()).izero()
+    }
+    #[inline(always)]
+    fn iload(self, s: &[f32]) -> __m512i {
+        Avx512(()).iload(s)
+    }
+    #[inline(always)]
+    fn istore(self, s: &mut [f32], v: __m512i) {
+        Avx512(()).istore(s, v)
+    }
+    #[inline(always)]
+    fn prep(self, word: u32) -> __m512i {
+        // SAFETY: the token proves AVX-512F is available (registers only).
+        unsafe { _mm512_set1_epi32((word ^ 0x8080_8080) as i32) }
+    }
+    #[inline(always)]
+    fn wload(self, w: &[i8]) -> __m512i {
+        Avx512(()).wload(w)
+    }
+    #[inline(always)]
+    fn dot4(self, acc: __m512i, a: __m512i, w: __m512i) -> __m512i {
+        // SAFETY: the token proves AVX-512 VNNI is available (registers
+        // only).
+        unsafe { _mm512_dpbusd_epi32(acc, a, w) }
+    }
+    #[inline(always)]
+    fn to_f32(self, v: __m512i) -> __m512 {
+        Avx512(()).to_f32(v)
+    }
+    #[inline(always)]
+    fn finish(self, acc: __m512i, qsum: &[i32]) -> __m512i {
+        assert!(qsum.len() >= 16);
+        // SAFETY: AVX-512F is available (token) and qsum has at least 16
+        // elements (checked above), so the unaligned 64-byte read is in
+        // bounds.
+        unsafe { _mm512_sub_epi32(acc, _mm512_loadu_si512(qsum.as_ptr().cast())) }
     }
 }
 

@@ -33,6 +33,8 @@ pub fn isas() -> Vec<Isa> {
 pub enum Kern {
     Isa(Isa),
     Wide16,
+    /// An ISA with one of its integer dot sequences (`i8` models).
+    IntDot(Isa, &'static str),
 }
 
 impl Kern {
@@ -40,6 +42,7 @@ impl Kern {
         match self {
             Kern::Isa(isa) => Model::with_isa(spec, weights, isa),
             Kern::Wide16 => bench_internals::model_with_wide16_emulation(spec, weights),
+            Kern::IntDot(isa, dot) => bench_internals::model_with_int_dot(spec, weights, isa, dot),
         }
     }
 }
@@ -49,6 +52,7 @@ impl std::fmt::Display for Kern {
         match self {
             Kern::Isa(isa) => write!(f, "{isa}"),
             Kern::Wide16 => f.write_str("wide16 (emulated AVX-512 geometry)"),
+            Kern::IntDot(isa, dot) => write!(f, "{isa} {dot}"),
         }
     }
 }
@@ -56,6 +60,31 @@ impl std::fmt::Display for Kern {
 /// [`isas`] and the 16-lane emulation.
 pub fn kernel_sets() -> Vec<Kern> {
     let mut v: Vec<Kern> = isas().into_iter().map(Kern::Isa).collect();
+    v.push(Kern::Wide16);
+    v
+}
+
+/// The kernel sets of `i8` models: every integer dot sequence of every ISA
+/// of [`isas`] (`bench_internals::int_dots`), and the 16-lane emulation
+/// (which models `vpdpbusd`). If `RNNCELL_REQUIRE_INT_DOT=a,b` is set,
+/// panics unless each named sequence is among them, so that a CI job on a
+/// CPU with VNNI fails rather than skips it.
+pub fn int8_kernel_sets() -> Vec<Kern> {
+    let mut v = Vec::new();
+    for isa in isas() {
+        for dot in bench_internals::int_dots(isa) {
+            v.push(Kern::IntDot(isa, dot));
+        }
+    }
+    if let Ok(req) = std::env::var("RNNCELL_REQUIRE_INT_DOT") {
+        for name in req.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            assert!(
+                v.iter()
+                    .any(|k| matches!(k, Kern::IntDot(_, d) if *d == name)),
+                "RNNCELL_REQUIRE_INT_DOT={name}, but the integer dots here are {v:?}"
+            );
+        }
+    }
     v.push(Kern::Wide16);
     v
 }
