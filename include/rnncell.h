@@ -55,6 +55,17 @@
 
 
 /**
+ * The largest K (columns of a weight matrix) of an
+ * `RNNCELL_WEIGHT_PRECISION_I8` model: `input_size`, the input of the
+ * layers above the first (state size times directions) and `hidden_size`
+ * must each be at most this, so that an int32 dot of K products of two
+ * int8 values (|v| <= 127) cannot overflow (K * 127 * 127 < 2^31). A larger
+ * size is `RNNCELL_STATUS_INVALID_ARGUMENT`; the other precisions have no
+ * such limit.
+ */
+#define RNNCELL_MAX_INT8_K 133143
+
+/**
  * The result of every fallible `rnncell_*` call. `RNNCELL_STATUS_OK` is
  * zero; the values are stable and new ones are only ever appended.
  * `rnncell_status_str` describes each.
@@ -362,6 +373,13 @@ enum RnncellWeightPrecision
      * int8 weights with one f32 scale per row, f32 activations.
      */
     RNNCELL_WEIGHT_PRECISION_I8W = 3,
+    /**
+     * int8 weights (as `I8W`) and int8 activations (one scale per vector,
+     * computed in each call), exact int32 dot products, one f32 rescale
+     * per row. Every K (input size, state size, hidden size) must be at
+     * most `RNNCELL_MAX_INT8_K` (133143).
+     */
+    RNNCELL_WEIGHT_PRECISION_I8 = 4,
     /**
      * The precision the file stores its weight matrices in (all F16: f16,
      * all BF16: bf16, all F32: f32; mixed dtypes are

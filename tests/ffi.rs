@@ -506,12 +506,7 @@ fn every_variant_steps_like_the_rust_api() {
         let w = Weights::random(&rs, &mut rng);
         for &isa in &Isa::available() {
             let rust = Model::with_isa(rs, &w.lw, isa).unwrap();
-            let cisa = match isa {
-                Isa::Scalar => RnncellIsa::Scalar,
-                Isa::Avx2 => RnncellIsa::Avx2,
-                Isa::Avx512 => RnncellIsa::Avx512,
-                Isa::Neon => RnncellIsa::Neon,
-            };
+            let cisa = c_isa(isa);
             let (st, m, msg) = new_pytorch(&cs, &w.layers(), cisa as u32);
             assert_eq!(st, S::Ok, "{msg}");
             assert!(msg.is_empty());
@@ -553,6 +548,15 @@ fn every_variant_steps_like_the_rust_api() {
                 }
             }
         }
+    }
+}
+
+fn c_isa(isa: Isa) -> RnncellIsa {
+    match isa {
+        Isa::Scalar => RnncellIsa::Scalar,
+        Isa::Avx2 => RnncellIsa::Avx2,
+        Isa::Avx512 => RnncellIsa::Avx512,
+        Isa::Neon => RnncellIsa::Neon,
     }
 }
 
@@ -1828,11 +1832,22 @@ fn step_chunk_matches_single_steps() {
 
 /// A safetensors file of nn.GRU(input_size=3, hidden_size=4) under `prefix`.
 fn gru_safetensors(prefix: &str, rng: &mut Rng) -> (Vec<u8>, Vec<Vec<f32>>) {
+    gru_safetensors_sized(prefix, 3, 4, rng)
+}
+
+/// A safetensors file of nn.GRU(input_size=i, hidden_size=h) under
+/// `prefix`, f32, and its tensors (weight_ih, weight_hh, bias_ih, bias_hh).
+fn gru_safetensors_sized(
+    prefix: &str,
+    i: usize,
+    h: usize,
+    rng: &mut Rng,
+) -> (Vec<u8>, Vec<Vec<f32>>) {
     let shapes = [
-        ("weight_ih_l0", 12, 3),
-        ("weight_hh_l0", 12, 4),
-        ("bias_ih_l0", 12, 0),
-        ("bias_hh_l0", 12, 0),
+        ("weight_ih_l0", 3 * h, i),
+        ("weight_hh_l0", 3 * h, h),
+        ("bias_ih_l0", 3 * h, 0),
+        ("bias_hh_l0", 3 * h, 0),
     ];
     let mut header = String::from("{");
     let mut data = Vec::new();
@@ -2064,14 +2079,25 @@ fn safetensors_from_bytes_and_file() {
 }
 
 /// Every precision value of the C enum, with the Rust precision it names.
-fn precisions() -> [(u32, rnncell::WeightPrecision); 4] {
+fn precisions() -> [(u32, rnncell::WeightPrecision); 5] {
     use rnncell::WeightPrecision as P;
     [
         (RnncellWeightPrecision::F32 as u32, P::F32),
         (RnncellWeightPrecision::F16 as u32, P::F16),
         (RnncellWeightPrecision::Bf16 as u32, P::Bf16),
         (RnncellWeightPrecision::I8w as u32, P::Int8Weights),
+        (RnncellWeightPrecision::I8 as u32, P::Int8),
     ]
+}
+
+#[test]
+fn precision_table_names_every_rust_precision_in_c_order() {
+    let table = precisions();
+    assert_eq!(table.map(|(_, p)| p), rnncell::WeightPrecision::ALL);
+    for (i, (v, _)) in table.iter().enumerate() {
+        assert_eq!(*v as usize, i);
+    }
+    assert_eq!(RNNCELL_MAX_INT8_K, rnncell::MAX_INT8_K);
 }
 
 /// The message of a failed build (the model pointer must be NULL).
@@ -2260,4 +2286,346 @@ fn weight_precision_reaches_every_builder_and_model_info() {
         assert_eq!(st, S::Ok, "{name}");
         assert_eq!(CModel(m).info().weight_precision, stored as u32);
     }
+}
+
+// ---------------------------------------------------------------- i8
+
+/// The largest |a - b| over two equally long slices.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn i8_models_match_the_rust_api_bit_for_bit() {
+    use rnncell::WeightPrecision as P;
+    assert_eq!(RnncellWeightPrecision::I8 as u32, 4);
+    let mut rng = Rng(0x18_18);
+    // Every variant (LSTM with peepholes, projection, clips and CIFG in 2
+    // layers; LSTM with ONNX input_forget; GRU reset-before in 3 layers with
+    // a clip; GRU linear-before-reset; RNN relu in 2 layers) on every ISA:
+    // steps, states, rnncell_model_run and rnncell_model_info as the Rust
+    // model built with WeightPrecision::Int8 on the same weights.
+    for (rs, mut cs) in variants() {
+        let rs = rs.precision(P::Int8);
+        cs.weight_precision = RnncellWeightPrecision::I8 as u32;
+        let w = Weights::random(&rs, &mut rng);
+        let exact = Model::new(rs.precision(P::F32), &w.lw).unwrap();
+        for &isa in &Isa::available() {
+            let rust = Model::with_isa(rs, &w.lw, isa).unwrap();
+            assert_eq!(rust.precision(), P::Int8);
+            let (st, m, msg) = new_pytorch(&cs, &w.layers(), c_isa(isa) as u32);
+            assert_eq!(st, S::Ok, "{isa:?}: {msg}");
+            let m = m.unwrap();
+            let info = m.info();
+            assert_eq!(info.weight_precision, 4);
+            assert_eq!(info.weight_bytes, rust.weight_bytes());
+            assert!(info.weight_bytes < exact.weight_bytes());
+            assert_eq!(info.isa, c_isa(isa));
+            let mut back = RnncellSpec::default();
+            // SAFETY: live model, writable out.
+            assert_eq!(unsafe { rnncell_model_spec(m.0, &mut back) }, S::Ok);
+            assert_eq!(back.weight_precision, 4);
+            let (cst, mut rst, mut est) = (m.state(), rust.new_state(), exact.new_state());
+            let hr = rs.state_size();
+            let (mut yc, mut yr, mut ye) = (vec![0.0; hr], vec![0.0; hr], vec![0.0; hr]);
+            let mut worst = 0.0f32;
+            for _ in 0..6 {
+                let x = rng.vec(rs.input_size);
+                let before = allocs();
+                assert_eq!(m.step(&cst, &x, &mut yc), S::Ok);
+                assert_eq!(allocs() - before, 0, "an i8 rnncell_model_step allocated");
+                rust.step(&mut rst, &x, &mut yr).unwrap();
+                exact.step(&mut est, &x, &mut ye).unwrap();
+                assert_eq!(bits(&yc), bits(&yr));
+                assert!(yc.iter().any(|v| *v != 0.0));
+                worst = worst.max(max_abs_diff(&yc, &ye));
+            }
+            // The precision reached the kernels: i8 is close to f32 but
+            // not equal to it.
+            assert!(worst > 0.0, "{isa:?}: the i8 model computed f32");
+            assert!(worst < 0.1, "{isa:?}: |i8 - f32| = {worst}");
+            for l in 0..rs.num_layers {
+                assert_eq!(bits(&cst.h(l, hr)), bits(rst.h(l)));
+                if let Some(c) = rst.c(l) {
+                    assert_eq!(bits(&cst.c(l, rs.hidden_size)), bits(c));
+                }
+            }
+            compare_run(&rust, &m, &mut rng, 5, 3);
+        }
+    }
+    // A bidirectional stack (concat, so layer 1 reads 2 Hr floats), run only.
+    let rs = ModelSpec::new(CellKind::gru(), 5, 7)
+        .layers(2)
+        .direction(Direction::Bidirectional)
+        .precision(P::Int8);
+    let w = Weights::random(&rs, &mut rng);
+    let mut cs = spec_init(RnncellCell::Gru, 5, 7);
+    cs.num_layers = 2;
+    cs.direction = RnncellDirection::Bidirectional as u32;
+    cs.weight_precision = RnncellWeightPrecision::I8 as u32;
+    let (st, m, msg) = new_pytorch(&cs, &w.layers(), 0);
+    assert_eq!(st, S::Ok, "{msg}");
+    let m = m.unwrap();
+    let rust = Model::new(rs, &w.lw).unwrap();
+    assert_eq!(m.info().weight_bytes, rust.weight_bytes());
+    compare_run(&rust, &m, &mut rng, 6, 2);
+}
+
+#[test]
+fn i8_step_many_and_step_chunk_match_single_steps() {
+    use rnncell::WeightPrecision as P;
+    let mut rng = Rng(0x5eed);
+    let rs = ModelSpec::new(CellKind::lstm(), 6, 6)
+        .layers(2)
+        .precision(P::Int8);
+    let w = Weights::random(&rs, &mut rng);
+    let mut cs = spec_init(RnncellCell::Lstm, 6, 6);
+    cs.num_layers = 2;
+    cs.weight_precision = RnncellWeightPrecision::I8 as u32;
+    let (_, m, _) = new_pytorch(&cs, &w.layers(), 0);
+    let m = m.unwrap();
+    // step_many over 5 streams == each stream stepped alone.
+    let n = 5;
+    let singles: Vec<CState> = (0..n).map(|_| m.state()).collect();
+    let many: Vec<CState> = (0..n).map(|_| m.state()).collect();
+    let pm: Vec<_> = many.iter().map(|s| s.0).collect();
+    for _ in 0..3 {
+        let xs = rng.vec(n * 6);
+        let mut want = vec![0.0; n * 6];
+        for (i, st) in singles.iter().enumerate() {
+            let r = i * 6..(i + 1) * 6;
+            assert_eq!(m.step(st, &xs[r.clone()], &mut want[r]), S::Ok);
+        }
+        let mut ys = vec![0.0; n * 6];
+        let before = allocs();
+        // SAFETY: n state pointers, n*6 floats in each buffer.
+        let st = unsafe {
+            rnncell_model_step_many(
+                m.0,
+                pm.as_ptr(),
+                n,
+                xs.as_ptr(),
+                n * 6,
+                ys.as_mut_ptr(),
+                n * 6,
+            )
+        };
+        assert_eq!(st, S::Ok);
+        assert_eq!(allocs() - before, 0, "an i8 step_many allocated");
+        assert_eq!(bits(&ys), bits(&want));
+    }
+    // step_chunk over 7 steps == 7 single steps.
+    let (single, chunked) = (m.state(), m.state());
+    let k = 7;
+    let xs = rng.vec(k * 6);
+    let mut want = vec![0.0; k * 6];
+    for t in 0..k {
+        let r = t * 6..(t + 1) * 6;
+        assert_eq!(m.step(&single, &xs[r.clone()], &mut want[r]), S::Ok);
+    }
+    let mut ys = vec![0.0; k * 6];
+    // SAFETY: k*6 floats each way.
+    let st = unsafe {
+        rnncell_model_step_chunk(m.0, chunked.0, xs.as_ptr(), k * 6, ys.as_mut_ptr(), k * 6)
+    };
+    assert_eq!(st, S::Ok);
+    assert_eq!(bits(&ys), bits(&want));
+    assert_eq!(bits(&chunked.h(1, 6)), bits(&single.h(1, 6)));
+    assert_eq!(bits(&chunked.c(1, 6)), bits(&single.c(1, 6)));
+}
+
+/// Loads `file` with the PyTorch layout, cell `cell`, load precision `v`.
+fn load_bytes(file: &[u8], cell: RnncellCell, v: u32) -> Result<CModel, (S, String)> {
+    let mut cs = spec_init(cell, 0, 0);
+    cs.weight_precision = v;
+    let mut m = null_mut();
+    let mut msg = [0 as c_char; 256];
+    // SAFETY: `file` holds file.len() bytes; NULL options mean PyTorch,
+    // whole file; `msg` holds 256 bytes.
+    let st = unsafe {
+        rnncell_model_load_safetensors_bytes(
+            file.as_ptr(),
+            file.len(),
+            &cs,
+            null(),
+            0,
+            &mut m,
+            msg.as_mut_ptr(),
+            msg.len(),
+        )
+    };
+    if st == S::Ok {
+        return Ok(CModel(m));
+    }
+    Err(failed(st, m, &msg))
+}
+
+#[test]
+fn i8_safetensors_load_matches_the_rust_api() {
+    use rnncell::WeightPrecision as P;
+    let mut rng = Rng(0x5afe);
+    let (file, t4) = gru_safetensors_sized("", 11, 9, &mut rng);
+    let m = load_bytes(&file, RnncellCell::Gru, RnncellWeightPrecision::I8 as u32).unwrap();
+    let lw = LayerWeights {
+        w: t4[0].clone(),
+        r: t4[1].clone(),
+        b_w: t4[2].clone(),
+        b_r: t4[3].clone(),
+        peephole: vec![],
+        proj: vec![],
+        proj_bias: vec![],
+    };
+    let rs = ModelSpec::new(CellKind::gru(), 11, 9).precision(P::Int8);
+    let rust = Model::new(rs, &[lw]).unwrap();
+    let info = m.info();
+    assert_eq!((info.input_size, info.hidden_size), (11, 9));
+    assert_eq!(info.weight_precision, 4);
+    assert_eq!(info.weight_bytes, rust.weight_bytes());
+    let (cst, mut rst) = (m.state(), rust.new_state());
+    let (mut yc, mut yr) = (vec![0.0; 9], vec![0.0; 9]);
+    for _ in 0..5 {
+        let x = rng.vec(11);
+        assert_eq!(m.step(&cst, &x, &mut yc), S::Ok);
+        rust.step(&mut rst, &x, &mut yr).unwrap();
+        assert_eq!(bits(&yc), bits(&yr));
+    }
+    compare_run(&rust, &m, &mut rng, 4, 3);
+}
+
+#[test]
+fn i8_rejects_a_k_above_the_int32_limit_that_f32_accepts() {
+    use rnncell::WeightPrecision as P;
+    let k = RNNCELL_MAX_INT8_K + 1;
+    assert_eq!(k, 133_144);
+    let i8v = RnncellWeightPrecision::I8 as u32;
+    let mut rng = Rng(133);
+    // input_size = k, hidden_size 1 (2 MB of f32 weights for the LSTM): i8
+    // is INVALID_ARGUMENT naming the size from every array builder; f32
+    // builds from the same arrays and steps like the Rust model; the
+    // largest K (k - 1) builds in i8 and steps like the Rust model.
+    for (kind, cell) in [
+        (CellKind::lstm(), RnncellCell::Lstm),
+        (CellKind::gru(), RnncellCell::Gru),
+    ] {
+        let rs = ModelSpec::new(kind, k, 1);
+        let w = Weights::random(&rs, &mut rng);
+        let (lw, layers) = (&w.lw[0], w.layers());
+        let onnx = [RnncellOnnxLayer {
+            w: t(&lw.w),
+            r: t(&lw.r),
+            ..Default::default()
+        }];
+        let keras = [RnncellKerasLayer {
+            kernel: t(&lw.w),
+            recurrent_kernel: t(&lw.r),
+            ..Default::default()
+        }];
+        let build = |builder: usize, cs: &RnncellSpec| -> (S, Option<CModel>, String) {
+            if builder == 0 {
+                return new_pytorch(cs, &layers, 0);
+            }
+            let mut m = null_mut();
+            let mut msg = [0 as c_char; 256];
+            // SAFETY: every pointer is valid for its count; `msg` holds 256
+            // bytes.
+            let st = unsafe {
+                if builder == 1 {
+                    rnncell_model_new_onnx(cs, onnx.as_ptr(), 1, 0, &mut m, msg.as_mut_ptr(), 256)
+                } else {
+                    rnncell_model_new_keras(cs, keras.as_ptr(), 1, 0, &mut m, msg.as_mut_ptr(), 256)
+                }
+            };
+            if st == S::Ok {
+                return (st, Some(CModel(m)), String::new());
+            }
+            let (st, text) = failed(st, m, &msg);
+            (st, None, text)
+        };
+        let mut cs = spec_init(cell, k, 1);
+        for builder in 0..3 {
+            cs.weight_precision = i8v;
+            let (st, m, msg) = build(builder, &cs);
+            assert_eq!(st, S::InvalidArgument, "{builder}: {msg}");
+            assert!(m.is_none());
+            assert!(
+                msg.contains("input_size 133144 exceeds 133143") && msg.contains("i8"),
+                "{builder}: {msg}"
+            );
+            cs.weight_precision = RnncellWeightPrecision::F32 as u32;
+            let (st, m, msg) = build(builder, &cs);
+            assert_eq!(st, S::Ok, "{builder}: {msg}");
+            assert_eq!(m.unwrap().info().input_size, k);
+        }
+        let (_, m, _) = build(0, &cs);
+        let m = m.unwrap();
+        let rust = Model::new(rs, &w.lw).unwrap();
+        let x = rng.vec(k);
+        let (cst, mut rst) = (m.state(), rust.new_state());
+        let (mut yc, mut yr) = (vec![0.0; 1], vec![0.0; 1]);
+        assert_eq!(m.step(&cst, &x, &mut yc), S::Ok);
+        rust.step(&mut rst, &x, &mut yr).unwrap();
+        assert_eq!(bits(&yc), bits(&yr));
+        // The largest K: the same weights without their last column.
+        let edge = ModelSpec::new(kind, k - 1, 1).precision(P::Int8);
+        let g = kind.gates();
+        let mut ew = w.lw[0].clone();
+        ew.w =
+            ew.w.chunks(k)
+                .flat_map(|row| &row[..k - 1])
+                .copied()
+                .collect();
+        assert_eq!(ew.w.len(), g * (k - 1));
+        let mut ecs = spec_init(cell, k - 1, 1);
+        ecs.weight_precision = i8v;
+        let (st, m, msg) = new_pytorch(
+            &ecs,
+            &Weights {
+                lw: vec![ew.clone()],
+            }
+            .layers(),
+            0,
+        );
+        assert_eq!(st, S::Ok, "{msg}");
+        let m = m.unwrap();
+        assert_eq!(m.info().weight_precision, i8v);
+        let rust = Model::new(edge, &[ew]).unwrap();
+        let (cst, mut rst) = (m.state(), rust.new_state());
+        assert_eq!(m.step(&cst, &x[..k - 1], &mut yc), S::Ok);
+        rust.step(&mut rst, &x[..k - 1], &mut yr).unwrap();
+        assert_eq!(bits(&yc), bits(&yr));
+    }
+    // hidden_size = k, and a layer-1 input of 2 x 66572 = k (a
+    // bidirectional GRU stack): validation only, since these models are
+    // large in any precision. The spec is checked before any weight is
+    // read, so no layers are needed to see the error.
+    let mut cs = spec_init(RnncellCell::Gru, 3, k);
+    cs.weight_precision = i8v;
+    let (st, m, msg) = new_pytorch(&cs, &[], 0);
+    assert_eq!((st, m.is_none()), (S::InvalidArgument, true), "{msg}");
+    assert!(msg.contains("hidden_size 133144 exceeds 133143"), "{msg}");
+    let mut cs = spec_init(RnncellCell::Gru, 3, k / 2);
+    cs.num_layers = 2;
+    cs.direction = RnncellDirection::Bidirectional as u32;
+    cs.weight_precision = i8v;
+    let (st, m, msg) = new_pytorch(&cs, &[], 0);
+    assert_eq!((st, m.is_none()), (S::InvalidArgument, true), "{msg}");
+    assert!(msg.contains("layer 1") && msg.contains("133144"), "{msg}");
+    // One layer of that width is within the limit (then the missing layers
+    // are the error).
+    cs.num_layers = 1;
+    let (st, _, msg) = new_pytorch(&cs, &[], 0);
+    assert_eq!(st, S::SizeMismatch, "{msg}");
+    // The safetensors loader: the same limit on the size read from the
+    // file (nn.GRU(133144, 1), 1.6 MB), f32 loads it.
+    let (file, _) = gru_safetensors_sized("", k, 1, &mut rng);
+    let (st, msg) = load_bytes(&file, RnncellCell::Gru, i8v).err().unwrap();
+    assert_eq!(st, S::InvalidArgument, "{msg}");
+    assert!(msg.contains("input_size 133144 exceeds 133143"), "{msg}");
+    let m = load_bytes(&file, RnncellCell::Gru, RnncellWeightPrecision::F32 as u32).unwrap();
+    assert_eq!(m.info().input_size, k);
+    assert_eq!(m.info().weight_precision, 0);
 }

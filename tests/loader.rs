@@ -818,6 +818,31 @@ fn option_and_io_errors() {
     );
 }
 
+/// A well-formed file too wide for the i8 precision asked for is the
+/// caller's InvalidArgument (f32 loads it), not a malformed file.
+#[test]
+fn a_k_above_the_i8_limit_is_an_invalid_argument() {
+    let k = MAX_INT8_K + 1;
+    let file = encode(&[
+        f32_entry("weight_ih_l0", &[3, k], 1),
+        f32_entry("weight_hh_l0", &[3, 1], 2),
+    ]);
+    let r = load_safetensors_bytes(&file, &gru().precision(WeightPrecision::Int8));
+    assert!(
+        matches!(&r, Err(Error::InvalidArgument(m)) if m.contains("input_size 133144 exceeds 133143")),
+        "{r:?}"
+    );
+    let m = load_safetensors_bytes(&file, &gru()).unwrap();
+    assert_eq!(m.spec().input_size, k);
+    // The largest K loads in i8.
+    let file = encode(&[
+        f32_entry("weight_ih_l0", &[3, k - 1], 1),
+        f32_entry("weight_hh_l0", &[3, 1], 2),
+    ]);
+    let m = load_safetensors_bytes(&file, &gru().precision(WeightPrecision::Int8)).unwrap();
+    assert_eq!(m.precision(), WeightPrecision::Int8);
+}
+
 /// Every single-byte corruption of a small valid file is an error or a
 /// model, never a panic; and corrupting a weight's data never fails.
 #[test]

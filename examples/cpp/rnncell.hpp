@@ -88,7 +88,9 @@ private:
 // An immutable model. Movable, not copyable (share it by reference).
 class Model {
 public:
-    // PyTorch layout: one RnncellPytorchLayer per layer and direction.
+    // PyTorch layout: one RnncellPytorchLayer per layer and direction. The
+    // weights are stored in spec.weight_precision (f32 unless changed after
+    // rnncell_spec_init).
     static Model pytorch(const RnncellSpec &spec, const std::vector<RnncellPytorchLayer> &layers,
                          RnncellIsa isa = RNNCELL_ISA_AUTO) {
         RnncellModel *m = nullptr;
@@ -97,6 +99,16 @@ public:
                                         sizeof msg),
               "rnncell_model_new_pytorch", msg);
         return Model(m);
+    }
+    // The same in the weight precision `precision`, which replaces
+    // spec.weight_precision: RNNCELL_WEIGHT_PRECISION_F32, _F16, _BF16, _I8W
+    // (int8 weights) or _I8 (int8 weights and activations; every size at
+    // most RNNCELL_MAX_INT8_K). A bad value throws INVALID_ARGUMENT.
+    static Model pytorch(const RnncellSpec &spec, const std::vector<RnncellPytorchLayer> &layers,
+                         RnncellWeightPrecision precision, RnncellIsa isa = RNNCELL_ISA_AUTO) {
+        RnncellSpec s = spec;
+        s.weight_precision = precision;
+        return pytorch(s, layers, isa);
     }
 
     State new_state() const {
@@ -109,6 +121,10 @@ public:
         RnncellModelInfo i;
         check(rnncell_model_info(model_.get(), &i), "rnncell_model_info");
         return i;
+    }
+    // The precision the weight matrices are stored in.
+    RnncellWeightPrecision precision() const noexcept {
+        return static_cast<RnncellWeightPrecision>(info_.weight_precision);
     }
 
     // One step of one stream; returns the last layer's h.

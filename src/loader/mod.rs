@@ -409,12 +409,15 @@ pub(crate) fn inferred_spec(
         } else {
             Direction::Forward
         })
-        .merge(opts.merge)
-        // `None` (the stored precision) is resolved once every weight has
-        // been read: see `model_precision`.
-        .precision(opts.precision.unwrap_or_default());
+        .merge(opts.merge);
     spec.validate()
         .map_err(|e| format_err(format!("the sizes read from the file are not valid: {e}")))?;
+    // `None` (the stored precision) is resolved once every weight has been
+    // read: see `model_precision`. Sizes that are valid in f32 but not in
+    // the precision asked for (a K above MAX_INT8_K for i8) are the
+    // caller's choice, not a malformed file: `InvalidArgument`.
+    let spec = spec.precision(opts.precision.unwrap_or_default());
+    spec.validate()?;
     Ok(spec)
 }
 
@@ -437,7 +440,7 @@ pub(crate) fn model_precision<'t, 'a: 't>(
     if let Some(other) = weights.find(|t| t.dtype != first.dtype) {
         return Err(format_err(format!(
             "tensor {:?} is {} but {:?} is {}: keeping the stored precision needs every weight \
-             matrix in one dtype (or ask for a precision: f32, f16, bf16, i8w)",
+             matrix in one dtype (or ask for a precision: f32, f16, bf16, i8w, i8)",
             first.name(),
             first.dtype.name(),
             other.name(),

@@ -1150,18 +1150,21 @@ static void test_safetensors(void) {
 /* Issue 12: every weight precision builds and reports itself; STORED keeps a
  * file's dtype (the f16 file of RNNCELL_MODEL, set by c/Makefile). */
 static void test_precisions(void) {
-    static const uint32_t all[4] = {RNNCELL_WEIGHT_PRECISION_F32, RNNCELL_WEIGHT_PRECISION_F16,
-                                    RNNCELL_WEIGHT_PRECISION_BF16, RNNCELL_WEIGHT_PRECISION_I8W};
+    static const uint32_t all[5] = {RNNCELL_WEIGHT_PRECISION_F32, RNNCELL_WEIGHT_PRECISION_F16,
+                                    RNNCELL_WEIGHT_PRECISION_BF16, RNNCELL_WEIGHT_PRECISION_I8W,
+                                    RNNCELL_WEIGHT_PRECISION_I8};
     RnncellSpec s, back;
     RnncellModelInfo info;
     RnncellModel *m;
+    RnncellPytorchLayer *a;
     Net n;
     uint32_t seed = 12;
     size_t k;
     char msg[256];
     const char *model = getenv("RNNCELL_MODEL");
+    CHECK(RNNCELL_WEIGHT_PRECISION_I8 == 4 && RNNCELL_MAX_INT8_K == 133143);
     OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 3, 4));
-    for (k = 0; k < 4; k++) {
+    for (k = 0; k < 5; k++) {
         s.weight_precision = all[k];
         net_init(&n, &s, &seed);
         m = net_model(&n, RNNCELL_ISA_AUTO);
@@ -1175,6 +1178,25 @@ static void test_precisions(void) {
         }
         net_free(&n);
     }
+    /* i8: an input size above RNNCELL_MAX_INT8_K is INVALID_ARGUMENT naming
+     * it; the same weights build in f32. */
+    OK(rnncell_spec_init(&s, RNNCELL_CELL_GRU, RNNCELL_MAX_INT8_K + 1, 1));
+    net_init(&n, &s, &seed);
+    a = net_pytorch_layers(&n);
+    s.weight_precision = RNNCELL_WEIGHT_PRECISION_I8;
+    m = (RnncellModel *)&s; /* any non-NULL value: a failed build sets it to NULL */
+    EXPECT(rnncell_model_new_pytorch(&s, a, 1, RNNCELL_ISA_AUTO, &m, msg, sizeof msg),
+           RNNCELL_STATUS_INVALID_ARGUMENT);
+    CHECK(m == NULL && strstr(msg, "input_size 133144 exceeds 133143") != NULL);
+    s.weight_precision = RNNCELL_WEIGHT_PRECISION_F32;
+    OK(rnncell_model_new_pytorch(&s, a, 1, RNNCELL_ISA_AUTO, &m, msg, sizeof msg));
+    if (m) {
+        OK(rnncell_model_info(m, &info));
+        CHECK(info.input_size == RNNCELL_MAX_INT8_K + 1);
+        rnncell_model_free(m);
+    }
+    free(a);
+    net_free(&n);
     if (model == NULL) {
         printf("  precisions: RNNCELL_MODEL not set, STORED from a file not tested\n");
         return;
@@ -1199,7 +1221,7 @@ static void test_precisions(void) {
     EXPECT(rnncell_model_load_safetensors(model, &s, NULL, RNNCELL_ISA_AUTO, &m, msg, sizeof msg),
            RNNCELL_STATUS_INVALID_ARGUMENT);
     CHECK(m == NULL && strstr(msg, "spec.weight_precision") != NULL);
-    printf("  precisions: f32 f16 bf16 i8w reported; STORED keeps the file's f16: ok\n");
+    printf("  precisions: f32 f16 bf16 i8w i8 reported; i8 K limit; STORED keeps the file's f16: ok\n");
 }
 
 /* Issue 11: the marshal step. Run under ASan: a count compared after a copy
