@@ -622,7 +622,8 @@ impl Model {
     /// (`None` for every other precision): the fastest exact sequence of
     /// the model's ISA that this CPU has, e.g. `avx2-sign` (`vpmaddubsw` /
     /// `vpmaddwd`), `avx-vnni` or `avx512-vnni` (`vpdpbusd`),
-    /// `avx512bw-sign`, `neon-smull`, `portable`. All return the same bits.
+    /// `avx512bw-sign`, `neon-sdot`, `neon-smull`, `portable`. All return
+    /// the same bits.
     ///
     /// ```
     /// use rnncell::*;

@@ -852,6 +852,9 @@ mod tests {
             if let Some(t) = crate::kernels::neon::Neon::new() {
                 check_dot(t, "neon", |v| parked_lanes(t, v));
             }
+            if let Some(t) = crate::kernels::neon::NeonDot::new() {
+                check_dot(t, "neon-sdot", |v| parked_lanes(t, v));
+            }
         }
     }
 

@@ -11,6 +11,7 @@ pub(crate) mod buf;
 pub(crate) mod elem;
 pub(crate) mod fpenv;
 pub(crate) mod panel;
+#[macro_use]
 pub(crate) mod simd;
 
 #[cfg(target_arch = "aarch64")]
@@ -315,6 +316,11 @@ x86_features!(
     int_only_entries!(avx512vnni_entries, x86::Avx512Vnni, x86::Avx512Vnni::new(), cols [1 2 3 4 5 6 7 8],)
 );
 #[cfg(target_arch = "aarch64")]
+neon_features!(
+    dotprod,
+    int_only_entries!(neondot_entries, neon::NeonDot, neon::NeonDot::new(), cols [1 2 3 4 5 6 7 8],)
+);
+#[cfg(target_arch = "aarch64")]
 neon_features!(entries!(neon_entries, neon::Neon, neon::Neon::new(), cols [1 2 3 4 5 6 7 8],));
 
 /// The table of module `$m` for one ISA, instantiated for the weight type
@@ -360,7 +366,8 @@ macro_rules! table {
 /// `portable` (scalar, exact i32), `avx2-sign` (`vpmaddubsw` on |x| and
 /// sign(w, x), then `vpmaddwd`), `avx-vnni` and `avx512-vnni`
 /// (`vpdpbusd` on q + 128, less 128 · Σ w), `avx512bw-sign` (the sign
-/// trick on zmm), `neon-smull` (`smull` + `saddlp` + `addp`). Every one
+/// trick on zmm), `neon-sdot` (FEAT_DotProd), `neon-smull` (`smull` +
+/// `saddlp` + `addp`). Every one
 /// is exact, so they all return the same bits.
 pub(crate) fn int_dots(isa: Isa) -> Vec<&'static str> {
     let mut v = Vec::new();
@@ -386,6 +393,9 @@ pub(crate) fn int_dots(isa: Isa) -> Vec<&'static str> {
         }
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => {
+            if neon::NeonDot::new().is_some() {
+                v.push("neon-sdot");
+            }
             if neon::Neon::new().is_some() {
                 v.push("neon-smull");
             }
@@ -462,6 +472,17 @@ impl Kernels {
                     precision,
                     avx512_entries,
                     "avx512bw-sign"
+                )
+            }
+            #[cfg(target_arch = "aarch64")]
+            (Isa::Neon, "neon-sdot") => {
+                table!(
+                    isa,
+                    4,
+                    neon_entries,
+                    precision,
+                    neondot_entries,
+                    "neon-sdot"
                 )
             }
             #[cfg(target_arch = "aarch64")]

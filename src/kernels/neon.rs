@@ -38,6 +38,7 @@ pub(crate) struct Neon(());
 /// constructor checks them, `entries!` compiles the kernels for them.
 macro_rules! neon_features {
     ($m:ident!($($a:tt)*)) => { $m! { $($a)* ["neon"] } };
+    (dotprod, $m:ident!($($a:tt)*)) => { $m! { $($a)* ["neon", "dotprod"] } };
 }
 
 /// Whether the CPU has every feature of a list.
@@ -50,6 +51,20 @@ impl Neon {
         neon_features!(neon_detected!()).then_some(Neon(()))
     }
 }
+
+/// Proof that NEON and the dot-product extension (`sdot`, FEAT_DotProd)
+/// are available. Only the `i8` kernels use it; its [`Simd`] operations
+/// are [`Neon`]'s.
+#[derive(Clone, Copy)]
+pub(crate) struct NeonDot(());
+
+impl NeonDot {
+    pub(crate) fn new() -> Option<NeonDot> {
+        neon_features!(dotprod, neon_detected!()).then_some(NeonDot(()))
+    }
+}
+
+simd_as!(NeonDot, Neon);
 
 impl Simd for Neon {
     type V = float32x4_t;
@@ -247,6 +262,56 @@ impl IntDot for Neon {
         // SAFETY: the Neon token proves NEON is available; `scvtf` rounds by
         // FPCR.RMode, which the call's FpEnv holds at round-to-nearest.
         unsafe { vcvtq_f32_s32(v) }
+    }
+}
+
+/// The NEON dot-product dot: `sdot` (s8 × s8 into each i32 lane, 4
+/// products per lane, wrapping), one instruction per 16 products, through
+/// `asm!` (the `vdotq_s32` intrinsic is not stable in this toolchain).
+impl IntDot for NeonDot {
+    type I = int32x4_t;
+    type Q = int8x16_t;
+    type W = int8x16_t;
+    #[inline(always)]
+    fn izero(self) -> int32x4_t {
+        Neon(()).izero()
+    }
+    #[inline(always)]
+    fn iload(self, s: &[f32]) -> int32x4_t {
+        Neon(()).iload(s)
+    }
+    #[inline(always)]
+    fn istore(self, s: &mut [f32], v: int32x4_t) {
+        Neon(()).istore(s, v)
+    }
+    #[inline(always)]
+    fn prep(self, word: u32) -> int8x16_t {
+        Neon(()).prep(word)
+    }
+    #[inline(always)]
+    fn wload(self, w: &[i8]) -> int8x16_t {
+        Neon(()).wload(w)
+    }
+    #[inline(always)]
+    fn dot4(self, acc: int32x4_t, q: int8x16_t, w: int8x16_t) -> int32x4_t {
+        let mut a = acc;
+        // SAFETY: the NeonDot token proves NEON and dotprod are available;
+        // the asm reads and writes registers only (no memory, no stack, no
+        // flags).
+        unsafe {
+            core::arch::asm!(
+                "sdot {a:v}.4s, {w:v}.16b, {q:v}.16b",
+                a = inout(vreg) a,
+                w = in(vreg) w,
+                q = in(vreg) q,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        a
+    }
+    #[inline(always)]
+    fn to_f32(self, v: int32x4_t) -> float32x4_t {
+        Neon(()).to_f32(v)
     }
 }
 

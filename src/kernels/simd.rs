@@ -59,6 +59,71 @@ pub(crate) trait Simd: Copy {
     }
 }
 
+/// [`Simd`] for a token whose features include those of `$base`: every
+/// operation is `$base`'s (holding `$tok` proves `$base`'s features, so
+/// making a `$base` token here is sound).
+#[allow(unused_macros)]
+macro_rules! simd_as {
+    ($tok:ty, $base:ident) => {
+        impl Simd for $tok {
+            type V = <$base as Simd>::V;
+            const LANES: usize = <$base as Simd>::LANES;
+            const GEMM_COLS: usize = <$base as Simd>::GEMM_COLS;
+            #[inline(always)]
+            fn prefetch_l2(self, p: *const f32) {
+                $base(()).prefetch_l2(p)
+            }
+            #[inline(always)]
+            fn splat(self, v: f32) -> Self::V {
+                $base(()).splat(v)
+            }
+            #[inline(always)]
+            fn load(self, s: &[f32]) -> Self::V {
+                $base(()).load(s)
+            }
+            #[inline(always)]
+            fn store(self, s: &mut [f32], v: Self::V) {
+                $base(()).store(s, v)
+            }
+            #[inline(always)]
+            fn add(self, a: Self::V, b: Self::V) -> Self::V {
+                $base(()).add(a, b)
+            }
+            #[inline(always)]
+            fn sub(self, a: Self::V, b: Self::V) -> Self::V {
+                $base(()).sub(a, b)
+            }
+            #[inline(always)]
+            fn mul(self, a: Self::V, b: Self::V) -> Self::V {
+                $base(()).mul(a, b)
+            }
+            #[inline(always)]
+            fn div(self, a: Self::V, b: Self::V) -> Self::V {
+                $base(()).div(a, b)
+            }
+            #[inline(always)]
+            fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+                $base(()).fma(a, b, c)
+            }
+            #[inline(always)]
+            fn max(self, k: Self::V, x: Self::V) -> Self::V {
+                $base(()).max(k, x)
+            }
+            #[inline(always)]
+            fn min(self, k: Self::V, x: Self::V) -> Self::V {
+                $base(()).min(k, x)
+            }
+            #[inline(always)]
+            fn flush(self, x: Self::V) -> Self::V {
+                $base(()).flush(x)
+            }
+            #[inline(always)]
+            fn abs(self, x: Self::V) -> Self::V {
+                $base(()).abs(x)
+            }
+        }
+    };
+}
 // Rational minimax approximation of tanh, odd degree 13 over even degree 6
 // (the coefficients Eigen ≤ 3.4 and MLAS use), evaluated with FMAs in
 // Horner form and one exact division, the input clamped to ±TANH_CLAMP so
