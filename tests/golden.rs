@@ -4,6 +4,7 @@
 //! NEON under qemu (`.ci/neon.sh`). Each stream is also compared ISA by ISA
 //! in `tests/identity.rs`; this file pins the bits across architectures and
 //! across versions (a change of summation order or activation shows here).
+//! Each case has one line per weight precision (`name@f16`, …, `name@i8`).
 //!
 //! Regenerate (only when the numerics change on purpose):
 //! `RNNCELL_WRITE_GOLDEN=1 cargo test --release --test golden`
@@ -182,6 +183,21 @@ fn output_bits_match_the_committed_hashes() {
             }
             .unwrap();
             table.push(format!("{name} {:016x}", hash(&model, &mut rng)));
+        }
+        // Every reduced precision on the same cases (its own weights and
+        // inputs, so the f32 lines above keep their values).
+        for (pi, p) in WeightPrecision::ALL.into_iter().enumerate().skip(1) {
+            let mut rng = Rng(0x5eed_1234_abcd_0001 ^ ((pi as u64) << 32));
+            for (name, spec) in cases() {
+                let spec = spec.precision(p);
+                let w = weights(&spec, &mut rng);
+                let model = match isa {
+                    Some(isa) => Model::with_isa(spec, &w, isa),
+                    None => rnncell::bench_internals::model_with_wide16_emulation(spec, &w),
+                }
+                .unwrap();
+                table.push(format!("{name}@{p} {:016x}", hash(&model, &mut rng)));
+            }
         }
         if lines.is_empty() {
             lines = table.clone();
