@@ -741,7 +741,7 @@ mod tests {
                 0 => 127,
                 1 => -127,
                 2 => {
-                    if i % 2 == 0 {
+                    if i.is_multiple_of(2) {
                         127
                     } else {
                         -127

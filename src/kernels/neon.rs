@@ -299,7 +299,11 @@ impl IntDot for NeonDot {
         // the asm reads and writes registers only (no memory, no stack, no
         // flags).
         unsafe {
+            // `.arch_extension`: the asm is assembled in whatever function
+            // it is inlined into, which need not enable dotprod itself (the
+            // token is the proof that the CPU has it).
             core::arch::asm!(
+                ".arch_extension dotprod",
                 "sdot {a:v}.4s, {w:v}.16b, {q:v}.16b",
                 a = inout(vreg) a,
                 w = in(vreg) w,
