@@ -444,7 +444,7 @@ pub fn quantize_i8_activations(v: &[f32]) -> (Vec<i8>, f32) {
     (q, m / 127.0)
 }
 
-/// Σ_k q[k] · a[k] in i64 (exact), which the kernels compute in wrapping
+/// `Σ_k q[k] · a[k]` in i64 (exact), which the kernels compute in wrapping
 /// i32: equal whenever it fits, which K ≤ [`crate::MAX_INT8_K`] ensures.
 ///
 /// ```
