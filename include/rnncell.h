@@ -162,7 +162,7 @@ enum RnncellIsa
      */
     RNNCELL_ISA_AVX2 = 2,
     /**
-     * x86-64 AVX-512F.
+     * x86-64 AVX-512F and AVX-512BW.
      */
     RNNCELL_ISA_AVX512 = 3,
     /**

@@ -41,7 +41,7 @@ pub enum Isa {
     Scalar = 0,
     /// x86-64 AVX2 with FMA and F16C, 8 lanes.
     Avx2 = 1,
-    /// x86-64 AVX-512F (with the AVX2+FMA+F16C base), 16 lanes.
+    /// x86-64 AVX-512F and AVX-512BW (with the AVX2+FMA+F16C base), 16 lanes.
     Avx512 = 2,
     /// AArch64 Advanced SIMD (NEON), 4 lanes.
     Neon = 3,

@@ -28,7 +28,7 @@ pub enum RnncellIsa {
     Scalar = 1,
     /// x86-64 AVX2 + FMA.
     Avx2 = 2,
-    /// x86-64 AVX-512F.
+    /// x86-64 AVX-512F and AVX-512BW.
     Avx512 = 3,
     /// AArch64 NEON.
     Neon = 4,
