@@ -171,17 +171,20 @@ fn output_bits_match_the_committed_hashes() {
     // Every ISA here, then the portable emulation of the AVX-512 geometry
     // (16 lanes, 8 columns per block), which runs on any CPU.
     let sets = Isa::available().into_iter().map(Some).chain([None]);
+    let build = |isa: Option<Isa>, spec: ModelSpec, w: &[LayerWeights]| {
+        match isa {
+            Some(isa) => Model::with_isa(spec, w, isa),
+            None => rnncell::bench_internals::model_with_wide16_emulation(spec, w),
+        }
+        .unwrap()
+    };
     for isa in sets {
         let label = isa.map_or("wide16 emulation".to_string(), |i| i.to_string());
         let mut table = Vec::new();
         let mut rng = Rng(0x5eed_1234_abcd_0001);
         for (name, spec) in cases() {
             let w = weights(&spec, &mut rng);
-            let model = match isa {
-                Some(isa) => Model::with_isa(spec, &w, isa),
-                None => rnncell::bench_internals::model_with_wide16_emulation(spec, &w),
-            }
-            .unwrap();
+            let model = build(isa, spec, &w);
             table.push(format!("{name} {:016x}", hash(&model, &mut rng)));
         }
         // Every reduced precision on the same cases (its own weights and
@@ -191,11 +194,7 @@ fn output_bits_match_the_committed_hashes() {
             for (name, spec) in cases() {
                 let spec = spec.precision(p);
                 let w = weights(&spec, &mut rng);
-                let model = match isa {
-                    Some(isa) => Model::with_isa(spec, &w, isa),
-                    None => rnncell::bench_internals::model_with_wide16_emulation(spec, &w),
-                }
-                .unwrap();
+                let model = build(isa, spec, &w);
                 table.push(format!("{name}@{p} {:016x}", hash(&model, &mut rng)));
             }
         }

@@ -399,22 +399,28 @@ fn all_cases(
     }
 }
 
+/// `all_cases` over `precisions`: every kernel set of `sets` in every mode
+/// == the plain reference, bit for bit.
+fn models_equal_reference(label: &str, precisions: &[WeightPrecision], sets: &[Kern]) {
+    all_cases(label, precisions, |d| {
+        let expect = ref_trace(d);
+        for k in sets {
+            let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
+            compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
+        }
+        Ok(())
+    });
+}
+
 /// The harness itself, with f32 weights: every kernel set in every mode ==
 /// the plain reference (what tests/identity.rs checks, in this file's
 /// matrix). Passes before the reduced-precision kernels exist.
 #[test]
 fn f32_model_equals_reference_in_every_mode() {
-    all_cases(
+    models_equal_reference(
         "f32 model == plain reference",
         &[WeightPrecision::F32],
-        |d| {
-            let expect = ref_trace(d);
-            for k in kernel_sets() {
-                let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
-                compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
-            }
-            Ok(())
-        },
+        &kernel_sets(),
     );
 }
 
@@ -439,31 +445,17 @@ fn f16_bf16_equal_f32_of_rounded_weights() {
 #[test]
 fn f16_bf16_equal_plain_reference() {
     let ps = [WeightPrecision::F16, WeightPrecision::Bf16];
-    all_cases("f16/bf16 model == plain reference", &ps, |d| {
-        let expect = ref_trace(d);
-        for k in kernel_sets() {
-            let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
-            compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
-        }
-        Ok(())
-    });
+    models_equal_reference("f16/bf16 model == plain reference", &ps, &kernel_sets());
 }
 
 /// Design §2.2: the i8w model == `plain_run` / `plain_step` with i8w (the
 /// scaled two-chain rule), bit for bit, on every kernel set and mode.
 #[test]
 fn i8w_equals_scaled_rule_reference() {
-    all_cases(
+    models_equal_reference(
         "i8w model == plain reference",
         &[WeightPrecision::Int8Weights],
-        |d| {
-            let expect = ref_trace(d);
-            for k in kernel_sets() {
-                let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
-                compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
-            }
-            Ok(())
-        },
+        &kernel_sets(),
     );
 }
 
@@ -472,17 +464,10 @@ fn i8w_equals_scaled_rule_reference() {
 /// kernel set and mode.
 #[test]
 fn i8_equals_integer_rule_reference() {
-    all_cases(
+    models_equal_reference(
         "i8 model == plain reference",
         &[WeightPrecision::Int8],
-        |d| {
-            let expect = ref_trace(d);
-            for k in kernel_sets() {
-                let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
-                compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
-            }
-            Ok(())
-        },
+        &int8_kernel_sets(),
     );
 }
 
