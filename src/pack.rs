@@ -112,7 +112,12 @@ fn pack_panels(
     debug_assert_eq!(gates * u, nv.n() * lanes);
     let panels = rows_per_gate.div_ceil(u);
     // i8: k-quads (K padded with zero weights to a multiple of 4).
-    let kg = if prec == WeightPrecision::Int8 { 4 } else { 1 };
+    // bf16: k-pairs.
+    let kg = match prec {
+        WeightPrecision::Int8 => 4,
+        WeightPrecision::Bf16 => 2,
+        _ => 1,
+    };
     let n = checked(
         &[panels, k.next_multiple_of(kg), gates, u],
         "packed weights",

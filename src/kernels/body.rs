@@ -52,6 +52,8 @@ const KC: usize = 64;
 /// traffic; the panel chunk (≤ 64 KiB with AVX2) is read from L2, which
 /// keeps up since each weight vector feeds `GEMM_COLS` FMAs.
 const KP: usize = 256;
+// k-pair panels (bf16) are cut into chunks at even k.
+const _: () = assert!(KC % 2 == 0 && KP % 2 == 0);
 /// Most columns one multi-column call takes (callers split larger sets
 /// with [`balanced`]).
 pub(crate) const MAX_COLS: usize = 24;
@@ -116,10 +118,33 @@ fn mac<S: Widen<W>, W: Stored, const NV: usize>(
     // it inside, the accumulators lived on the stack (a store-to-load
     // round trip per FMA; GRU's h part, nv = 6).
     let mut a: [S::V; NV] = core::array::from_fn(|i| acc[map(i)]);
-    for (blk, &vk) in panel.chunks_exact(NV * l).zip(v) {
-        let b = s.splat(vk);
-        for (i, ai) in a.iter_mut().enumerate() {
-            *ai = s.fma(s.load_w(&blk[i * l..]), b, *ai);
+    if W::KPAIR {
+        // k-pairs: every accumulator takes k, then k + 1 (the order of
+        // the row's sum is unchanged); an odd last k reads only the low
+        // halves (the padding weight is never multiplied).
+        let blk = 2 * NV * l;
+        for (w, p) in panel.chunks_exact(blk).zip(v.chunks_exact(2)) {
+            let (b0, b1) = (s.splat(p[0]), s.splat(p[1]));
+            for (i, ai) in a.iter_mut().enumerate() {
+                *ai = s.fma(s.load_w_pair(&w[2 * i * l..], false), b0, *ai);
+            }
+            for (i, ai) in a.iter_mut().enumerate() {
+                *ai = s.fma(s.load_w_pair(&w[2 * i * l..], true), b1, *ai);
+            }
+        }
+        if v.len() % 2 == 1 {
+            let w = &panel[v.len() / 2 * blk..];
+            let b = s.splat(v[v.len() - 1]);
+            for (i, ai) in a.iter_mut().enumerate() {
+                *ai = s.fma(s.load_w_pair(&w[2 * i * l..], false), b, *ai);
+            }
+        }
+    } else {
+        for (blk, &vk) in panel.chunks_exact(NV * l).zip(v) {
+            let b = s.splat(vk);
+            for (i, ai) in a.iter_mut().enumerate() {
+                *ai = s.fma(s.load_w(&blk[i * l..]), b, *ai);
+            }
         }
     }
     for (i, ai) in a.into_iter().enumerate() {
@@ -561,7 +586,11 @@ pub(crate) fn gemm_block<S: Widen<W>, W: Stored, const NV: usize, const NC: usiz
     let l = S::LANES;
     let blk = NV * l;
     let n = k1 - k0;
-    let pan = &panel[k0 * blk..k1 * blk];
+    // k-pair panels: chunks start at even k (KC and KP are even); an odd
+    // chunk end takes its whole last pair, whose high half is not read.
+    debug_assert!(!W::KPAIR || k0 % 2 == 0);
+    let end = if W::KPAIR { k1.next_multiple_of(2) } else { k1 };
+    let pan = &panel[k0 * blk..end * blk];
     // Exactly NC columns, never a prefix of more.
     assert!(inputs.len() == NC && tiles.len() == NC);
     let mut xs: [&[f32]; NC] = [&[]; NC];
@@ -578,6 +607,37 @@ pub(crate) fn gemm_block<S: Widen<W>, W: Stored, const NV: usize, const NC: usiz
         for c in 0..NC {
             a0[c] = s.load(&tiles[c][t0..]);
             a1[c] = s.load(&tiles[c][t1..]);
+        }
+        if W::KPAIR {
+            for (j, w) in pan.chunks_exact(2 * blk).enumerate() {
+                if pf {
+                    let p = w.as_ptr().wrapping_add(KC * blk + 2 * vg * l).cast::<u8>();
+                    let mut d = 0;
+                    while d < 4 * l * W::BYTES {
+                        s.prefetch_l2(p.wrapping_add(d).cast());
+                        d += 64;
+                    }
+                }
+                for h in 0..2 {
+                    let kk = 2 * j + h;
+                    if kk >= n {
+                        break;
+                    }
+                    let w0 = s.load_w_pair(&w[2 * vg * l..], h == 1);
+                    let w1 = s.load_w_pair(&w[2 * (vg + 1) * l..], h == 1);
+                    for c in 0..NC {
+                        let b = s.splat(xs[c][kk]);
+                        a0[c] = s.fma(w0, b, a0[c]);
+                        a1[c] = s.fma(w1, b, a1[c]);
+                    }
+                }
+            }
+            for c in 0..NC {
+                s.store(&mut tiles[c][t0..], a0[c]);
+                s.store(&mut tiles[c][t1..], a1[c]);
+            }
+            vg += 2;
+            continue;
         }
         for (j, w) in pan.chunks_exact(blk).enumerate() {
             if pf {

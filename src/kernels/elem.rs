@@ -192,6 +192,19 @@ pub(crate) fn f32_to_bf16(x: f32) -> Option<Bf16> {
 pub(crate) trait Widen<W: Weight>: Simd {
     /// `[s[0].to_f32(), …, s[LANES-1].to_f32()]`, bit for bit.
     fn load_w(self, s: &[W]) -> Self::V;
+    /// From `LANES` k-pairs (`s[2j]`, `s[2j + 1]`: row j at k and k + 1,
+    /// the bf16 panel layout), the k values (`hi = false`) or the k + 1
+    /// values, widened exactly: `[s[2j + hi].to_f32() for j]`.
+    #[inline(always)]
+    fn load_w_pair(self, s: &[W], hi: bool) -> Self::V {
+        let l = Self::LANES;
+        let s = &s[..2 * l];
+        let mut t = [0.0f32; 16];
+        for (j, v) in t.iter_mut().take(l).enumerate() {
+            *v = s[2 * j + usize::from(hi)].to_f32();
+        }
+        self.load(&t[..l])
+    }
 }
 
 impl<W: Weight> Widen<W> for Scalar {
@@ -276,7 +289,7 @@ pub(crate) mod testing {
     pub(crate) fn check_load_w<S: Widen<W>, W: Weight>(t: S, values: &[W]) {
         let l = S::LANES;
         let n = values.len();
-        let buf: Vec<W> = (0..n + l - 1).map(|i| values[i % n]).collect();
+        let buf: Vec<W> = (0..n + 2 * l - 1).map(|i| values[i % n]).collect();
         let mut out = vec![0.0f32; l];
         for i in 0..n {
             t.store(&mut out, t.load_w(&buf[i..]));
@@ -288,6 +301,19 @@ pub(crate) mod testing {
                     "{} lanes: load_w of {w:?} in lane {j} at offset {i}",
                     l
                 );
+            }
+            // The k-pair load (bf16 panels): lane j is s[2j + hi].
+            for hi in [false, true] {
+                t.store(&mut out, t.load_w_pair(&buf[i..], hi));
+                for (j, o) in out.iter().enumerate() {
+                    let w = buf[i + 2 * j + usize::from(hi)];
+                    assert_eq!(
+                        o.to_bits(),
+                        w.to_f32().to_bits(),
+                        "{} lanes: load_w_pair({hi}) of {w:?} in lane {j} at offset {i}",
+                        l
+                    );
+                }
             }
         }
         let short = buf[..l - 1].to_vec();

@@ -197,6 +197,22 @@ impl Widen<Bf16> for Neon {
         // 8-byte read is in bounds, with the u16 alignment `ld1` needs.
         unsafe { vreinterpretq_f32_u32(vshll_n_u16::<16>(vld1_u16(s.as_ptr().cast()))) }
     }
+    #[inline(always)]
+    fn load_w_pair(self, s: &[Bf16], hi: bool) -> float32x4_t {
+        assert!(s.len() >= 8);
+        // SAFETY: NEON is available (token); s has at least 8 elements of 2
+        // bytes (checked above), so the 16-byte read is in bounds, with the
+        // u16 alignment `ld1` needs. Each 32-bit lane holds (k, k + 1) of
+        // one row (little-endian: k in the low half).
+        unsafe {
+            let x = vreinterpretq_u32_u16(vld1q_u16(s.as_ptr().cast()));
+            vreinterpretq_f32_u32(if hi {
+                vandq_u32(x, vdupq_n_u32(0xffff_0000))
+            } else {
+                vshlq_n_u32::<16>(x)
+            })
+        }
+    }
 }
 
 impl Widen<i8> for Neon {

@@ -61,9 +61,10 @@ pub(crate) struct Geom {
     pub lanes: usize,
     /// Columns (the true K; not padded).
     pub k: usize,
-    /// k per group: 1, or 4 for the k-quads of the `i8` panels (each
-    /// 32-bit lane holds 4 consecutive k of one row; K padded with zero
-    /// weights to a multiple of 4).
+    /// k per group: 1; 2 for the k-pairs of bf16 panels; 4 for the
+    /// k-quads of the `i8` panels (each 32-bit lane holds 2 or 4
+    /// consecutive k of one row; K padded with zero weights to a multiple
+    /// of the group, which the kernels never multiply).
     pub kg: usize,
     /// Vector i of a panel accumulates into accumulator
     /// `i < split ? i : dst + i − split` (GRU-LBR's n_h lands in 6..7).
@@ -106,6 +107,10 @@ pub(crate) trait Stored: Weight {
     /// `reference.rs` states the rule); otherwise the chain runs from the
     /// bias through x and h.
     const SCALED: bool = false;
+    /// Panels in k-pairs (`Geom::kg = 2`: each 32-bit lane holds k and
+    /// k + 1 of one row), read with [`super::elem::Widen::load_w_pair`]:
+    /// bf16, whose pair widens with one shift or one mask per vector.
+    const KPAIR: bool = false;
     /// The elements, if `s` holds this type.
     fn of(s: &Store) -> Option<&[Self]>;
     /// `v` as a store of this type.
@@ -113,10 +118,11 @@ pub(crate) trait Stored: Weight {
 }
 
 macro_rules! stored {
-    ($t:ty, $v:ident, $p:ident, $scaled:expr) => {
+    ($t:ty, $v:ident, $p:ident, $scaled:expr, $kpair:expr) => {
         impl Stored for $t {
             const PRECISION: WeightPrecision = WeightPrecision::$p;
             const SCALED: bool = $scaled;
+            const KPAIR: bool = $kpair;
             #[inline(always)]
             fn of(s: &Store) -> Option<&[$t]> {
                 match s {
@@ -130,10 +136,10 @@ macro_rules! stored {
         }
     };
 }
-stored!(f32, F32, F32, false);
-stored!(F16, F16, F16, false);
-stored!(Bf16, Bf16, Bf16, false);
-stored!(i8, I8, Int8Weights, true);
+stored!(f32, F32, F32, false, false);
+stored!(F16, F16, F16, false, false);
+stored!(Bf16, Bf16, Bf16, false, true);
+stored!(i8, I8, Int8Weights, true, false);
 
 /// The packed panels of one weight matrix.
 #[derive(Clone, Debug)]

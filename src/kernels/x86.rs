@@ -293,6 +293,23 @@ impl Widen<Bf16> for Avx2 {
             _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
         }
     }
+    #[inline(always)]
+    fn load_w_pair(self, s: &[Bf16], hi: bool) -> __m256 {
+        assert!(s.len() >= 16);
+        // SAFETY: the Avx2 token proves AVX2 is available; s has at least 16
+        // elements of 2 bytes (checked above), so the unaligned 32-byte read
+        // is in bounds. Each 32-bit lane holds (k, k + 1) of one row: the
+        // low half shifted up, or the high half with the low one cleared,
+        // is the f32 of that bf16.
+        unsafe {
+            let x = _mm256_loadu_si256(s.as_ptr().cast());
+            _mm256_castsi256_ps(if hi {
+                _mm256_and_si256(x, _mm256_set1_epi32(0xffff_0000_u32 as i32))
+            } else {
+                _mm256_slli_epi32::<16>(x)
+            })
+        }
+    }
 }
 
 impl Widen<i8> for Avx2 {
@@ -335,6 +352,21 @@ impl Widen<Bf16> for Avx512 {
         unsafe {
             let h = _mm256_loadu_si256(s.as_ptr().cast());
             _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+        }
+    }
+    #[inline(always)]
+    fn load_w_pair(self, s: &[Bf16], hi: bool) -> __m512 {
+        assert!(s.len() >= 32);
+        // SAFETY: the Avx512 token proves AVX-512F is available; s has at
+        // least 32 elements of 2 bytes (checked above), so the unaligned
+        // 64-byte read is in bounds. Lanes as in `Avx2`'s.
+        unsafe {
+            let x = _mm512_loadu_si512(s.as_ptr().cast());
+            _mm512_castsi512_ps(if hi {
+                _mm512_and_si512(x, _mm512_set1_epi32(0xffff_0000_u32 as i32))
+            } else {
+                _mm512_slli_epi32::<16>(x)
+            })
         }
     }
 }
