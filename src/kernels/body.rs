@@ -53,7 +53,7 @@ const KC: usize = 64;
 /// keeps up since each weight vector feeds `GEMM_COLS` FMAs.
 const KP: usize = 256;
 // k-pair panels (bf16) are cut into chunks at even k.
-const _: () = assert!(KC % 2 == 0 && KP % 2 == 0);
+const _: () = assert!(KC.is_multiple_of(2) && KP.is_multiple_of(2));
 /// Most columns one multi-column call takes (callers split larger sets
 /// with [`balanced`]).
 pub(crate) const MAX_COLS: usize = 24;
