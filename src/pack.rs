@@ -149,23 +149,20 @@ fn pack_panels(
         ))
     };
     // Every element in panel order: panel p, column kk, gate g, unit j;
-    // with k-quads (kg = 4), panel p, quad kq, gate g, unit j, then the 4
-    // columns 4·kq.. of that row (zeros past K and past the last row).
-    #[allow(clippy::too_many_arguments)]
+    // with groups of kg columns (bf16 pairs, i8 quads), panel p, group kq,
+    // gate g, unit j, then the kg columns kg·kq.. of that row (zeros past K
+    // and past the last row).
     fn fill<T: Stored>(
+        cut: &Cut,
         n: usize,
-        panels: usize,
-        k: usize,
         kg: usize,
-        gates: usize,
-        u: usize,
-        rows: usize,
         mut f: impl FnMut(usize, usize, usize) -> Result<T>,
     ) -> Result<ABuf<T>> {
+        let (k, u, rows) = (cut.k, cut.units, cut.rows_per_gate);
         let mut out = try_weights_buf::<T>(n)?;
-        for p in 0..panels {
+        for p in 0..rows.div_ceil(u) {
             for kq in 0..k.div_ceil(kg) {
-                for g in 0..gates {
+                for g in 0..cut.gates {
                     for j in 0..u {
                         let row = p * u + j;
                         for kk in kq * kg..(kq + 1) * kg {
@@ -183,50 +180,23 @@ fn pack_panels(
     }
     let (store, scale, qsum) = match prec {
         WeightPrecision::F32 => (
-            f32::wrap(fill(
-                n,
-                panels,
-                k,
-                kg,
-                gates,
-                u,
-                rows_per_gate,
-                |g, r, kk| Ok(val(g, r, kk)),
-            )?),
+            f32::wrap(fill(&cut, n, kg, |g, r, kk| Ok(val(g, r, kk)))?),
             ABuf::new(64),
             ABuf::new(64),
         ),
         WeightPrecision::F16 => (
-            F16::wrap(fill(
-                n,
-                panels,
-                k,
-                kg,
-                gates,
-                u,
-                rows_per_gate,
-                |g, r, kk| {
-                    let v = val(g, r, kk);
-                    f32_to_f16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows f16"))
-                },
-            )?),
+            F16::wrap(fill(&cut, n, kg, |g, r, kk| {
+                let v = val(g, r, kk);
+                f32_to_f16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows f16"))
+            })?),
             ABuf::new(64),
             ABuf::new(64),
         ),
         WeightPrecision::Bf16 => (
-            Bf16::wrap(fill(
-                n,
-                panels,
-                k,
-                kg,
-                gates,
-                u,
-                rows_per_gate,
-                |g, r, kk| {
-                    let v = val(g, r, kk);
-                    f32_to_bf16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows bf16"))
-                },
-            )?),
+            Bf16::wrap(fill(&cut, n, kg, |g, r, kk| {
+                let v = val(g, r, kk);
+                f32_to_bf16(v).ok_or_else(|| culprit(g, r, kk, v, "overflows bf16"))
+            })?),
             ABuf::new(64),
             ABuf::new(64),
         ),
@@ -254,7 +224,7 @@ fn pack_panels(
                     rs.push(i8_row_scale(m));
                 }
             }
-            let q = fill(n, panels, k, kg, gates, u, rows_per_gate, |g, r, kk| {
+            let q = fill(&cut, n, kg, |g, r, kk| {
                 Ok(i8_quantize(val(g, r, kk), rs[g * rows_per_gate + r]))
             })?;
             let mut scale = try_buf(panels * gates * u, "int8 scales")?;

@@ -632,30 +632,25 @@ pub(crate) fn gemm_block<S: Widen<W>, W: Stored, const NV: usize, const NC: usiz
                     }
                 }
             }
-            for c in 0..NC {
-                s.store(&mut tiles[c][t0..], a0[c]);
-                s.store(&mut tiles[c][t1..], a1[c]);
-            }
-            vg += 2;
-            continue;
-        }
-        for (j, w) in pan.chunks_exact(blk).enumerate() {
-            if pf {
-                // The same two vectors, one chunk ahead (a hint: never
-                // faults, even past the end of the weights).
-                let mut d = 0;
-                while d < 2 * l * W::BYTES {
-                    let p = w.as_ptr().wrapping_add(KC * blk + vg * l).cast::<u8>();
-                    s.prefetch_l2(p.wrapping_add(d).cast());
-                    d += 64;
+        } else {
+            for (j, w) in pan.chunks_exact(blk).enumerate() {
+                if pf {
+                    // The same two vectors, one chunk ahead (a hint: never
+                    // faults, even past the end of the weights).
+                    let mut d = 0;
+                    while d < 2 * l * W::BYTES {
+                        let p = w.as_ptr().wrapping_add(KC * blk + vg * l).cast::<u8>();
+                        s.prefetch_l2(p.wrapping_add(d).cast());
+                        d += 64;
+                    }
                 }
-            }
-            let w0 = s.load_w(&w[vg * l..]);
-            let w1 = s.load_w(&w[(vg + 1) * l..]);
-            for c in 0..NC {
-                let b = s.splat(xs[c][j]);
-                a0[c] = s.fma(w0, b, a0[c]);
-                a1[c] = s.fma(w1, b, a1[c]);
+                let w0 = s.load_w(&w[vg * l..]);
+                let w1 = s.load_w(&w[(vg + 1) * l..]);
+                for c in 0..NC {
+                    let b = s.splat(xs[c][j]);
+                    a0[c] = s.fma(w0, b, a0[c]);
+                    a1[c] = s.fma(w1, b, a1[c]);
+                }
             }
         }
         for c in 0..NC {
