@@ -49,6 +49,7 @@ mod loader;
 mod pack;
 pub mod reference;
 
+pub use cell::activation::{Activation, Activations};
 pub use cell::model::{KerasTensors, Model, OnnxTensors, Sequence, SequenceOutput, State};
 pub use cell::spec::{
     CellKind, Coupling, Direction, GruOptions, LstmOptions, MAX_INT8_K, MergeMode, ModelSpec,

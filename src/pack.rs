@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::cell::activation::{Activation, Activations};
 use crate::cell::spec::{CellKind, ModelSpec, WeightPrecision};
 use crate::cell::weights::LayerWeights;
 use crate::error::{Error, Result};
@@ -347,11 +348,19 @@ impl PackedLayer {
             }
             Ok(out)
         };
+        // The standard activations stay on the inlined path; anything
+        // else goes through `Simd::act`.
+        let a = spec.activations_of(dir);
+        let standard = match spec.cell {
+            CellKind::Rnn(_) => matches!(a.f, Activation::Tanh | Activation::Relu),
+            _ => a == Activations::STANDARD,
+        };
         let mut pl = PackedLayer {
             op: Op::Rnn {
                 relu: false,
                 clip: None,
             },
+            acts: (!standard).then_some([a.f, a.g, a.h]),
             precision: prec,
             input,
             hr,
@@ -431,7 +440,7 @@ impl PackedLayer {
             }
             CellKind::Rnn(o) => {
                 pl.op = Op::Rnn {
-                    relu: o.activation == crate::cell::spec::RnnActivation::Relu,
+                    relu: a.f == Activation::Relu,
                     clip: o.clip,
                 };
                 pl.wx = pack_panels(prec, ih, single(h, input), |_, j, k| wxa(0, j, k))?;

@@ -147,12 +147,10 @@ use std::borrow::Cow;
 use std::ops::Add;
 
 use crate::cell::model::Sequence;
-use crate::cell::spec::{
-    CellKind, Coupling, Direction, MergeMode, ModelSpec, RnnActivation, WeightPrecision,
-};
+use crate::cell::spec::{CellKind, Coupling, Direction, MergeMode, ModelSpec, WeightPrecision};
 use crate::cell::weights::LayerWeights;
 use crate::error::{Error, Result};
-use crate::kernels::simd::{flush_f32 as fl, sigmoid_f32, tanh_f32};
+use crate::kernels::simd::flush_f32 as fl;
 
 /// The recurrent state of one layer and direction of a reference path:
 /// `h` (size Hr = P or H) and `c` (size H, LSTM only; empty otherwise).
@@ -526,6 +524,8 @@ struct Stored<'a> {
     quant: Option<[QuantizedMatrix; 3]>,
     /// i8: the activations are quantized too.
     int8_act: bool,
+    /// The direction (for its activations).
+    dir: usize,
 }
 
 impl Stored<'_> {
@@ -600,6 +600,7 @@ fn store<'a>(
             }),
             quant: None,
             int8_act: false,
+            dir,
         })
     };
     match spec.precision {
@@ -607,6 +608,7 @@ fn store<'a>(
             lw: Cow::Borrowed(lw),
             quant: None,
             int8_act: false,
+            dir,
         }),
         WeightPrecision::F16 => rounded(f16_round, "f16"),
         WeightPrecision::Bf16 => rounded(bf16_round, "bf16"),
@@ -618,6 +620,7 @@ fn store<'a>(
                 quantize_i8w(&lw.proj, spec.proj_size(), hs, &name("weight_hr"))?,
             ]),
             int8_act: spec.precision == WeightPrecision::Int8,
+            dir,
         }),
     }
 }
@@ -689,10 +692,6 @@ fn store_all<'a>(spec: &ModelSpec, weights: &'a [LayerWeights]) -> Result<Vec<St
 // ---------------------------------------------------------------------------
 // The f64 oracle: DESIGN §1, written out.
 
-fn sigmoid64(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// Clamp to ±k if a clip is set (NaN stays NaN).
 fn clip64(x: f64, k: Option<f32>) -> f64 {
     match k {
@@ -762,6 +761,12 @@ fn oracle_cell(
     let [wm, rm, pm] = sw.mats();
     let hs = spec.hidden_size;
     let h = st.h.clone();
+    let acts = spec.activations_of(sw.dir);
+    let (fa, ga, ha) = (
+        |x: f64| acts.f.eval_f64(x),
+        |x: f64| acts.g.eval_f64(x),
+        |x: f64| acts.h.eval_f64(x),
+    );
     // W x + R h + b_w + b_r of gate `g`, unit `j`.
     let full = |g: usize, j: usize| {
         let row = g * hs + j;
@@ -783,15 +788,15 @@ fn oracle_cell(
                 let af = clip64(full(1, j) + peep(1, c), o.clip);
                 let ag = clip64(full(2, j), o.clip);
                 let (i, f) = match o.coupling {
-                    Coupling::None => (sigmoid64(ai), sigmoid64(af)),
-                    Coupling::InputFromForget => (1.0 - sigmoid64(af), sigmoid64(af)),
-                    Coupling::ForgetFromInput => (sigmoid64(ai), 1.0 - sigmoid64(ai)),
+                    Coupling::None => (fa(ai), fa(af)),
+                    Coupling::InputFromForget => (1.0 - fa(af), fa(af)),
+                    Coupling::ForgetFromInput => (fa(ai), 1.0 - fa(ai)),
                 };
-                let g = ag.tanh();
+                let g = ga(ag);
                 let c_new = clip64(f * c + i * g, o.cell_clip);
                 let ao = clip64(full(3, j) + peep(2, c_new), o.clip);
                 st.c[j] = c_new;
-                *mj = sigmoid64(ao) * c_new.tanh();
+                *mj = fa(ao) * ha(c_new);
             }
             if o.proj_size > 0 {
                 for (p, hp) in st.h.iter_mut().enumerate() {
@@ -803,12 +808,10 @@ fn oracle_cell(
             }
         }
         CellKind::Gru(o) => {
-            let r: Vec<f64> = (0..hs)
-                .map(|j| sigmoid64(clip64(full(0, j), o.clip)))
-                .collect();
+            let r: Vec<f64> = (0..hs).map(|j| fa(clip64(full(0, j), o.clip))).collect();
             let rh: Vec<f64> = r.iter().zip(&h).map(|(a, b)| a * b).collect();
             for j in 0..hs {
-                let z = sigmoid64(clip64(full(1, j), o.clip));
+                let z = fa(clip64(full(1, j), o.clip));
                 let row = 2 * hs + j;
                 let wx = wm.dot64(row, x) + lw.b_w[row] as f64;
                 let pre = if o.linear_before_reset {
@@ -816,23 +819,14 @@ fn oracle_cell(
                 } else {
                     wx + rm.dot64(row, &rh) + lw.b_r[row] as f64
                 };
-                let n = clip64(pre, o.clip).tanh();
+                let n = ga(clip64(pre, o.clip));
                 st.h[j] = (1.0 - z) * n + z * h[j];
             }
         }
         CellKind::Rnn(o) => {
             for j in 0..hs {
                 let a = clip64(full(0, j), o.clip);
-                st.h[j] = match o.activation {
-                    RnnActivation::Tanh => a.tanh(),
-                    RnnActivation::Relu => {
-                        if a > 0.0 {
-                            a
-                        } else {
-                            0.0
-                        }
-                    }
-                };
+                st.h[j] = fa(a);
             }
         }
     }
@@ -903,6 +897,12 @@ fn plain_cell(
     check_layer(spec, layer, lw, x, st)?;
     let [wm, rm, pm] = sw.mats();
     let hs = spec.hidden_size;
+    let acts = spec.activations_of(sw.dir);
+    let (fa, ga, ha) = (
+        |x: f32| acts.f.eval(x),
+        |x: f32| acts.g.eval(x),
+        |x: f32| acts.h.eval(x),
+    );
     // The state as the library stores it: subnormals flushed.
     let h: Vec<f32> = st.h.iter().map(|&v| fl(v)).collect();
     st.c.iter_mut().for_each(|v| *v = fl(*v));
@@ -923,27 +923,24 @@ fn plain_cell(
                     af = fl(lw.peephole[hs + j]).mul_add(c, af);
                 }
                 let (i, f) = match o.coupling {
-                    Coupling::None => (
-                        sigmoid_f32(clip32(ai, o.clip)),
-                        sigmoid_f32(clip32(af, o.clip)),
-                    ),
+                    Coupling::None => (fa(clip32(ai, o.clip)), fa(clip32(af, o.clip))),
                     Coupling::InputFromForget => {
-                        let f = sigmoid_f32(clip32(af, o.clip));
+                        let f = fa(clip32(af, o.clip));
                         (1.0 - f, f)
                     }
                     Coupling::ForgetFromInput => {
-                        let i = sigmoid_f32(clip32(ai, o.clip));
+                        let i = fa(clip32(ai, o.clip));
                         (i, 1.0 - i)
                     }
                 };
-                let g = tanh_f32(clip32(ag, o.clip));
+                let g = ga(clip32(ag, o.clip));
                 let c_new = fl(clip32(f.mul_add(c, i * g), o.cell_clip));
                 st.c[j] = c_new;
                 if o.peephole {
                     ao = fl(lw.peephole[2 * hs + j]).mul_add(c_new, ao);
                 }
-                let og = sigmoid_f32(clip32(ao, o.clip));
-                *mj = fl(og * tanh_f32(c_new));
+                let og = fa(clip32(ao, o.clip));
+                *mj = fl(og * ha(c_new));
             }
             if o.proj_size > 0 {
                 for (p, hp) in st.h.iter_mut().enumerate() {
@@ -956,12 +953,12 @@ fn plain_cell(
         }
         CellKind::Gru(o) if o.linear_before_reset => {
             for j in 0..hs {
-                let r = sigmoid_f32(clip32(full(0, j), o.clip));
-                let z = sigmoid_f32(clip32(full(1, j), o.clip));
+                let r = fa(clip32(full(0, j), o.clip));
+                let z = fa(clip32(full(1, j), o.clip));
                 let row = 2 * hs + j;
                 let nx = wm.apply(fl(lw.b_w[row]), row, x);
                 let nh = rm.apply(fl(lw.b_r[row]), row, &h);
-                let n = tanh_f32(clip32(r.mul_add(nh, nx), o.clip));
+                let n = ga(clip32(r.mul_add(nh, nx), o.clip));
                 st.h[j] = fl(z.mul_add(h[j] - n, n));
             }
         }
@@ -971,26 +968,22 @@ fn plain_cell(
             let mut nx = vec![0.0f32; hs];
             let mut rh = vec![0.0f32; hs];
             for j in 0..hs {
-                let r = sigmoid_f32(clip32(full(0, j), o.clip));
-                z[j] = sigmoid_f32(clip32(full(1, j), o.clip));
+                let r = fa(clip32(full(0, j), o.clip));
+                z[j] = fa(clip32(full(1, j), o.clip));
                 let row = 2 * hs + j;
                 nx[j] = wm.apply(fl(lw.b_w[row] + lw.b_r[row]), row, x);
                 rh[j] = fl(r * h[j]);
             }
             // Phase 2: n += R_n (r⊙h), then h'.
             for j in 0..hs {
-                let n = tanh_f32(clip32(rm.apply(nx[j], 2 * hs + j, &rh), o.clip));
+                let n = ga(clip32(rm.apply(nx[j], 2 * hs + j, &rh), o.clip));
                 st.h[j] = fl(z[j].mul_add(h[j] - n, n));
             }
         }
         CellKind::Rnn(o) => {
             for j in 0..hs {
                 let a = clip32(full(0, j), o.clip);
-                st.h[j] = fl(match o.activation {
-                    RnnActivation::Tanh => tanh_f32(a),
-                    // max(0, x) keeping NaN, then + 0 to turn −0 into +0.
-                    RnnActivation::Relu => (if a < 0.0 { 0.0 } else { a }) + 0.0,
-                });
+                st.h[j] = fl(fa(a));
             }
         }
     }
@@ -1262,6 +1255,7 @@ pub fn plain_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::simd::tanh_f32;
 
     /// A small deterministic generator (SplitMix64).
     struct Rng(u64);

@@ -10,7 +10,7 @@
 //! between consecutive points; the count and size of such steps are
 //! printed), and NaN in gives NaN out.
 
-use rnncell::{sigmoid_f32, tanh_f32};
+use rnncell::{Activation, sigmoid_f32, tanh_f32};
 
 const BOUND: f64 = 5e-7;
 /// Step between the f32 bit patterns visited: about 2.2e9 patterns lie in
@@ -280,5 +280,196 @@ fn special_values() {
             "sigmoid(NaN {:#x})",
             nan.to_bits()
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The other activation functions (`rnncell::Activation`, kernels/act.rs).
+
+/// Each function with its tested bound: |eval(x) − eval_f64(x)| ≤ abs +
+/// rel·|eval_f64(x)| over the sweep and the special values.
+fn others() -> Vec<(Activation, f64, f64)> {
+    const U: f64 = 1.0 / 16_777_216.0; // 2^-24, half an ulp relative
+    const SUB: f64 = 7.1e-46; // half the spacing of subnormal f32
+    vec![
+        (Activation::Relu, 0.0, 0.0),
+        (
+            Activation::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            6e-8,
+            0.0,
+        ),
+        (
+            Activation::HardSigmoid {
+                alpha: -1.7,
+                beta: 0.3,
+            },
+            6e-8,
+            0.0,
+        ),
+        (Activation::LeakyRelu { alpha: 0.01 }, SUB, U),
+        (Activation::LeakyRelu { alpha: -1.5 }, SUB, U),
+        (Activation::ThresholdedRelu { alpha: 1.0 }, 0.0, 0.0),
+        (Activation::ThresholdedRelu { alpha: -0.5 }, 0.0, 0.0),
+        (
+            Activation::ScaledTanh {
+                alpha: 1.7,
+                beta: 0.66,
+            },
+            1.7 * BOUND,
+            2.0 * U,
+        ),
+        (
+            Activation::Affine {
+                alpha: 0.5,
+                beta: -0.25,
+            },
+            SUB,
+            U,
+        ),
+        (
+            Activation::Affine {
+                alpha: -3.0,
+                beta: 2.0,
+            },
+            SUB,
+            U,
+        ),
+        (Activation::Elu { alpha: 1.0 }, 3e-7, 0.0),
+        (Activation::Elu { alpha: 0.3 }, 1.2e-7, 0.0),
+        (Activation::Softsign, 0.0, 2.0 * U),
+        (Activation::Softplus, 4e-7, 2.0 * U),
+        (Activation::KerasHardSigmoid, 1.2e-7, 0.0),
+    ]
+}
+
+/// Largest (|err| − rel·|exact|) over every STRIDE-th f32 in [−20, 20] and
+/// the special values, with the x where it occurs.
+fn worst_excess(a: Activation, rel: f64) -> (f64, f32, u64) {
+    let top = 20.0f32.to_bits();
+    // 15 functions: every 7·STRIDE-th f32 (about 1e7 points each).
+    let stride = 7 * stride();
+    let n = top / stride + 1;
+    let value = move |i: u32| -> f32 {
+        if i < n {
+            f32::from_bits(0x8000_0000 | (top - i * stride))
+        } else {
+            f32::from_bits((i - n) * stride)
+        }
+    };
+    let parts = threads();
+    let total = 2 * n;
+    let chunk = total.div_ceil(parts);
+    let check = move |x: f32| -> f64 {
+        let (y, e) = (a.eval(x) as f64, a.eval_f64(x as f64));
+        if e.is_nan() {
+            // NaN in, NaN out (ThresholdedRelu: 0).
+            return if y.is_nan() { 0.0 } else { f64::INFINITY };
+        }
+        if e.abs() > f32::MAX as f64 {
+            // Beyond f32 (or infinite): the f32 result overflows to ∞.
+            return if y == e.signum() * f64::INFINITY {
+                0.0
+            } else {
+                f64::INFINITY
+            };
+        }
+        (y - e).abs() - rel * e.abs()
+    };
+    let mut res = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..parts)
+            .map(|p| {
+                s.spawn(move || {
+                    let (mut w, mut at) = (f64::NEG_INFINITY, 0.0f32);
+                    for i in p * chunk..((p + 1) * chunk).min(total) {
+                        let x = value(i);
+                        let d = check(x);
+                        if d.is_nan() || d > w {
+                            (w, at) = (d, x);
+                        }
+                    }
+                    (w, at)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).fold(
+            (f64::NEG_INFINITY, 0.0, 0),
+            |acc, (w, at)| {
+                if w > acc.0 { (w, at, 0) } else { acc }
+            },
+        )
+    });
+    res.2 = total as u64;
+    for x in special_inputs().into_iter().chain([f32::NAN, -f32::NAN]) {
+        let d = check(x);
+        if d.is_nan() || d > res.0 {
+            (res.0, res.1) = (d, x);
+        }
+    }
+    res
+}
+
+#[test]
+fn other_activations_within_their_bounds() {
+    let mut bad = Vec::new();
+    for (a, abs, rel) in others() {
+        let (w, at, n) = worst_excess(a, rel);
+        println!(
+            "{a:?}: max |err| − {rel:.1e}·|f| = {w:.3e} at x = {at:e} over {n} points (bound {abs:.1e})"
+        );
+        if w.is_nan() || w > abs {
+            bad.push(format!("{a:?}: {w:e} at x = {at:e} > {abs:e}"));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn standard_activations_are_the_kernels_own() {
+    for x in special_inputs() {
+        let s = |a: Activation| a.eval(x).to_bits();
+        assert_eq!(s(Activation::Sigmoid), sigmoid_f32(x).to_bits());
+        assert_eq!(s(Activation::Tanh), tanh_f32(x).to_bits());
+    }
+}
+
+#[test]
+fn activation_edges() {
+    use Activation as A;
+    let inf = f32::INFINITY;
+    // Zeros come out +0 (the same on every ISA, whatever max/min do).
+    for a in [
+        A::Relu,
+        A::LeakyRelu { alpha: 0.5 },
+        A::ThresholdedRelu { alpha: -1.0 },
+        A::Elu { alpha: 1.0 },
+        A::HardSigmoid {
+            alpha: 1.0,
+            beta: 0.0,
+        },
+    ] {
+        assert_eq!(a.eval(-0.0).to_bits(), 0, "{a:?}(-0)");
+    }
+    assert_eq!(A::Softplus.eval(inf), inf);
+    assert_eq!(A::Softplus.eval(-inf), 0.0);
+    assert_eq!(A::Softplus.eval(0.0), std::f32::consts::LN_2);
+    assert!(A::Softplus.eval(-30.0) >= 0.0);
+    assert_eq!(A::Elu { alpha: 2.0 }.eval(-inf), -2.0);
+    assert_eq!(A::Elu { alpha: 2.0 }.eval(inf), inf);
+    assert_eq!(A::Elu { alpha: 2.0 }.eval(0.0), 0.0);
+    assert_eq!(A::KerasHardSigmoid.eval(-3.0), 0.0);
+    assert_eq!(A::KerasHardSigmoid.eval(3.0), 1.0);
+    assert_eq!(A::KerasHardSigmoid.eval(0.0), 0.5);
+    assert_eq!(A::ThresholdedRelu { alpha: 1.0 }.eval(1.0), 0.0);
+    assert_eq!(A::ThresholdedRelu { alpha: 1.0 }.eval(f32::NAN), 0.0);
+    for a in [
+        A::Softsign,
+        A::Softplus,
+        A::Elu { alpha: 1.0 },
+        A::KerasHardSigmoid,
+    ] {
+        assert!(a.eval(f32::NAN).is_nan(), "{a:?}(NaN)");
     }
 }

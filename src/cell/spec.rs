@@ -1,5 +1,6 @@
 //! Cell and model specifications, validated when a model is built.
 
+use crate::cell::activation::{Activation, Activations};
 use crate::error::{Error, Result};
 
 /// How an LSTM couples its input and forget gates (CIFG). The two
@@ -360,6 +361,11 @@ pub struct ModelSpec {
     pub merge: MergeMode,
     /// How the weight matrices are stored (default f32).
     pub precision: WeightPrecision,
+    /// The activation functions, forward direction first (the second is
+    /// used only by a bidirectional model); `None` (the default): the
+    /// cell's standard ones (sigmoid, tanh, tanh; the RNN's
+    /// [`RnnOptions::activation`]). See [`ModelSpec::activations_of`].
+    pub activations: Option<[Activations; 2]>,
 }
 
 impl ModelSpec {
@@ -378,6 +384,7 @@ impl ModelSpec {
             direction: Direction::Forward,
             merge: MergeMode::Concat,
             precision: WeightPrecision::F32,
+            activations: None,
         }
     }
     /// Sets the number of stacked layers.
@@ -424,6 +431,60 @@ impl ModelSpec {
     pub fn precision(mut self, p: WeightPrecision) -> ModelSpec {
         self.precision = p;
         self
+    }
+    /// Sets the activation functions of every direction.
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let relu_gru = Activations { g: Activation::Relu, ..Activations::STANDARD };
+    /// let s = ModelSpec::new(CellKind::gru(), 3, 5).activations(relu_gru);
+    /// assert_eq!(s.activations_of(0).g, Activation::Relu);
+    /// ```
+    pub fn activations(mut self, a: Activations) -> ModelSpec {
+        self.activations = Some([a, a]);
+        self
+    }
+    /// Sets the activation functions of each direction of a bidirectional
+    /// model (ONNX lists them per direction).
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let fwd = Activations::STANDARD;
+    /// let bwd = Activations { h: Activation::Softsign, ..fwd };
+    /// let s = ModelSpec::new(CellKind::lstm(), 3, 5)
+    ///     .direction(Direction::Bidirectional)
+    ///     .activations_per_direction(fwd, bwd);
+    /// assert_eq!(s.activations_of(1).h, Activation::Softsign);
+    /// ```
+    pub fn activations_per_direction(
+        mut self,
+        forward: Activations,
+        backward: Activations,
+    ) -> ModelSpec {
+        self.activations = Some([forward, backward]);
+        self
+    }
+    /// The activation functions direction `dir` computes: those set, or
+    /// the cell's standard ones (sigmoid, tanh, tanh; for the RNN, f is
+    /// [`RnnOptions::activation`] and g, h are unused).
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let s = ModelSpec::new(CellKind::rnn_relu(), 3, 5);
+    /// assert_eq!(s.activations_of(0).f, Activation::Relu);
+    /// ```
+    pub fn activations_of(&self, dir: usize) -> Activations {
+        match (self.activations, self.cell) {
+            (Some(a), _) => a[dir.min(1)],
+            (None, CellKind::Rnn(o)) => Activations {
+                f: match o.activation {
+                    RnnActivation::Tanh => Activation::Tanh,
+                    RnnActivation::Relu => Activation::Relu,
+                },
+                ..Activations::STANDARD
+            },
+            (None, _) => Activations::STANDARD,
+        }
     }
     /// Number of directions (1 or 2).
     ///
@@ -545,6 +606,9 @@ impl ModelSpec {
             CellKind::Gru(o) => check_clip("clip", o.clip)?,
             CellKind::Rnn(o) => check_clip("clip", o.clip)?,
         }
+        if let Some(acts) = self.activations {
+            self.check_activations(&acts)?;
+        }
         if self.precision == WeightPrecision::Int8 {
             // Every matrix's K: W (each layer's input), R (the state),
             // W_proj (the hidden size).
@@ -566,6 +630,52 @@ impl ModelSpec {
                          (an int32 dot of K products of ±127 must not overflow)"
                     )));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Explicit activations: finite parameters, one set unless
+    /// bidirectional, nothing set for a function the cell does not have,
+    /// and no contradiction with an RNN's `activation`.
+    fn check_activations(&self, acts: &[Activations; 2]) -> Result<()> {
+        let dirs = ["forward", "backward"];
+        for (a, dir) in acts.iter().zip(dirs) {
+            for (v, role) in [(a.f, "f"), (a.g, "g"), (a.h, "h")] {
+                if let Err(Error::InvalidArgument(m)) = v.validate() {
+                    return Err(Error::invalid(format!("{dir} activation {role}: {m}")));
+                }
+            }
+        }
+        if self.directions() == 1 && acts[0] != acts[1] {
+            return Err(Error::invalid(
+                "per-direction activations need a bidirectional model",
+            ));
+        }
+        for (a, dir) in acts.iter().take(self.directions()).zip(dirs) {
+            let unused: &[(Activation, &str)] = match self.cell {
+                CellKind::Lstm(_) => &[],
+                CellKind::Gru(_) => &[(a.h, "h")],
+                CellKind::Rnn(_) => &[(a.g, "g"), (a.h, "h")],
+            };
+            for &(v, role) in unused {
+                if v != Activation::Tanh {
+                    return Err(Error::invalid(format!(
+                        "{dir} activation {role} is {}, but a {} has no {role} function \
+                         (leave it at Activations::STANDARD's tanh)",
+                        v.name(),
+                        self.cell.name()
+                    )));
+                }
+            }
+            if let CellKind::Rnn(o) = self.cell
+                && o.activation == RnnActivation::Relu
+                && a.f != Activation::Relu
+            {
+                return Err(Error::invalid(format!(
+                    "{dir} activation f is {}, but the RNN's activation is relu",
+                    a.f.name()
+                )));
             }
         }
         Ok(())

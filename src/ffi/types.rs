@@ -292,6 +292,7 @@ impl RnncellSpec {
             direction,
             merge: self.merge_mode()?,
             precision: self.weight_precision()?,
+            activations: None,
         };
         spec.validate()?;
         Ok(spec)

@@ -197,6 +197,33 @@ fn join_scaled<S: Simd>(
 
 // ---------------------------------------------------------------- epilogues
 
+/// The gate activation f: sigmoid, or the layer's own (out of line).
+#[inline(always)]
+fn act_f<S: Simd>(s: S, pl: &PackedLayer, x: S::V) -> S::V {
+    match &pl.acts {
+        None => sigmoid(s, x),
+        Some(a) => s.act(&a[0], x),
+    }
+}
+
+/// The candidate activation g: tanh, or the layer's own.
+#[inline(always)]
+fn act_g<S: Simd>(s: S, pl: &PackedLayer, x: S::V) -> S::V {
+    match &pl.acts {
+        None => tanh(s, x),
+        Some(a) => s.act(&a[1], x),
+    }
+}
+
+/// The LSTM output activation h: tanh, or the layer's own.
+#[inline(always)]
+fn act_h<S: Simd>(s: S, pl: &PackedLayer, x: S::V) -> S::V {
+    match &pl.acts {
+        None => tanh(s, x),
+        Some(a) => s.act(&a[2], x),
+    }
+}
+
 /// LSTM epilogue of panel `p`: gates → c (in place) → h (or m with a
 /// projection).
 #[inline(always)]
@@ -225,27 +252,27 @@ fn epi_lstm<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &
         }
         let (i, f) = match coupling {
             Coupling::None => (
-                sigmoid(s, opt_clamp(s, ai, clip)),
-                sigmoid(s, opt_clamp(s, af, clip)),
+                act_f(s, pl, opt_clamp(s, ai, clip)),
+                act_f(s, pl, opt_clamp(s, af, clip)),
             ),
             Coupling::InputFromForget => {
-                let f = sigmoid(s, opt_clamp(s, af, clip));
+                let f = act_f(s, pl, opt_clamp(s, af, clip));
                 (s.sub(one, f), f)
             }
             Coupling::ForgetFromInput => {
-                let i = sigmoid(s, opt_clamp(s, ai, clip));
+                let i = act_f(s, pl, opt_clamp(s, ai, clip));
                 (i, s.sub(one, i))
             }
         };
-        let g = tanh(s, opt_clamp(s, ag, clip));
+        let g = act_g(s, pl, opt_clamp(s, ag, clip));
         // c' and h' (or m) flushed: no state value is ever subnormal.
         let c2 = s.flush(opt_clamp(s, s.fma(f, c, s.mul(i, g)), cell_clip));
         s.store(&mut st.c[off..], c2);
         if peephole {
             ao = s.fma(s.load(&pl.peep[2 * hp + off..]), c2, ao);
         }
-        let o = sigmoid(s, opt_clamp(s, ao, clip));
-        let hv = s.flush(s.mul(o, tanh(s, c2)));
+        let o = act_f(s, pl, opt_clamp(s, ao, clip));
+        let hv = s.flush(s.mul(o, act_h(s, pl, c2)));
         if proj {
             s.store(&mut st.s0[off..], hv);
         } else {
@@ -260,10 +287,11 @@ fn epi_gru_lbr<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
     let Op::GruLbr { clip } = pl.op else { return };
     for v in 0..M {
         let off = p * pl.u + v * S::LANES;
-        let r = sigmoid(s, opt_clamp(s, acc[v], clip));
-        let z = sigmoid(s, opt_clamp(s, acc[M + v], clip));
-        let n = tanh(
+        let r = act_f(s, pl, opt_clamp(s, acc[v], clip));
+        let z = act_f(s, pl, opt_clamp(s, acc[M + v], clip));
+        let n = act_g(
             s,
+            pl,
             opt_clamp(s, s.fma(r, acc[3 * M + v], acc[2 * M + v]), clip),
         );
         let hold = s.load(&st.h[off..]);
@@ -281,8 +309,8 @@ fn epi_gru_rb1<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
     };
     for v in 0..M {
         let off = p * pl.u + v * S::LANES;
-        let r = sigmoid(s, opt_clamp(s, acc[v], clip));
-        let z = sigmoid(s, opt_clamp(s, acc[M + v], clip));
+        let r = act_f(s, pl, opt_clamp(s, acc[v], clip));
+        let z = act_f(s, pl, opt_clamp(s, acc[M + v], clip));
         s.store(&mut st.s0[off..], z);
         s.store(&mut st.s1[off..], acc[2 * M + v]);
         // r⊙h feeds the R_n product: flushed like a state.
@@ -305,7 +333,7 @@ pub(crate) fn epi_gru_rb2<S: Simd>(
     };
     for (i, a) in acc.iter().enumerate() {
         let off = p * pl.u1 + i * S::LANES;
-        let n = tanh(s, opt_clamp(s, *a, clip));
+        let n = act_g(s, pl, opt_clamp(s, *a, clip));
         let z = s.load(&st.s0[off..]);
         let hold = s.load(&st.h[off..]);
         s.store(&mut st.h_next[off..], s.flush(s.fma(z, s.sub(hold, n), n)));
@@ -323,7 +351,11 @@ fn epi_rnn<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &m
     };
     for (i, a) in acc.iter().enumerate() {
         let a = opt_clamp(s, *a, clip);
-        let hv = if is_relu { relu(s, a) } else { tanh(s, a) };
+        let hv = match &pl.acts {
+            None if is_relu => relu(s, a),
+            None => tanh(s, a),
+            Some(f) => s.act(&f[0], a),
+        };
         s.store(&mut st.h_next[p * pl.u1 + i * S::LANES..], s.flush(hv));
     }
 }

@@ -5,6 +5,8 @@
 //! vocabulary with intrinsics and provide `#[target_feature]` entry points.
 //! A [`Kernels`] table is chosen once, when a model is built.
 
+#[macro_use]
+pub(crate) mod act;
 pub(crate) mod body;
 pub(crate) mod body_int;
 pub(crate) mod buf;

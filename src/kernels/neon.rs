@@ -29,6 +29,7 @@ use std::arch::aarch64::*;
 use super::body_int::IntDot;
 use super::elem::{Bf16, F16, Widen};
 use super::simd::Simd;
+use crate::cell::activation::Activation;
 
 /// Proof that NEON (Advanced SIMD with f32 `fma`/`fdiv`) is available.
 #[derive(Clone, Copy)]
@@ -147,7 +148,27 @@ impl Simd for Neon {
         // operation on registers).
         unsafe { vabsq_f32(x) }
     }
+    #[inline(always)]
+    fn select_gt(
+        self,
+        a: float32x4_t,
+        b: float32x4_t,
+        x: float32x4_t,
+        y: float32x4_t,
+    ) -> float32x4_t {
+        // SAFETY: the Neon token proves NEON is available (registers only).
+        // `fcmgt` is false for NaN; `bsl` takes x where the mask is set.
+        unsafe { vbslq_f32(vcgtq_f32(a, b), x, y) }
+    }
+    #[inline(always)]
+    fn act(self, a: &Activation, x: float32x4_t) -> float32x4_t {
+        // SAFETY: the Neon token proves the CPU has every feature
+        // `act_neon` is compiled for (its constructor checked them).
+        unsafe { act_neon(self, a, x) }
+    }
 }
+
+neon_features!(act_entry!(act_neon, Neon,));
 
 // Weight widening (kernels/elem.rs): each exact, so equal bit for bit to
 // `Weight::to_f32` (tested below for every element value). f16 is `fcvtl`

@@ -8,6 +8,7 @@
 
 use super::buf::{ABuf, Buf};
 use super::elem::{Bf16, F16, Weight};
+use crate::cell::activation::Activation;
 use crate::cell::spec::{Coupling, WeightPrecision};
 
 /// What the epilogue of a layer computes.
@@ -234,6 +235,10 @@ impl Panels {
 #[derive(Clone, Debug)]
 pub(crate) struct PackedLayer {
     pub op: Op,
+    /// Non-standard activations f, g, h (kernels/act.rs), or `None`: the
+    /// cell's own (sigmoid, tanh, tanh; the RNN's tanh or relu in `op`),
+    /// inlined in the epilogues.
+    pub acts: Option<[Activation; 3]>,
     /// How the weight panels are stored.
     pub precision: WeightPrecision,
     /// Inputs to the layer.

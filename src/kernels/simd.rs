@@ -8,6 +8,8 @@
 //! min/max clamps) is applied to every element, which is what makes results
 //! bit-identical across ISAs (DESIGN §2).
 
+use crate::cell::activation::Activation;
+
 /// Vector operations. All arithmetic is IEEE single precision, round to
 /// nearest; `fma` is a fused multiply-add with one rounding.
 ///
@@ -50,6 +52,11 @@ pub(crate) trait Simd: Copy {
     /// |x|: the sign bit cleared (a bit operation: NaN stays NaN, payload
     /// kept).
     fn abs(self, x: Self::V) -> Self::V;
+    /// `x` in the lanes where `a > b` (an ordered comparison: false if
+    /// either is NaN), `y` elsewhere.
+    fn select_gt(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    /// Activation `a` of every lane ([`super::act::apply`]), out of line.
+    fn act(self, a: &Activation, x: Self::V) -> Self::V;
     /// A hint to fetch the cache line holding `p` into L2 (any address;
     /// never dereferenced, never faults). For data needed a few thousand
     /// cycles later, which must not evict the L1 working set.
@@ -120,6 +127,14 @@ macro_rules! simd_as {
             #[inline(always)]
             fn abs(self, x: Self::V) -> Self::V {
                 $base(()).abs(x)
+            }
+            #[inline(always)]
+            fn select_gt(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V {
+                $base(()).select_gt(a, b, x, y)
+            }
+            #[inline(always)]
+            fn act(self, a: &crate::cell::activation::Activation, x: Self::V) -> Self::V {
+                $base(()).act(a, x)
             }
         }
     };
@@ -290,6 +305,14 @@ impl Simd for Scalar {
     fn abs(self, x: f32) -> f32 {
         f32::from_bits(x.to_bits() & 0x7fff_ffff)
     }
+    #[inline(always)]
+    fn select_gt(self, a: f32, b: f32, x: f32, y: f32) -> f32 {
+        if a > b { x } else { y }
+    }
+    #[inline(never)]
+    fn act(self, a: &Activation, x: f32) -> f32 {
+        super::act::apply(self, a, x)
+    }
 }
 
 /// A portable 16-lane vector with the geometry of the AVX-512 kernels
@@ -364,6 +387,14 @@ impl Simd for Wide16 {
     #[inline(never)]
     fn abs(self, x: [f32; 16]) -> [f32; 16] {
         lanes16(|i| Scalar.abs(x[i]))
+    }
+    #[inline(never)]
+    fn select_gt(self, a: [f32; 16], b: [f32; 16], x: [f32; 16], y: [f32; 16]) -> [f32; 16] {
+        lanes16(|i| Scalar.select_gt(a[i], b[i], x[i], y[i]))
+    }
+    #[inline(never)]
+    fn act(self, a: &Activation, x: [f32; 16]) -> [f32; 16] {
+        super::act::apply(self, a, x)
     }
 }
 

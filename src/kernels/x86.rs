@@ -11,6 +11,7 @@ use std::arch::x86_64::*;
 use super::body_int::IntDot;
 use super::elem::{Bf16, F16, Widen};
 use super::simd::Simd;
+use crate::cell::activation::Activation;
 
 /// The CPU features of each token, listed once: the token's constructor
 /// checks exactly these, and `entries!` (kernels/mod.rs) compiles the
@@ -166,7 +167,22 @@ impl Simd for Avx2 {
         // SAFETY: the Avx2 token proves AVX is available (registers only).
         unsafe { _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff))) }
     }
+    #[inline(always)]
+    fn select_gt(self, a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves AVX is available (registers only).
+        // _CMP_GT_OQ: ordered, false for NaN, quiet.
+        unsafe { _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) }
+    }
+    #[inline(always)]
+    fn act(self, a: &Activation, x: __m256) -> __m256 {
+        // SAFETY: the Avx2 token proves the CPU has every feature
+        // `act_avx2` is compiled for (its constructor checked them).
+        unsafe { act_avx2(self, a, x) }
+    }
 }
+
+x86_features!(avx2, act_entry!(act_avx2, Avx2,));
+x86_features!(avx512, act_entry!(act_avx512, Avx512,));
 
 impl Simd for Avx512 {
     #[inline(always)]
@@ -253,6 +269,19 @@ impl Simd for Avx512 {
         // SAFETY: the Avx512 token proves AVX-512F is available (vpandd on
         // registers only).
         unsafe { _mm512_abs_ps(x) }
+    }
+    #[inline(always)]
+    fn select_gt(self, a: __m512, b: __m512, x: __m512, y: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves AVX-512F is available (registers
+        // only). _CMP_GT_OQ: ordered, false for NaN, quiet; the blend takes
+        // x where the mask is set.
+        unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b), y, x) }
+    }
+    #[inline(always)]
+    fn act(self, a: &Activation, x: __m512) -> __m512 {
+        // SAFETY: the Avx512 token proves the CPU has every feature
+        // `act_avx512` is compiled for (its constructor checked them).
+        unsafe { act_avx512(self, a, x) }
     }
 }
 

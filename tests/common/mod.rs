@@ -7,6 +7,10 @@
 use proptest::prelude::*;
 use rnncell::*;
 
+pub mod trace;
+#[allow(unused_imports)]
+pub use trace::*;
+
 /// Every ISA to test: [`Isa::available`] (lowered by `RNNCELL_ISA`). If
 /// `RNNCELL_REQUIRE_ISA=name` is set, panics unless that ISA is in the
 /// list, so a CI job fails instead of silently testing less.
