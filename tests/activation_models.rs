@@ -248,25 +248,34 @@ fn spec_checks_the_activations() {
         .validate()
         .unwrap();
     // Functions a cell does not have.
-    let e = err(ModelSpec::new(CellKind::gru(), 2, 3).activations(Activations {
-        h: Activation::Relu,
-        ..std
-    }));
+    let e = err(
+        ModelSpec::new(CellKind::gru(), 2, 3).activations(Activations {
+            h: Activation::Relu,
+            ..std
+        }),
+    );
     assert!(e.contains("gru has no h function"), "{e}");
     let e = err(ModelSpec::new(CellKind::rnn_tanh(), 2, 3).activations(soft));
     assert!(e.contains("rnn has no g function"), "{e}");
     // A relu RNN with another f.
-    let e = err(ModelSpec::new(CellKind::rnn_relu(), 2, 3).activations(Activations {
-        f: Activation::Softsign,
-        ..std
-    }));
+    let e = err(
+        ModelSpec::new(CellKind::rnn_relu(), 2, 3).activations(Activations {
+            f: Activation::Softsign,
+            ..std
+        }),
+    );
     assert!(e.contains("relu"), "{e}");
     // Non-finite parameters, named with their role.
-    let e = err(ModelSpec::new(CellKind::lstm(), 2, 3).activations(Activations {
-        h: Activation::Elu { alpha: f32::NAN },
-        ..std
-    }));
-    assert!(e.contains("forward activation h") && e.contains("alpha"), "{e}");
+    let e = err(
+        ModelSpec::new(CellKind::lstm(), 2, 3).activations(Activations {
+            h: Activation::Elu { alpha: f32::NAN },
+            ..std
+        }),
+    );
+    assert!(
+        e.contains("forward activation h") && e.contains("alpha"),
+        "{e}"
+    );
     // An RNN's f replaces tanh.
     let s = ModelSpec::new(CellKind::rnn_tanh(), 2, 3).activations(Activations {
         f: Activation::Softsign,

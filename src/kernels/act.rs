@@ -153,11 +153,20 @@ mod tests {
             A::Sigmoid,
             A::Tanh,
             A::Relu,
-            A::HardSigmoid { alpha: 0.2, beta: 0.5 },
+            A::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
             A::LeakyRelu { alpha: -0.3 },
             A::ThresholdedRelu { alpha: 0.7 },
-            A::ScaledTanh { alpha: 1.5, beta: -0.5 },
-            A::Affine { alpha: 2.0, beta: -1.0 },
+            A::ScaledTanh {
+                alpha: 1.5,
+                beta: -0.5,
+            },
+            A::Affine {
+                alpha: 2.0,
+                beta: -1.0,
+            },
             A::Elu { alpha: 0.8 },
             A::Softsign,
             A::Softplus,
@@ -186,7 +195,13 @@ mod tests {
         let xs = inputs();
         let norm = |v: Vec<u32>| -> Vec<u32> {
             v.into_iter()
-                .map(|b| if f32::from_bits(b).is_nan() { 0x7fc0_0000 } else { b })
+                .map(|b| {
+                    if f32::from_bits(b).is_nan() {
+                        0x7fc0_0000
+                    } else {
+                        b
+                    }
+                })
                 .collect()
         };
         for a in every() {

@@ -199,35 +199,41 @@ fn join_scaled<S: Simd>(
 
 /// The gate activation f: sigmoid, or the layer's own (out of line).
 #[inline(always)]
-fn act_f<S: Simd>(s: S, pl: &PackedLayer, x: S::V) -> S::V {
-    match &pl.acts {
-        None => sigmoid(s, x),
-        Some(a) => s.act(&a[0], x),
+fn act_f<S: Simd, const DYN: bool>(s: S, pl: &PackedLayer, x: S::V) -> S::V {
+    if DYN && let Some(a) = &pl.acts {
+        return s.act(&a[0], x);
     }
+    sigmoid(s, x)
 }
 
 /// The candidate activation g: tanh, or the layer's own.
 #[inline(always)]
-fn act_g<S: Simd>(s: S, pl: &PackedLayer, x: S::V) -> S::V {
-    match &pl.acts {
-        None => tanh(s, x),
-        Some(a) => s.act(&a[1], x),
+fn act_g<S: Simd, const DYN: bool>(s: S, pl: &PackedLayer, x: S::V) -> S::V {
+    if DYN && let Some(a) = &pl.acts {
+        return s.act(&a[1], x);
     }
+    tanh(s, x)
 }
 
 /// The LSTM output activation h: tanh, or the layer's own.
 #[inline(always)]
-fn act_h<S: Simd>(s: S, pl: &PackedLayer, x: S::V) -> S::V {
-    match &pl.acts {
-        None => tanh(s, x),
-        Some(a) => s.act(&a[2], x),
+fn act_h<S: Simd, const DYN: bool>(s: S, pl: &PackedLayer, x: S::V) -> S::V {
+    if DYN && let Some(a) = &pl.acts {
+        return s.act(&a[2], x);
     }
+    tanh(s, x)
 }
 
 /// LSTM epilogue of panel `p`: gates → c (in place) → h (or m with a
 /// projection).
 #[inline(always)]
-fn epi_lstm<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+fn epi_lstm<S: Simd, const DYN: bool>(
+    s: S,
+    pl: &PackedLayer,
+    p: usize,
+    acc: &[S::V; NACC],
+    st: &mut LayerState,
+) {
     let Op::Lstm {
         peephole,
         coupling,
@@ -252,27 +258,27 @@ fn epi_lstm<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &
         }
         let (i, f) = match coupling {
             Coupling::None => (
-                act_f(s, pl, opt_clamp(s, ai, clip)),
-                act_f(s, pl, opt_clamp(s, af, clip)),
+                act_f::<S, DYN>(s, pl, opt_clamp(s, ai, clip)),
+                act_f::<S, DYN>(s, pl, opt_clamp(s, af, clip)),
             ),
             Coupling::InputFromForget => {
-                let f = act_f(s, pl, opt_clamp(s, af, clip));
+                let f = act_f::<S, DYN>(s, pl, opt_clamp(s, af, clip));
                 (s.sub(one, f), f)
             }
             Coupling::ForgetFromInput => {
-                let i = act_f(s, pl, opt_clamp(s, ai, clip));
+                let i = act_f::<S, DYN>(s, pl, opt_clamp(s, ai, clip));
                 (i, s.sub(one, i))
             }
         };
-        let g = act_g(s, pl, opt_clamp(s, ag, clip));
+        let g = act_g::<S, DYN>(s, pl, opt_clamp(s, ag, clip));
         // c' and h' (or m) flushed: no state value is ever subnormal.
         let c2 = s.flush(opt_clamp(s, s.fma(f, c, s.mul(i, g)), cell_clip));
         s.store(&mut st.c[off..], c2);
         if peephole {
             ao = s.fma(s.load(&pl.peep[2 * hp + off..]), c2, ao);
         }
-        let o = act_f(s, pl, opt_clamp(s, ao, clip));
-        let hv = s.flush(s.mul(o, act_h(s, pl, c2)));
+        let o = act_f::<S, DYN>(s, pl, opt_clamp(s, ao, clip));
+        let hv = s.flush(s.mul(o, act_h::<S, DYN>(s, pl, c2)));
         if proj {
             s.store(&mut st.s0[off..], hv);
         } else {
@@ -283,13 +289,19 @@ fn epi_lstm<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &
 
 /// Linear-before-reset GRU epilogue: acc = r, z, n_x, n_h.
 #[inline(always)]
-fn epi_gru_lbr<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+fn epi_gru_lbr<S: Simd, const DYN: bool>(
+    s: S,
+    pl: &PackedLayer,
+    p: usize,
+    acc: &[S::V; NACC],
+    st: &mut LayerState,
+) {
     let Op::GruLbr { clip } = pl.op else { return };
     for v in 0..M {
         let off = p * pl.u + v * S::LANES;
-        let r = act_f(s, pl, opt_clamp(s, acc[v], clip));
-        let z = act_f(s, pl, opt_clamp(s, acc[M + v], clip));
-        let n = act_g(
+        let r = act_f::<S, DYN>(s, pl, opt_clamp(s, acc[v], clip));
+        let z = act_f::<S, DYN>(s, pl, opt_clamp(s, acc[M + v], clip));
+        let n = act_g::<S, DYN>(
             s,
             pl,
             opt_clamp(s, s.fma(r, acc[3 * M + v], acc[2 * M + v]), clip),
@@ -303,14 +315,20 @@ fn epi_gru_lbr<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st
 /// Reset-before GRU, first epilogue: acc = r, z, n (bias + W_n x). Parks
 /// z, the partial n and r⊙h for the second phase.
 #[inline(always)]
-fn epi_gru_rb1<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+fn epi_gru_rb1<S: Simd, const DYN: bool>(
+    s: S,
+    pl: &PackedLayer,
+    p: usize,
+    acc: &[S::V; NACC],
+    st: &mut LayerState,
+) {
     let Op::GruResetBefore { clip } = pl.op else {
         return;
     };
     for v in 0..M {
         let off = p * pl.u + v * S::LANES;
-        let r = act_f(s, pl, opt_clamp(s, acc[v], clip));
-        let z = act_f(s, pl, opt_clamp(s, acc[M + v], clip));
+        let r = act_f::<S, DYN>(s, pl, opt_clamp(s, acc[v], clip));
+        let z = act_f::<S, DYN>(s, pl, opt_clamp(s, acc[M + v], clip));
         s.store(&mut st.s0[off..], z);
         s.store(&mut st.s1[off..], acc[2 * M + v]);
         // r⊙h feeds the R_n product: flushed like a state.
@@ -328,12 +346,27 @@ pub(crate) fn epi_gru_rb2<S: Simd>(
     acc: &[S::V; NACC],
     st: &mut LayerState,
 ) {
+    if pl.acts.is_some() {
+        epi_gru_rb2_with::<S, true>(s, pl, p, acc, st)
+    } else {
+        epi_gru_rb2_with::<S, false>(s, pl, p, acc, st)
+    }
+}
+
+#[inline(always)]
+fn epi_gru_rb2_with<S: Simd, const DYN: bool>(
+    s: S,
+    pl: &PackedLayer,
+    p: usize,
+    acc: &[S::V; NACC],
+    st: &mut LayerState,
+) {
     let Op::GruResetBefore { clip } = pl.op else {
         return;
     };
     for (i, a) in acc.iter().enumerate() {
         let off = p * pl.u1 + i * S::LANES;
-        let n = act_g(s, pl, opt_clamp(s, *a, clip));
+        let n = act_g::<S, DYN>(s, pl, opt_clamp(s, *a, clip));
         let z = s.load(&st.s0[off..]);
         let hold = s.load(&st.h[off..]);
         s.store(&mut st.h_next[off..], s.flush(s.fma(z, s.sub(hold, n), n)));
@@ -341,7 +374,13 @@ pub(crate) fn epi_gru_rb2<S: Simd>(
 }
 
 #[inline(always)]
-fn epi_rnn<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &mut LayerState) {
+fn epi_rnn<S: Simd, const DYN: bool>(
+    s: S,
+    pl: &PackedLayer,
+    p: usize,
+    acc: &[S::V; NACC],
+    st: &mut LayerState,
+) {
     let Op::Rnn {
         relu: is_relu,
         clip,
@@ -352,9 +391,9 @@ fn epi_rnn<S: Simd>(s: S, pl: &PackedLayer, p: usize, acc: &[S::V; NACC], st: &m
     for (i, a) in acc.iter().enumerate() {
         let a = opt_clamp(s, *a, clip);
         let hv = match &pl.acts {
-            None if is_relu => relu(s, a),
-            None => tanh(s, a),
-            Some(f) => s.act(&f[0], a),
+            Some(f) if DYN => s.act(&f[0], a),
+            _ if is_relu => relu(s, a),
+            _ => tanh(s, a),
         };
         s.store(&mut st.h_next[p * pl.u1 + i * S::LANES..], s.flush(hv));
     }
@@ -387,11 +426,17 @@ pub(crate) fn epi_main<S: Simd>(
     acc: &[S::V; NACC],
     st: &mut LayerState,
 ) {
-    match pl.op {
-        Op::Lstm { .. } => epi_lstm(s, pl, p, acc, st),
-        Op::GruLbr { .. } => epi_gru_lbr(s, pl, p, acc, st),
-        Op::GruResetBefore { .. } => epi_gru_rb1(s, pl, p, acc, st),
-        Op::Rnn { .. } => epi_rnn(s, pl, p, acc, st),
+    // Two instantiations of each epilogue: the standard activations
+    // inlined (no call, so no spills around one), or the layer's own.
+    match (pl.op, pl.acts.is_some()) {
+        (Op::Lstm { .. }, false) => epi_lstm::<S, false>(s, pl, p, acc, st),
+        (Op::Lstm { .. }, true) => epi_lstm::<S, true>(s, pl, p, acc, st),
+        (Op::GruLbr { .. }, false) => epi_gru_lbr::<S, false>(s, pl, p, acc, st),
+        (Op::GruLbr { .. }, true) => epi_gru_lbr::<S, true>(s, pl, p, acc, st),
+        (Op::GruResetBefore { .. }, false) => epi_gru_rb1::<S, false>(s, pl, p, acc, st),
+        (Op::GruResetBefore { .. }, true) => epi_gru_rb1::<S, true>(s, pl, p, acc, st),
+        (Op::Rnn { .. }, false) => epi_rnn::<S, false>(s, pl, p, acc, st),
+        (Op::Rnn { .. }, true) => epi_rnn::<S, true>(s, pl, p, acc, st),
     }
 }
 
