@@ -39,6 +39,54 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+# ONNX activation functions in float64, with ONNX Runtime's defaults for a missing
+# alpha/beta (LeakyRelu 0.01, HardSigmoid 0.2/0.5, Elu 1.0, every other 0) and
+# ONNX's consumption order (alpha/beta values go, in order, to the functions that
+# take them).
+ACT_PARAMS = {  # name: (takes alpha, takes beta, default alpha, default beta)
+    "sigmoid": (False, False, 0, 0), "tanh": (False, False, 0, 0),
+    "relu": (False, False, 0, 0), "hardsigmoid": (True, True, 0.2, 0.5),
+    "leakyrelu": (True, False, 0.01, 0), "thresholdedrelu": (True, False, 0.0, 0),
+    "scaledtanh": (True, True, 0.0, 0.0), "affine": (True, True, 0.0, 0.0),
+    "elu": (True, False, 1.0, 0), "softsign": (False, False, 0, 0),
+    "softplus": (False, False, 0, 0),
+}
+
+
+def act_fn(name, a, b):
+    n = name.lower()
+    return {
+        "sigmoid": sigmoid,
+        "tanh": np.tanh,
+        "relu": lambda x: np.maximum(x, 0.0),
+        "hardsigmoid": lambda x: np.clip(a * x + b, 0.0, 1.0),
+        "leakyrelu": lambda x: np.where(x >= 0, x, a * x),
+        "thresholdedrelu": lambda x: np.where(x > a, x, 0.0),
+        "scaledtanh": lambda x: a * np.tanh(b * x),
+        "affine": lambda x: a * x + b,
+        "elu": lambda x: np.where(x >= 0, x, a * np.expm1(np.minimum(x, 0.0))),
+        "softsign": lambda x: x / (1.0 + np.abs(x)),
+        "softplus": lambda x: np.logaddexp(0.0, x),
+    }[n]
+
+
+def onnx_acts(names, alphas, betas, per, D, spec_defaults=False):
+    """[[f, g, h] per direction] as numpy functions (None: the defaults)."""
+    if not names:
+        return None
+    alphas, betas = list(alphas or []), list(betas or [])
+    fns = []
+    for n in names:
+        ta, tb, da, db = ACT_PARAMS[n.lower()]
+        if spec_defaults and n.lower() == "thresholdedrelu":
+            da = 1.0  # the operator spec's default
+        a = alphas.pop(0) if ta and alphas else da
+        b = betas.pop(0) if tb and betas else db
+        fns.append(act_fn(n, a, b))
+    assert len(fns) == per * D
+    return [fns[d * per:(d + 1) * per] for d in range(D)]
+
+
 def f32(a):
     return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
 
@@ -160,7 +208,7 @@ def ref_torch(cell, sd, x, h0, c0, *, hidden_size, proj_size, num_layers,
 
 def ref_onnx(cell, X, W, R, B, P, seq_lens, h0, c0, *, hidden_size, direction,
              clip=None, input_forget=0, linear_before_reset=0,
-             clip_cell_before_h=False, reverse_from_end=False):
+             clip_cell_before_h=False, reverse_from_end=False, acts=None):
     """ONNX operator semantics with default activations.
 
     cell: "lstm" (gates i,o,f,c; P = [pi, po, pf]), "gru" (gates z,r,h),
@@ -172,6 +220,7 @@ def ref_onnx(cell, X, W, R, B, P, seq_lens, h0, c0, *, hidden_size, direction,
     probe what onnxruntime does.
     reverse_from_end: variant switch (reverse direction starts at t = T-1 for every
     batch entry, i.e. sequence_lens ignored by the reverse pass), probe only.
+    acts: [[f, g, h] per direction] (onnx_acts), or None for the defaults.
     Returns Y [T,D,B,H], Y_h [D,B,H], Y_c [D,B,H] or None.
     """
     H = hidden_size
@@ -195,6 +244,10 @@ def ref_onnx(cell, X, W, R, B, P, seq_lens, h0, c0, *, hidden_size, direction,
     Yc = np.zeros((D, Bn, H))
     for d in range(D):
         rev = direction == "reverse" or d == 1
+        fa, ga, ha = (sigmoid, np.tanh, np.tanh) if acts is None else (
+            tuple(acts[d]) + (np.tanh,) * (3 - len(acts[d])))
+        if cell == "rnn_tanh" and acts is None:
+            fa = np.tanh
         Wd, Rd = W[d], R[d]
         Wb, Rb = B[d, :G * H], B[d, G * H:]
         for b in range(Bn):
@@ -210,22 +263,22 @@ def ref_onnx(cell, X, W, R, B, P, seq_lens, h0, c0, *, hidden_size, direction,
                     g = Wd @ x + Wb + Rd @ h + Rb
                     gi, go, gf, gc = (g[k * H:(k + 1) * H] for k in range(4))
                     pi, po, pf = P[d, 0:H], P[d, H:2 * H], P[d, 2 * H:3 * H]
-                    i = sigmoid(cl(gi + pi * c))
-                    f = 1.0 - i if input_forget else sigmoid(cl(gf + pf * c))
-                    c = f * c + i * np.tanh(cl(gc))
-                    o = sigmoid(cl(go + po * c))
-                    h = o * np.tanh(cl(c) if clip_cell_before_h else c)
+                    i = fa(cl(gi + pi * c))
+                    f = 1.0 - i if input_forget else fa(cl(gf + pf * c))
+                    c = f * c + i * ga(cl(gc))
+                    o = fa(cl(go + po * c))
+                    h = o * ha(cl(c) if clip_cell_before_h else c)
                 elif cell == "gru":
                     gx = Wd @ x + Wb
-                    z = sigmoid(cl(gx[0:H] + Rd[0:H] @ h + Rb[0:H]))
-                    r = sigmoid(cl(gx[H:2 * H] + Rd[H:2 * H] @ h + Rb[H:2 * H]))
+                    z = fa(cl(gx[0:H] + Rd[0:H] @ h + Rb[0:H]))
+                    r = fa(cl(gx[H:2 * H] + Rd[H:2 * H] @ h + Rb[H:2 * H]))
                     if linear_before_reset:
-                        hh = np.tanh(cl(gx[2 * H:] + r * (Rd[2 * H:] @ h + Rb[2 * H:])))
+                        hh = ga(cl(gx[2 * H:] + r * (Rd[2 * H:] @ h + Rb[2 * H:])))
                     else:
-                        hh = np.tanh(cl(gx[2 * H:] + Rd[2 * H:] @ (r * h) + Rb[2 * H:]))
+                        hh = ga(cl(gx[2 * H:] + Rd[2 * H:] @ (r * h) + Rb[2 * H:]))
                     h = (1.0 - z) * hh + z * h
                 elif cell == "rnn_tanh":
-                    h = np.tanh(cl(Wd @ x + Wb + Rd @ h + Rb))
+                    h = fa(cl(Wd @ x + Wb + Rd @ h + Rb))
                 else:
                     raise ValueError(cell)
                 Y[t, d, b] = h
@@ -375,6 +428,50 @@ ONNX_CASES = [
          direction="bidirectional", init=True),
 ]
 
+# Every ONNX activation in every cell (small: I 3, H 4, T 3, B 2), with explicit
+# alpha/beta where a function takes them, and a few with ONNX Runtime's defaults.
+_ACT_ALPHA = {"HardSigmoid": ([0.3], [0.45]), "LeakyRelu": ([0.07], []),
+              "ThresholdedRelu": ([0.15], []), "ScaledTanh": ([0.8], [1.4]),
+              "Affine": ([0.7], [0.1]), "Elu": ([0.6], [])}
+_ACTS = ["Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu",
+         "ScaledTanh", "HardSigmoid", "Elu", "Softsign", "Softplus"]
+
+
+def _act_case(k, cell, name, names, alphas, betas, **kw):
+    d = dict(name=name, seed=300 + k, cell=cell, I=3, H=4, T=3, B=2,
+             direction="forward", init=True, acts=names, alphas=alphas, betas=betas)
+    d.update(kw)
+    return d
+
+
+ACT_CASES = []
+for _k, _a in enumerate(_ACTS):
+    _al, _be = _ACT_ALPHA.get(_a, ([], []))
+    _n = _a.lower()
+    # LSTM: the function as f, g and h at once (its alpha/beta three times).
+    ACT_CASES.append(_act_case(3 * _k, "lstm", f"onnx_act_lstm_{_n}", [_a] * 3,
+                               _al * 3, _be * 3))
+    ACT_CASES.append(_act_case(3 * _k + 1, "gru", f"onnx_act_gru_{_n}", [_a] * 2,
+                               _al * 2, _be * 2, lbr=_k % 2))
+    ACT_CASES.append(_act_case(3 * _k + 2, "rnn_tanh", f"onnx_act_rnn_{_n}", [_a],
+                               _al, _be))
+ACT_CASES += [
+    # ONNX Runtime's defaults for a missing alpha/beta.
+    _act_case(40, "lstm", "onnx_act_lstm_defaults",
+              ["HardSigmoid", "LeakyRelu", "Elu"], [], []),
+    _act_case(41, "gru", "onnx_act_gru_thresholdedrelu_default",
+              ["Sigmoid", "ThresholdedRelu"], [], [], lbr=1),
+    # Per-direction lists; alpha/beta consumed across both directions in order.
+    _act_case(42, "lstm", "onnx_act_lstm_bi",
+              ["HardSigmoid", "Softsign", "Elu", "Sigmoid", "ScaledTanh", "Softplus"],
+              [0.25, 0.9, 0.6], [0.55, 1.2], direction="bidirectional"),
+    _act_case(43, "gru", "onnx_act_gru_bi_clip",
+              ["Softsign", "Affine", "HardSigmoid", "Tanh"], [0.5, 0.3], [0.2, 0.4],
+              direction="bidirectional", lbr=0, clip=0.8),
+    _act_case(44, "rnn_tanh", "onnx_act_rnn_bi", ["Relu", "LeakyRelu"], [0.2], [],
+              direction="bidirectional"),
+]
+
 
 def build_onnx_model(spec, inits, has_seq, has_h0, has_c0):
     import onnx
@@ -411,7 +508,13 @@ def build_onnx_model(spec, inits, has_seq, has_h0, has_c0):
         attrs["input_forget"] = int(spec.get("input_forget", 0))
     if cell == "gru":
         attrs["linear_before_reset"] = int(spec.get("lbr", 0))
-    if cell == "rnn_tanh":
+    if spec.get("acts"):
+        attrs["activations"] = list(spec["acts"])
+        if spec.get("alphas"):
+            attrs["activation_alpha"] = [float(v) for v in spec["alphas"]]
+        if spec.get("betas"):
+            attrs["activation_beta"] = [float(v) for v in spec["betas"]]
+    elif cell == "rnn_tanh":
         attrs["activations"] = ["Tanh"] * D
 
     outputs = ["Y", "Y_h"] + (["Y_c"] if cell == "lstm" else [])
@@ -469,9 +572,11 @@ def run_onnx_case(ort, spec):
     Yc = res[2] if cell == "lstm" else None
     assert Y.dtype == np.float32
 
+    per = {"lstm": 3, "gru": 2, "rnn_tanh": 1}[cell]
+    acts = onnx_acts(spec.get("acts"), spec.get("alphas"), spec.get("betas"), per, D)
     kw = dict(hidden_size=H, direction=direction, clip=spec.get("clip"),
               input_forget=spec.get("input_forget", 0),
-              linear_before_reset=spec.get("lbr", 0))
+              linear_before_reset=spec.get("lbr", 0), acts=acts)
     args = (cell, x, inits["W"], inits["R"], inits["B"], inits.get("P"), seq_np, h0, c0)
     rY, rYh, rYc = ref_onnx(*args, **kw)
     diff = max(maxdiff(Y, rY), maxdiff(Yh, rYh), maxdiff(Yc, rYc))
@@ -502,6 +607,17 @@ def run_onnx_case(ort, spec):
         notes["seq_lens_pad_rows_all_zero"] = bool(
             all(np.all(Y[t, :, b] == 0) for b in range(Bn) for t in range(seq[b], T)))
 
+    spec_output = None
+    if spec.get("acts") and any(n.lower() == "thresholdedrelu" for n in spec["acts"]) \
+            and not spec.get("alphas"):
+        # ThresholdedRelu without alpha: ONNX Runtime thresholds at 0, the operator
+        # spec at 1.0. Also write what the spec's default gives.
+        sa = onnx_acts(spec["acts"], None, None, per, D, spec_defaults=True)
+        sY, sYh, sYc = ref_onnx(*args, **dict(kw, acts=sa))
+        spec_output = sY
+        notes["vs_spec_default_alpha_1"] = max(maxdiff(Y, sY), maxdiff(Yh, sYh),
+                                               maxdiff(Yc, sYc))
+
     assert diff < TOL, (spec["name"], diff, notes)
 
     case = {
@@ -524,6 +640,13 @@ def run_onnx_case(ort, spec):
         "output": tjson(Y),
         "h_n": tjson(Yh), "c_n": tjson(Yc),
     }
+    if spec.get("acts"):
+        case["activations"] = list(spec["acts"])
+        case["activation_alpha"] = [float(v) for v in spec.get("alphas") or []]
+        case["activation_beta"] = [float(v) for v in spec.get("betas") or []]
+    if spec_output is not None:
+        # [T, D, B, H], the ONNX layout of "output", with alpha = 1.0.
+        case["spec_default_output"] = tjson(spec_output)
     return case, diff, notes
 
 
@@ -549,7 +672,7 @@ def main():
           f" | onnxruntime {ort.__version__} | python {sys.version.split()[0]}")
 
     total = 0
-    for spec in TORCH_CASES + ONNX_CASES:
+    for spec in TORCH_CASES + ONNX_CASES + ACT_CASES:
         if args.only and args.only not in spec["name"]:
             continue
         if spec["name"].startswith("torch_"):
