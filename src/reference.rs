@@ -5,7 +5,8 @@
 //!
 //! * the **f64 oracle** (`oracle_*`): the equations of the semantics
 //!   contract (DESIGN §1) in double precision with `f64::exp` and
-//!   `f64::tanh`. It measures accuracy: the f32 kernels must stay within a
+//!   `f64::tanh` (other activation functions: [`crate::Activation::eval_f64`]).
+//!   It measures accuracy: the f32 kernels must stay within a
 //!   small absolute distance of it.
 //! * the **plain f32 reference** (`plain_*`): straightforward loops that
 //!   apply, element by element, exactly the IEEE operations of the kernels
@@ -13,7 +14,9 @@
 //!   at the bias (`b_w + b_r`, summed in f32; for the linear-before-reset
 //!   GRU candidate `b_w` and `b_r` stay apart), then one [`f32::mul_add`]
 //!   per input column in ascending order, then one per column of h; the
-//!   activations are [`crate::tanh_f32`] and [`crate::sigmoid_f32`]; the
+//!   activations are those of [`ModelSpec::activations_of`] for the layer's
+//!   direction, each computed as [`crate::Activation::eval`] (the standard
+//!   ones are [`crate::tanh_f32`] and [`crate::sigmoid_f32`]); the
 //!   epilogues use the kernels' formulas (`c' = fma(f, c, i·g)`,
 //!   `h' = fma(z, h − n, n)`, relu as `max(0, x) + 0`, clamps that keep
 //!   NaN), and the denormal rule: every weight, summed bias, peephole,
