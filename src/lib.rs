@@ -48,6 +48,8 @@ mod kernels;
 mod loader;
 mod pack;
 pub mod reference;
+#[cfg(test)]
+mod test_rng;
 
 pub use cell::activation::{Activation, Activations};
 pub use cell::model::{KerasTensors, Model, OnnxTensors, Sequence, SequenceOutput, State};

@@ -1260,21 +1260,7 @@ mod tests {
     use super::*;
     use crate::kernels::simd::tanh_f32;
 
-    /// A small deterministic generator (SplitMix64).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        /// Uniform in [−1, 1).
-        fn sym(&mut self) -> f32 {
-            ((self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0) as f32
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// The value of an IEEE binary16 bit pattern, decoded from the format's
     /// definition (NaN patterns give None).

@@ -355,3 +355,36 @@ fn onnx_and_keras_names() {
         assert_eq!(Activation::KerasHardSigmoid.eval(x), k);
     }
 }
+
+/// Weights files do not say the activations: the loader takes them as an
+/// option and builds the model with them.
+#[test]
+fn safetensors_loader_takes_activations() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/safetensors/keras_lstm_1l.safetensors");
+    let keras2 = Activations {
+        f: Activation::from_keras2("hard_sigmoid").unwrap(),
+        ..Activations::STANDARD
+    };
+    let plain =
+        Model::from_safetensors(&path, &SafetensorsOptions::keras(CellKind::lstm())).unwrap();
+    let opts = SafetensorsOptions::keras(CellKind::lstm()).activations(keras2);
+    let m = Model::from_safetensors(&path, &opts).unwrap();
+    assert_eq!(m.spec().activations, Some([keras2; 2]));
+    assert_eq!(plain.spec().activations, None);
+    let n = m.spec().input_size;
+    let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).sin()).collect();
+    let (mut s0, mut s1) = (plain.new_state(), m.new_state());
+    let hr = m.spec().state_size();
+    let (mut y0, mut y1) = (vec![0.0; hr], vec![0.0; hr]);
+    plain.step(&mut s0, &x, &mut y0).unwrap();
+    m.step(&mut s1, &x, &mut y1).unwrap();
+    assert_ne!(y0, y1);
+    // A per-direction pair on a one-direction file is an error.
+    let bad = SafetensorsOptions::keras(CellKind::lstm())
+        .activations_per_direction(keras2, Activations::STANDARD);
+    let e = Model::from_safetensors(&path, &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bidirectional"), "{e}");
+}

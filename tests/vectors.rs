@@ -203,7 +203,9 @@ fn thresholded_relu_default_alpha_runtime_and_spec() {
         let runtime = run_case(&p, isa);
         let spec = run_case_with(&p, isa, spec_alpha, "spec_default_output");
         let cross = run_case_with(&p, isa, spec_alpha, "output");
-        println!("{isa}: vs ORT {runtime:.2e}, alpha 1 vs spec {spec:.2e}, alpha 1 vs ORT {cross:.2e}");
+        println!(
+            "{isa}: vs ORT {runtime:.2e}, alpha 1 vs spec {spec:.2e}, alpha 1 vs ORT {cross:.2e}"
+        );
         assert!(runtime <= TOL && spec <= TOL, "{runtime:e} {spec:e}");
         assert!(cross > 0.1, "{cross:e}");
     }

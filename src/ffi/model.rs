@@ -717,6 +717,7 @@ unsafe fn load_options(
         keras_layers: layers,
         isa: Some(isa),
         precision: spec.load_precision()?,
+        activations: None,
     })
 }
 

@@ -665,18 +665,7 @@ mod tests {
     use super::*;
     use crate::reference::{int_dot, quantize_i8_activations};
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn f(&mut self) -> f32 {
-            (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn unpack(w: &[f32], n: usize) -> Vec<i8> {
         w.iter()
@@ -704,7 +693,7 @@ mod tests {
         ];
         for n in [1, 2, 3, 4, 5, 7, 8, 9, 31, 64, 65, 129] {
             let scale = [1e-30, 1e-3, 1.0, 7.5, 1e30][n % 5];
-            cases.push((0..n).map(|_| rng.f() * scale).collect());
+            cases.push((0..n).map(|_| rng.sym() * scale).collect());
         }
         for v in cases {
             let mut out = vec![f32::from_bits(0xdead_beef); words(v.len()) + 2];

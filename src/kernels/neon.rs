@@ -365,16 +365,14 @@ mod tests {
     use super::*;
     use crate::kernels::simd::{Scalar, relu, sigmoid, tanh};
 
-    /// splitmix64: a small, seeded, dependency-free generator.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
+    use crate::test_rng::Rng;
+
+    /// Test values from the shared generator.
+    trait Values {
+        fn f32(&mut self) -> f32;
+        fn vec(&mut self) -> [f32; 4];
+    }
+    impl Values for Rng {
         /// A mix of special values, any bit pattern, denormals and
         /// moderate normal values.
         fn f32(&mut self) -> f32 {

@@ -33,6 +33,7 @@ mod tensor;
 
 use std::path::Path;
 
+use crate::cell::activation::Activations;
 use crate::cell::model::Model;
 use crate::cell::spec::{
     CellKind, Direction, GruOptions, LstmOptions, MergeMode, ModelSpec, WeightPrecision,
@@ -140,6 +141,9 @@ pub struct SafetensorsOptions {
     /// stored values. The transient f32 copy (4 bytes per weight while the
     /// model is built) is a memory cost only.
     pub precision: Option<WeightPrecision>,
+    /// The activation functions (a file of weights does not say them):
+    /// `None`, the cell's standard ones; see [`ModelSpec::activations`].
+    pub activations: Option<[Activations; 2]>,
 }
 
 impl SafetensorsOptions {
@@ -158,6 +162,7 @@ impl SafetensorsOptions {
             keras_layers: Vec::new(),
             isa: None,
             precision: Some(WeightPrecision::F32),
+            activations: None,
         }
     }
 
@@ -247,6 +252,33 @@ impl SafetensorsOptions {
     /// ```
     pub fn stored_precision(mut self) -> SafetensorsOptions {
         self.precision = None;
+        self
+    }
+
+    /// Sets the activation functions of every direction (Keras layers
+    /// with `activation=` / `recurrent_activation=`: see
+    /// [`crate::Activation::from_keras`]).
+    ///
+    /// ```
+    /// use rnncell::*;
+    /// let keras2 = Activations { f: Activation::from_keras2("hard_sigmoid")?, ..Activations::STANDARD };
+    /// let o = SafetensorsOptions::keras(CellKind::gru()).activations(keras2);
+    /// assert_eq!(o.activations, Some([keras2; 2]));
+    /// # Ok::<(), rnncell::Error>(())
+    /// ```
+    pub fn activations(mut self, a: Activations) -> SafetensorsOptions {
+        self.activations = Some([a, a]);
+        self
+    }
+
+    /// Sets the activation functions of each direction of a bidirectional
+    /// model.
+    pub fn activations_per_direction(
+        mut self,
+        forward: Activations,
+        backward: Activations,
+    ) -> SafetensorsOptions {
+        self.activations = Some([forward, backward]);
         self
     }
 }
@@ -416,7 +448,8 @@ pub(crate) fn inferred_spec(
     // read: see `model_precision`. Sizes that are valid in f32 but not in
     // the precision asked for (a K above MAX_INT8_K for i8) are the
     // caller's choice, not a malformed file: `InvalidArgument`.
-    let spec = spec.precision(opts.precision.unwrap_or_default());
+    let mut spec = spec.precision(opts.precision.unwrap_or_default());
+    spec.activations = opts.activations;
     spec.validate()?;
     Ok(spec)
 }
