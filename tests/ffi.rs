@@ -2629,3 +2629,134 @@ fn i8_rejects_a_k_above_the_int32_limit_that_f32_accepts() {
     assert_eq!(m.info().input_size, k);
     assert_eq!(m.info().weight_precision, 0);
 }
+
+// ------------------------------------------------- PyTorch cell modules (issue 13)
+
+/// A committed tests/safetensors case: its JSON and file bytes.
+fn safetensors_case(name: &str) -> (serde_json::Value, Vec<u8>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/safetensors");
+    let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
+    let bytes = std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap();
+    (serde_json::from_str(&json).unwrap(), bytes)
+}
+
+fn json_floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+#[test]
+fn pytorch_cell_modules_load_from_c() {
+    // nn.GRUCell under "decoder.rnn." (from a path) and nn.LSTMCell, nn.RNNCell
+    // (from memory, NULL options): stepped from C, they give torch's outputs
+    // within 1e-5 and the Rust loader's bits.
+    for (name, cell, prefix) in [
+        (
+            "torch_grucell_prefixed",
+            RnncellCell::Gru,
+            Some(c"decoder.rnn."),
+        ),
+        ("torch_lstmcell", RnncellCell::Lstm, None),
+        ("torch_rnncell_relu_nobias", RnncellCell::Rnn, None),
+    ] {
+        let (c, bytes) = safetensors_case(name);
+        let mut cs = spec_init(cell, 0, 0);
+        if name.contains("relu") {
+            cs.rnn_activation = RnncellActivation::Relu as u32;
+        }
+        let opts = RnncellSafetensorsOptions {
+            prefix: prefix.map_or(null(), |p| p.as_ptr()),
+            ..Default::default()
+        };
+        let mut m = null_mut();
+        let mut msg = [0 as c_char; 256];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/safetensors");
+        let path =
+            std::ffi::CString::new(dir.join(format!("{name}.safetensors")).to_str().unwrap())
+                .unwrap();
+        // SAFETY: NUL-terminated path and prefix, valid structs, `msg`
+        // holds 256 bytes; `bytes` holds bytes.len() bytes.
+        let st = unsafe {
+            if prefix.is_some() {
+                rnncell_model_load_safetensors(
+                    path.as_ptr(),
+                    &cs,
+                    &opts,
+                    0,
+                    &mut m,
+                    msg.as_mut_ptr(),
+                    256,
+                )
+            } else {
+                rnncell_model_load_safetensors_bytes(
+                    bytes.as_ptr(),
+                    bytes.len(),
+                    &cs,
+                    null(),
+                    0,
+                    &mut m,
+                    msg.as_mut_ptr(),
+                    256,
+                )
+            }
+        };
+        // SAFETY: NUL-terminated.
+        assert_eq!(st, S::Ok, "{name}: {:?}", unsafe {
+            CStr::from_ptr(msg.as_ptr())
+        });
+        let m = CModel(m);
+        let info = m.info();
+        let sp = &c["spec"];
+        let n = |k: &str| sp[k].as_u64().unwrap() as usize;
+        assert_eq!(
+            (
+                info.input_size,
+                info.hidden_size,
+                info.num_layers,
+                info.num_directions
+            ),
+            (n("input_size"), n("hidden_size"), 1, 1),
+            "{name}"
+        );
+        let rust_cell = match cell {
+            RnncellCell::Lstm => CellKind::lstm(),
+            RnncellCell::Gru => CellKind::gru(),
+            RnncellCell::Rnn => CellKind::rnn_relu(),
+        };
+        let ropts = rnncell::SafetensorsOptions::pytorch(rust_cell)
+            .prefix(prefix.map_or("", |p| p.to_str().unwrap()));
+        let rust = rnncell::load_safetensors_bytes(&bytes, &ropts).unwrap();
+        let (x, want) = (json_floats(&c["input"]), json_floats(&c["output"]));
+        let (t, b, i, h) = (6, 2, info.input_size, info.hidden_size);
+        for s in 0..b {
+            let (st, mut rst) = (m.state(), rust.new_state());
+            let (mut y, mut yr) = (vec![0.0; h], vec![0.0; h]);
+            for step in 0..t {
+                let xt = &x[(step * b + s) * i..][..i];
+                assert_eq!(m.step(&st, xt, &mut y), S::Ok);
+                rust.step(&mut rst, xt, &mut yr).unwrap();
+                assert_eq!(bits(&y), bits(&yr), "{name}");
+                let d = max_abs_diff(&y, &want[(step * b + s) * h..][..h]);
+                assert!(d <= 1e-5, "{name}: stream {s} step {step}: {d:e}");
+            }
+        }
+    }
+    // Mixed namings: RNNCELL_STATUS_FORMAT naming a tensor of each.
+    let (_, bytes) = safetensors_case("torch_lstmcell");
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let mixed = header.replacen("\"weight_hh\"", "\"weight_hh_l0\"", 1);
+    assert_ne!(mixed, header);
+    let mut file = (mixed.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(mixed.as_bytes());
+    file.extend_from_slice(&bytes[8 + n..]);
+    let (st, msg) = load_bytes(&file, RnncellCell::Lstm, 0).err().unwrap();
+    assert_eq!(st, S::Format, "{msg}");
+    assert!(
+        msg.contains("weight_hh_l0") && msg.contains("bias_hh") && msg.contains("mix"),
+        "{msg}"
+    );
+}

@@ -635,7 +635,10 @@ pub struct RnncellSequenceOutput {
 pub enum RnncellWeightFormat {
     /// A PyTorch `state_dict` of `nn.LSTM`/`nn.GRU`/`nn.RNN`:
     /// `weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}`,
-    /// `weight_hr_l{k}`, with `_reverse` for the backward direction.
+    /// `weight_hr_l{k}`, with `_reverse` for the backward direction; or of
+    /// `nn.LSTMCell`/`nn.GRUCell`/`nn.RNNCell` (one forward layer):
+    /// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, no suffix. A prefix
+    /// holding tensors of both namings is `RNNCELL_STATUS_FORMAT`.
     Pytorch = 0,
     /// Keras 3 / tf.keras `LSTM`, `GRU`, `SimpleRNN` layers (possibly in
     /// `Bidirectional`) saved under their weight paths, e.g.
