@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub(crate) mod fit;
 pub(crate) mod model;
 pub(crate) mod spec;
 pub(crate) mod weights;
