@@ -49,7 +49,9 @@ mod loader;
 mod pack;
 pub mod reference;
 
-pub use cell::model::{KerasTensors, Model, OnnxTensors, Sequence, SequenceOutput, State};
+pub use cell::model::{
+    KerasTensors, Model, OnnxTensors, SeqLens, Sequence, SequenceLayout, SequenceOutput, State,
+};
 pub use cell::spec::{
     CellKind, Coupling, Direction, Framework, GruOptions, LstmOptions, MAX_INT8_K, MergeMode,
     ModelSpec, RnnActivation, RnnOptions, WeightPrecision,

@@ -725,6 +725,8 @@ fn compare_run(rust: &Model, m: &CModel, rng: &mut Rng, steps: usize, batch: usi
             seq_lens: Some(&lens),
             h0: Some(&h0),
             c0: c0.as_deref(),
+            layout: Default::default(),
+            lengths: None,
         };
         rust.run(
             &seq,

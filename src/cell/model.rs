@@ -14,7 +14,7 @@ use crate::kernels::{In, Kernels, MAX_COLS, balanced};
 use crate::pack::{LayerState, PackedLayer};
 
 mod sequence;
-pub use sequence::{Sequence, SequenceOutput};
+pub use sequence::{SeqLens, Sequence, SequenceLayout, SequenceOutput};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
