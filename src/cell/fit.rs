@@ -206,6 +206,12 @@ fn direction_name(d: Direction, api: Api) -> &'static str {
 fn candidates(layout: Layout, spec: &ModelSpec, entries: &[Counts], api: Api) -> Vec<Change> {
     let c = |rust: &'static str, capi: &'static str| if api == Api::C { capi } else { rust };
     let mut out = Vec::new();
+    // Sizes beyond what any valid spec has: no suggestion (and every
+    // product below stays far from overflowing).
+    const MAX: usize = 1 << 20;
+    if spec.input_size > MAX || spec.hidden_size > MAX || spec.proj_size() > MAX {
+        return out;
+    }
     let g = spec.cell.gates();
     let h = spec.hidden_size;
     let dn = spec.directions();
