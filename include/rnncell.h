@@ -66,6 +66,18 @@
 #define RNNCELL_MAX_INT8_K 133143
 
 /**
+ * The value of a spec field whose default differs between frameworks
+ * (today `gru_linear_before_reset`) that means "the default of the
+ * framework whose builder reads the spec": `rnncell_spec_init` writes it,
+ * and `rnncell_model_new_pytorch`, `rnncell_model_new_onnx`,
+ * `rnncell_model_new_keras` and the safetensors loaders each read it as
+ * their framework's value. `rnncell_spec_init_pytorch`, `_onnx` and
+ * `_keras` write the framework's value instead. `rnncell_model_spec`
+ * never reports it (a built model has a definite form).
+ */
+#define RNNCELL_FRAMEWORK_DEFAULT UINT32_MAX
+
+/**
  * The result of every fallible `rnncell_*` call. `RNNCELL_STATUS_OK` is
  * zero; the values are stable and new ones are only ever appended.
  * `rnncell_status_str` describes each.
@@ -329,7 +341,10 @@ enum RnncellWeightFormat
     /**
      * A PyTorch `state_dict` of `nn.LSTM`/`nn.GRU`/`nn.RNN`:
      * `weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}`,
-     * `weight_hr_l{k}`, with `_reverse` for the backward direction.
+     * `weight_hr_l{k}`, with `_reverse` for the backward direction; or of
+     * `nn.LSTMCell`/`nn.GRUCell`/`nn.RNNCell` (one forward layer):
+     * `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, no suffix. A prefix
+     * holding tensors of both namings is `RNNCELL_STATUS_FORMAT`.
      */
     RNNCELL_WEIGHT_FORMAT_PYTORCH = 0,
     /**
@@ -398,6 +413,19 @@ typedef uint32_t RnncellWeightPrecision;
 #endif // __cplusplus
 
 /**
+ * The framework a model comes from, for the options whose default differs
+ * between frameworks (today one: the form of a GRU).
+ *
+ * ```
+ * use rnncell::{CellKind, Framework};
+ * // ONNX's GRU is reset-before unless linear_before_reset = 1.
+ * assert_eq!(CellKind::gru_for(Framework::Onnx), CellKind::gru_reset_before());
+ * assert_eq!(CellKind::gru_for(Framework::PyTorch), CellKind::gru());
+ * ```
+ */
+typedef struct Framework Framework;
+
+/**
  * An immutable, packed model. Opaque: create with `rnncell_model_new_*`,
  * free with `rnncell_model_free`. Any number of threads may use one model
  * at the same time (every call takes it as `const RnncellModel *`).
@@ -416,8 +444,9 @@ typedef struct RnncellState RnncellState;
 
 /**
  * The whole shape of a model: cell, variant options, sizes, layers,
- * direction, weight precision. Fill it with `rnncell_spec_init`, then
- * change fields.
+ * direction, weight precision. Fill it with `rnncell_spec_init` (or the
+ * framework's `rnncell_spec_init_pytorch`, `_onnx`, `_keras`), then change
+ * fields.
  *
  * Enum fields hold the values of the enum named in their comment. A clip
  * of 0 means "no clipping"; a negative or NaN clip is invalid. Options of
@@ -485,10 +514,17 @@ typedef struct RnncellSpec {
      */
     float lstm_cell_clip;
     /**
-     * GRU: 1 (default) for linear-before-reset, n = tanh(W_n x + b_wn +
+     * GRU: 1 for linear-before-reset, n = tanh(W_n x + b_wn +
      * r*(R_n h + b_rn)) (PyTorch, ONNX `linear_before_reset=1`, Keras
      * `reset_after=True`); 0 for reset-before, n = tanh(W_n x +
-     * R_n (r*h) + b_n) (ONNX default, Keras `reset_after=False`).
+     * R_n (r*h) + b_n) (ONNX `linear_before_reset=0`, Keras
+     * `reset_after=False`); or `RNNCELL_FRAMEWORK_DEFAULT` (what
+     * `rnncell_spec_init` writes, and the only value a cell other than a
+     * GRU may have): the builder's framework decides, 1 for
+     * `rnncell_model_new_pytorch` and PyTorch files, 0 for
+     * `rnncell_model_new_onnx` (ONNX's default), 1 for
+     * `rnncell_model_new_keras` (Keras 3's `reset_after=True`) and for a
+     * Keras file's GRU without bias (with a bias, its shape decides).
      */
     uint32_t gru_linear_before_reset;
     /**
@@ -766,6 +802,8 @@ typedef struct RnncellSequenceOutput {
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -862,8 +900,12 @@ RnncellStatus rnncell_model_spec(const struct RnncellModel *model, struct Rnncel
 /**
  * Fills `*spec` with the defaults for `cell` (an `RnncellCell`) with the
  * given sizes: one forward layer, concat merge, no clipping, no LSTM
- * peepholes, projection or coupling, linear-before-reset GRU, tanh RNN,
- * f32 weights (`weight_precision` 0). Sizes are checked when a model is built, not here.
+ * peepholes, projection or coupling, tanh RNN, f32 weights
+ * (`weight_precision` 0), and `gru_linear_before_reset` =
+ * `RNNCELL_FRAMEWORK_DEFAULT`: the GRU form of the framework whose builder
+ * reads the spec (reset-before for `rnncell_model_new_onnx`,
+ * linear-before-reset for PyTorch and Keras). Sizes are checked when a
+ * model is built, not here.
  *
  * # Safety
  * `spec` NULL or writable.
@@ -872,6 +914,45 @@ RnncellStatus rnncell_spec_init(struct RnncellSpec *spec,
                                 uint32_t cell,
                                 size_t input_size,
                                 size_t hidden_size);
+
+/**
+ * As `rnncell_spec_init`, with PyTorch's defaults written out: a GRU is
+ * linear-before-reset (`gru_linear_before_reset` = 1, PyTorch's only form).
+ *
+ * # Safety
+ * `spec` NULL or writable.
+ */
+RnncellStatus rnncell_spec_init_pytorch(struct RnncellSpec *spec,
+                                        uint32_t cell,
+                                        size_t input_size,
+                                        size_t hidden_size);
+
+/**
+ * As `rnncell_spec_init`, with ONNX's defaults written out: a GRU is
+ * reset-before (`gru_linear_before_reset` = 0, as ONNX's
+ * `linear_before_reset` defaults to 0; set it to 1 for a node with
+ * `linear_before_reset=1`, as PyTorch's exporter writes).
+ *
+ * # Safety
+ * `spec` NULL or writable.
+ */
+RnncellStatus rnncell_spec_init_onnx(struct RnncellSpec *spec,
+                                     uint32_t cell,
+                                     size_t input_size,
+                                     size_t hidden_size);
+
+/**
+ * As `rnncell_spec_init`, with Keras's defaults written out: a GRU is
+ * linear-before-reset (`gru_linear_before_reset` = 1: Keras 3 and tf.keras
+ * 2 default to `reset_after=True`; set 0 for `reset_after=False`).
+ *
+ * # Safety
+ * `spec` NULL or writable.
+ */
+RnncellStatus rnncell_spec_init_keras(struct RnncellSpec *spec,
+                                      uint32_t cell,
+                                      size_t input_size,
+                                      size_t hidden_size);
 
 /**
  * The library version, e.g. `"0.2.0"` (the `RNNCELL_VERSION` the library

@@ -153,6 +153,78 @@ def run_torch_case(torch, c, outdir):
 
 
 # --------------------------------------------------------------------------
+# PyTorch cell modules (nn.LSTMCell, nn.GRUCell, nn.RNNCell)
+# --------------------------------------------------------------------------
+
+# state_dict names without the `_l{k}` suffix (weight_ih, weight_hh, bias_ih, bias_hh), as
+# silero-vad ships; one layer, one direction. The module is stepped T times by hand and each
+# step's h is the expected output [T, B, H]; h_n / c_n are the last step's h / c as [1, B, H].
+CELL_CASES = [
+    dict(name="torch_lstmcell", cell="lstm", I=3, H=5, seed=121),
+    # inside a bigger state_dict, under "decoder.rnn." (the module's parameters only)
+    dict(name="torch_grucell_prefixed", cell="gru", I=4, H=3, seed=122, prefix="decoder.rnn."),
+    dict(name="torch_rnncell_relu_nobias", cell="rnn_relu", I=3, H=4, bias=False, seed=123),
+]
+
+
+def run_cell_case(torch, c, outdir):
+    from safetensors.torch import save_file
+
+    nn = torch.nn
+    rng = np.random.default_rng(c["seed"])
+    kw = dict(input_size=c["I"], hidden_size=c["H"], bias=c.get("bias", True))
+    if c["cell"] == "lstm":
+        m = nn.LSTMCell(**kw)
+    elif c["cell"] == "gru":
+        m = nn.GRUCell(**kw)
+    else:
+        m = nn.RNNCell(nonlinearity=c["cell"].split("_")[1], **kw)
+    m = m.eval()
+    sd = m.state_dict()
+    assert all("_l0" not in k for k in sd), sorted(sd)
+    stored = {}
+    for k, v in sd.items():
+        stored[k] = torch.from_numpy(f32(rng.uniform(-W_SCALE, W_SCALE, tuple(v.shape))))
+        sd[k] = stored[k]
+    m.load_state_dict(sd)
+
+    T, B = 6, 2
+    x = f32(rng.uniform(-1, 1, (T, B, c["I"])))
+    h = torch.zeros(B, c["H"])
+    cs = torch.zeros(B, c["H"])
+    ys = []
+    with torch.no_grad():
+        for t in range(T):
+            xt = torch.from_numpy(x[t])
+            if c["cell"] == "lstm":
+                h, cs = m(xt, (h, cs))
+            else:
+                h = m(xt, h)
+            ys.append(h.numpy().copy())
+    y = np.stack(ys)
+    hn = y[-1][None]
+    cn = cs.numpy()[None] if c["cell"] == "lstm" else None
+
+    prefix = c.get("prefix", "")
+    tensors = {prefix + k: v for k, v in stored.items()}
+    if prefix:
+        # siblings of the cell in a bigger model, outside the prefix
+        tensors["decoder.embed.weight"] = torch.from_numpy(f32(rng.uniform(-1, 1, (5, c["I"]))))
+        tensors["decoder.out.weight"] = torch.from_numpy(f32(rng.uniform(-1, 1, (2, c["H"]))))
+        tensors["decoder.out.bias"] = torch.from_numpy(f32(rng.uniform(-1, 1, (2,))))
+
+    meta = dict(
+        format="pytorch", cell=c["cell"], prefix=prefix, keras_layers=[], merge="concat",
+        dtype="f32", module=type(m).__name__,
+        spec=dict(input_size=c["I"], hidden_size=c["H"], proj_size=0, num_layers=1,
+                  bidirectional=False, linear_before_reset=True, output_size=c["H"]),
+        steps=T, batch=B, batch_major=False,
+        input=flat(x), output=flat(y), h_n=flat(hn), c_n=flat(cn),
+    )
+    return write_case(outdir, c["name"], meta, lambda p: save_file(tensors, p))
+
+
+# --------------------------------------------------------------------------
 # Keras 3
 # --------------------------------------------------------------------------
 
@@ -272,17 +344,24 @@ def main():
     import safetensors
 
     torch.set_num_threads(1)
-    keras = keras_import()
+    # Keras only when a Keras case is selected (it is not in the peers venv).
+    keras_cases = [c for c in KERAS_CASES if args.only in c["name"]]
+    keras = keras_import() if keras_cases else None
+    kv = f"{keras.__version__} ({keras.backend.backend()})" if keras else "not used"
     print(f"numpy {np.__version__} | torch {torch.__version__} | safetensors "
-          f"{safetensors.__version__} | keras {keras.__version__} ({keras.backend.backend()})"
-          f" | python {sys.version.split()[0]}")
+          f"{safetensors.__version__} | keras {kv} | python {sys.version.split()[0]}")
     total = 0
     for c in TORCH_CASES:
         if args.only in c["name"]:
             n = run_torch_case(torch, c, outdir)
             total += n
             print(f"{c['name']:28s} {n:6d} bytes")
-    for c in KERAS_CASES:
+    for c in CELL_CASES:
+        if args.only in c["name"]:
+            n = run_cell_case(torch, c, outdir)
+            total += n
+            print(f"{c['name']:28s} {n:6d} bytes")
+    for c in keras_cases:
         if args.only in c["name"]:
             n = run_keras_case(keras, c, outdir)
             total += n

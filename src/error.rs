@@ -14,6 +14,7 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Error {
     /// A buffer or tensor has the wrong number of elements.
+    #[non_exhaustive]
     SizeMismatch {
         /// Which tensor or buffer (for example `layer 1 weight_hh`).
         what: String,
@@ -21,6 +22,11 @@ pub enum Error {
         expected: usize,
         /// Elements that were given.
         actual: usize,
+        /// When the weights given all fit a spec that differs in one field,
+        /// that field and its value (for example `224000 = 4 gates · 400
+        /// hidden_size · 140 proj_size: set LstmOptions::proj_size =
+        /// 140? (with it every tensor fits)`); shown after the counts.
+        hint: Option<String>,
     },
     /// A size, option or combination of options is not valid.
     InvalidArgument(String),
@@ -46,6 +52,28 @@ impl Error {
             what: what.into(),
             expected,
             actual,
+            hint: None,
+        }
+    }
+    /// `self` with `hint` appended to its message: a [`Error::SizeMismatch`]
+    /// gets it as its `hint`, an [`Error::InvalidArgument`] after its text;
+    /// other errors are returned unchanged.
+    pub(crate) fn with_hint(self, hint: Option<String>) -> Error {
+        let Some(h) = hint else { return self };
+        match self {
+            Error::SizeMismatch {
+                what,
+                expected,
+                actual,
+                hint: None,
+            } => Error::SizeMismatch {
+                what,
+                expected,
+                actual,
+                hint: Some(h),
+            },
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("{m}; {h}")),
+            e => e,
         }
     }
     pub(crate) fn invalid(msg: impl Into<String>) -> Error {
@@ -68,7 +96,14 @@ impl fmt::Display for Error {
                 what,
                 expected,
                 actual,
-            } => write!(f, "{what}: expected {expected} elements, got {actual}"),
+                hint,
+            } => {
+                write!(f, "{what}: expected {expected} elements, got {actual}")?;
+                match hint {
+                    Some(h) => write!(f, "; {h}"),
+                    None => Ok(()),
+                }
+            }
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::IsaUnavailable(isa) => {

@@ -52,10 +52,12 @@ pub mod reference;
 mod test_rng;
 
 pub use cell::activation::{Activation, Activations};
-pub use cell::model::{KerasTensors, Model, OnnxTensors, Sequence, SequenceOutput, State};
+pub use cell::model::{
+    KerasTensors, Model, OnnxTensors, SeqLens, Sequence, SequenceLayout, SequenceOutput, State,
+};
 pub use cell::spec::{
-    CellKind, Coupling, Direction, GruOptions, LstmOptions, MAX_INT8_K, MergeMode, ModelSpec,
-    RnnActivation, RnnOptions, WeightPrecision,
+    CellKind, Coupling, Direction, Framework, GruOptions, LstmOptions, MAX_INT8_K, MergeMode,
+    ModelSpec, RnnActivation, RnnOptions, WeightPrecision,
 };
 pub use cell::weights::{LayerTensors, LayerWeights, Layout};
 pub use error::{Error, Result};

@@ -1058,6 +1058,11 @@ fn run_model<T: Copy + Default + From<f32> + Add<Output = T>>(
         None => Err(Error::invalid(format!("{what}: size overflows"))),
     };
     let prod = |a: &[usize]| a.iter().try_fold(1usize, |p, &v| p.checked_mul(v));
+    if seq.layout != crate::SequenceLayout::Native || seq.lengths.is_some() {
+        return Err(Error::Unsupported(
+            "the reference runs take the native layout and usize seq_lens only".into(),
+        ));
+    }
     want(seq.input.len(), prod(&[tl, bl, n_in]), "input")?;
     if let Some(h0) = seq.h0 {
         want(h0.len(), prod(&[ld, bl, hr]), "h0")?;

@@ -29,6 +29,7 @@ fn assert_size(err: Error, name: &str, expected: usize, actual: usize) {
             what,
             expected: e,
             actual: a,
+            ..
         } => {
             assert!(what.contains(name), "{what:?} does not name {name:?}");
             assert_eq!((*e, *a), (expected, actual), "{err}");
@@ -697,4 +698,262 @@ fn state_accessor_errors() {
     let mut s = m.new_state();
     assert_invalid(s.set_c(0, &[1.0; 3]), "no c state");
     assert!(s.c(0).is_none());
+}
+
+// ------------------------------------ errors that name the likely spec field
+
+/// The message of a failed build, which must be a size or argument error.
+#[track_caller]
+fn message(r: Result<Model>) -> String {
+    match r {
+        Err(e @ (Error::SizeMismatch { .. } | Error::InvalidArgument(_))) => e.to_string(),
+        Err(e) => panic!("expected a size or argument error, got {e:?}"),
+        Ok(_) => panic!("expected an error"),
+    }
+}
+
+/// PyTorch-named tensors of one LSTM layer (I, H, P), canonical order.
+fn lstm_state_dict(i: usize, h: usize, p: usize, layers: usize) -> Vec<(String, Vec<f32>)> {
+    let mut rng = DataRng::new(17);
+    let hr = if p > 0 { p } else { h };
+    let mut v = Vec::new();
+    for l in 0..layers {
+        let input = if l == 0 { i } else { hr };
+        v.push((format!("weight_ih_l{l}"), rng.vec(4 * h * input, 0.3)));
+        v.push((format!("weight_hh_l{l}"), rng.vec(4 * h * hr, 0.3)));
+        v.push((format!("bias_ih_l{l}"), rng.vec(4 * h, 0.3)));
+        v.push((format!("bias_hh_l{l}"), rng.vec(4 * h, 0.3)));
+        if p > 0 {
+            v.push((format!("weight_hr_l{l}"), rng.vec(p * h, 0.3)));
+        }
+    }
+    v
+}
+
+fn from_sd(spec: ModelSpec, sd: &[(String, Vec<f32>)]) -> Result<Model> {
+    let get = |n: &str| sd.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_slice());
+    Model::from_pytorch_with_isa(spec, get, Isa::Scalar)
+}
+
+fn lstm_p(i: usize, h: usize, p: usize) -> ModelSpec {
+    ModelSpec::new(
+        CellKind::Lstm(LstmOptions {
+            proj_size: p,
+            ..LstmOptions::default()
+        }),
+        i,
+        h,
+    )
+}
+
+#[test]
+fn size_errors_name_the_spec_field_the_tensors_imply() {
+    // The case: an LSTMP state_dict with proj_size left at 0.
+    let sd = lstm_state_dict(6, 10, 4, 1);
+    let m = message(from_sd(lstm_p(6, 10, 0), &sd));
+    assert!(
+        m.contains("weight_hh_l0: expected 400 elements, got 160")
+            && m.contains("160 = 4 gates · 10 hidden_size · 4 proj_size")
+            && m.contains("set LstmOptions::proj_size = 4?"),
+        "{m}"
+    );
+    // The hint is right: that spec builds.
+    from_sd(lstm_p(6, 10, 4), &sd).unwrap();
+    // A wrong input size, hidden size, number of layers.
+    let sd = lstm_state_dict(6, 10, 0, 2);
+    let m = message(from_sd(lstm_p(5, 10, 0).layers(2), &sd));
+    assert!(m.contains("set input_size = 6?"), "{m}");
+    let m = message(from_sd(lstm_p(6, 8, 0).layers(2), &sd));
+    assert!(m.contains("set hidden_size = 10?"), "{m}");
+    let m = message(from_sd(lstm_p(6, 10, 0).layers(3), &sd));
+    assert!(
+        m.contains("missing tensor weight_ih_l2") && m.contains("set num_layers = 2?"),
+        "{m}"
+    );
+    // A bidirectional spec for a forward state_dict.
+    let m = message(from_sd(
+        lstm_p(6, 10, 0)
+            .layers(2)
+            .direction(Direction::Bidirectional),
+        &sd,
+    ));
+    assert!(m.contains("set direction = Direction::Forward?"), "{m}");
+    // A tensor that is simply wrong gets no suggestion.
+    let mut bad = sd.clone();
+    bad[1].1.pop();
+    let m = message(from_sd(lstm_p(6, 10, 0).layers(2), &bad));
+    assert!(
+        m.contains("expected 400 elements, got 399") && !m.contains("set "),
+        "{m}"
+    );
+
+    // ONNX: both directions in one node, for a forward spec; a wrong hidden
+    // size; the number of nodes.
+    let mut rng = DataRng::new(3);
+    let (i, h) = (3, 5);
+    let (w, r, b) = (
+        rng.vec(2 * 15 * i, 0.3),
+        rng.vec(2 * 15 * h, 0.3),
+        rng.vec(2 * 30, 0.3),
+    );
+    let node = OnnxTensors {
+        w: &w,
+        r: &r,
+        b: Some(&b),
+        p: None,
+    };
+    let gru = ModelSpec::new(CellKind::gru_for(Framework::Onnx), i, h);
+    let m = message(Model::from_onnx_with_isa(gru, &[node], Isa::Scalar));
+    assert!(
+        m.contains("layer 0 W: expected 45 elements, got 90")
+            && m.contains("90 = 2 directions · 3 gates · 5 hidden_size · 3 input_size")
+            && m.contains("set direction = Direction::Bidirectional?"),
+        "{m}"
+    );
+    let bi = gru.direction(Direction::Bidirectional);
+    Model::from_onnx_with_isa(bi, &[node], Isa::Scalar).unwrap();
+    let m = message(Model::from_onnx_with_isa(
+        ModelSpec {
+            hidden_size: 4,
+            ..bi
+        },
+        &[node],
+        Isa::Scalar,
+    ));
+    assert!(m.contains("set hidden_size = 5?"), "{m}");
+    let m = message(Model::from_onnx_with_isa(
+        bi.layers(2),
+        &[node],
+        Isa::Scalar,
+    ));
+    assert!(
+        m.contains("ONNX layers") && m.contains("set num_layers = 1?"),
+        "{m}"
+    );
+
+    // Keras: LSTM weights given to a GRU spec.
+    let (k, rk, bias) = (rng.vec(i * 20, 0.3), rng.vec(h * 20, 0.3), rng.vec(20, 0.3));
+    let t = KerasTensors {
+        kernel: &k,
+        recurrent_kernel: &rk,
+        bias: Some(&bias),
+    };
+    let m = message(Model::from_keras_with_isa(
+        ModelSpec::new(CellKind::gru(), i, h),
+        &[t],
+        Isa::Scalar,
+    ));
+    assert!(m.contains("set cell = CellKind::Lstm?"), "{m}");
+}
+
+/// Builds through a C builder; returns the status and the message.
+fn c_build(
+    f: impl FnOnce(*mut *mut ffi::RnncellModel, *mut std::ffi::c_char, usize) -> ffi::RnncellStatus,
+) -> (ffi::RnncellStatus, String) {
+    let mut m = std::ptr::null_mut();
+    let mut msg = [0 as std::ffi::c_char; 512];
+    let st = f(&mut m, msg.as_mut_ptr(), msg.len());
+    // SAFETY: the builders NUL-terminate a non-null message buffer; `m` is
+    // a model from the builder or NULL.
+    unsafe {
+        ffi::rnncell_model_free(m);
+        (
+            st,
+            std::ffi::CStr::from_ptr(msg.as_ptr())
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+fn ct(v: &[f32]) -> ffi::RnncellTensor {
+    ffi::RnncellTensor {
+        data: v.as_ptr(),
+        len: v.len(),
+    }
+}
+
+#[test]
+fn c_builders_name_the_spec_field_the_tensors_imply() {
+    use ffi::*;
+    let init = |cell: RnncellCell, i: usize, h: usize| {
+        let mut s = RnncellSpec::default();
+        assert_eq!(
+            // SAFETY: `s` is writable.
+            unsafe { rnncell_spec_init(&mut s, cell as u32, i, h) },
+            RnncellStatus::Ok
+        );
+        s
+    };
+    // PyTorch: lstm_proj_size missing.
+    let sd = lstm_state_dict(6, 10, 4, 1);
+    let layer = RnncellPytorchLayer {
+        weight_ih: ct(&sd[0].1),
+        weight_hh: ct(&sd[1].1),
+        bias_ih: ct(&sd[2].1),
+        bias_hh: ct(&sd[3].1),
+        weight_hr: ct(&sd[4].1),
+        ..Default::default()
+    };
+    let mut cs = init(RnncellCell::Lstm, 6, 10);
+    let (st, m) =
+        // SAFETY: valid spec, live tensors with their counts, out pointers from c_build.
+        c_build(|o, e, n| unsafe { rnncell_model_new_pytorch(&cs, &layer, 1, 0, o, e, n) });
+    assert_eq!(st, RnncellStatus::SizeMismatch, "{m}");
+    assert!(
+        m.contains("weight_hh") && m.contains("set spec.lstm_proj_size = 4?"),
+        "{m}"
+    );
+    cs.lstm_proj_size = 4;
+    let (st, m) =
+        // SAFETY: valid spec, live tensors with their counts, out pointers from c_build.
+        c_build(|o, e, n| unsafe { rnncell_model_new_pytorch(&cs, &layer, 1, 0, o, e, n) });
+    assert_eq!(st, RnncellStatus::Ok, "{m}");
+    // Two entries for a one-layer forward spec: counted before any entry
+    // past the first is read, so the hint is arithmetic.
+    let cs = init(RnncellCell::Lstm, 6, 10);
+    let two = [layer, layer];
+    let (st, m) =
+        // SAFETY: valid spec, live tensors with their counts, out pointers from c_build.
+        c_build(|o, e, n| unsafe { rnncell_model_new_pytorch(&cs, two.as_ptr(), 2, 0, o, e, n) });
+    assert_eq!(st, RnncellStatus::SizeMismatch, "{m}");
+    assert!(
+        m.contains("spec.num_layers = 2, or spec.direction = RNNCELL_DIRECTION_BIDIRECTIONAL?"),
+        "{m}"
+    );
+
+    // ONNX: a bidirectional node for a forward spec.
+    let mut rng = DataRng::new(4);
+    let (i, h) = (3, 5);
+    let (w, r) = (rng.vec(2 * 15 * i, 0.3), rng.vec(2 * 15 * h, 0.3));
+    let node = RnncellOnnxLayer {
+        w: ct(&w),
+        r: ct(&r),
+        ..Default::default()
+    };
+    let cs = init(RnncellCell::Gru, i, h);
+    // SAFETY: valid spec, live tensors with their counts, out pointers from c_build.
+    let (st, m) = c_build(|o, e, n| unsafe { rnncell_model_new_onnx(&cs, &node, 1, 0, o, e, n) });
+    assert_eq!(st, RnncellStatus::SizeMismatch, "{m}");
+    assert!(
+        m.contains("layer 0 W")
+            && m.contains("set spec.direction = RNNCELL_DIRECTION_BIDIRECTIONAL?"),
+        "{m}"
+    );
+    // Keras: a wrong input size.
+    let (k, rk) = (rng.vec(7 * 15, 0.3), rng.vec(h * 15, 0.3));
+    let kl = RnncellKerasLayer {
+        kernel: ct(&k),
+        recurrent_kernel: ct(&rk),
+        ..Default::default()
+    };
+    // SAFETY: valid spec, live tensors with their counts, out pointers from c_build.
+    let (st, m) = c_build(|o, e, n| unsafe { rnncell_model_new_keras(&cs, &kl, 1, 0, o, e, n) });
+    assert_eq!(st, RnncellStatus::SizeMismatch, "{m}");
+    assert!(
+        m.contains("kernel")
+            && m.contains("105 = 3 gates · 5 hidden_size · 7 input_size")
+            && m.contains("set spec.input_size = 7?"),
+        "{m}"
+    );
 }

@@ -427,7 +427,7 @@ fn spec_init_defaults_and_errors() {
     assert_eq!(s.num_layers, 1);
     assert_eq!(s.direction, RnncellDirection::Forward as u32);
     assert_eq!(s.merge, RnncellMerge::Concat as u32);
-    assert_eq!(s.gru_linear_before_reset, 1);
+    assert_eq!(s.gru_linear_before_reset, RNNCELL_FRAMEWORK_DEFAULT);
     assert_eq!(s.clip, 0.0);
     assert_eq!(s.weight_precision, 0);
     assert_eq!(
@@ -529,7 +529,15 @@ fn every_variant_steps_like_the_rust_api() {
                 (back.clip, back.lstm_proj_clip, back.lstm_cell_clip),
                 (cs.clip, cs.lstm_proj_clip, cs.lstm_cell_clip)
             );
-            assert_eq!(format!("{back:?}"), format!("{cs:?}"));
+            // A GRU built from rnncell_spec_init's RNNCELL_FRAMEWORK_DEFAULT
+            // reports the form it was built with (PyTorch's).
+            let mut want = cs;
+            if cs.cell == RnncellCell::Gru as u32
+                && cs.gru_linear_before_reset == RNNCELL_FRAMEWORK_DEFAULT
+            {
+                want.gru_linear_before_reset = 1;
+            }
+            assert_eq!(format!("{back:?}"), format!("{want:?}"));
             let cst = m.state();
             let mut rst = rust.new_state();
             let hr = rs.state_size();
@@ -717,6 +725,8 @@ fn compare_run(rust: &Model, m: &CModel, rng: &mut Rng, steps: usize, batch: usi
             seq_lens: Some(&lens),
             h0: Some(&h0),
             c0: c0.as_deref(),
+            layout: Default::default(),
+            lengths: None,
         };
         rust.run(
             &seq,
@@ -2628,4 +2638,425 @@ fn i8_rejects_a_k_above_the_int32_limit_that_f32_accepts() {
     let m = load_bytes(&file, RnncellCell::Gru, RnncellWeightPrecision::F32 as u32).unwrap();
     assert_eq!(m.info().input_size, k);
     assert_eq!(m.info().weight_precision, 0);
+}
+
+// ------------------------------------------------- PyTorch cell modules (issue 13)
+
+/// A committed tests/safetensors case: its JSON and file bytes.
+fn safetensors_case(name: &str) -> (serde_json::Value, Vec<u8>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/safetensors");
+    let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
+    let bytes = std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap();
+    (serde_json::from_str(&json).unwrap(), bytes)
+}
+
+fn json_floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+#[test]
+fn pytorch_cell_modules_load_from_c() {
+    // nn.GRUCell under "decoder.rnn." (from a path) and nn.LSTMCell, nn.RNNCell
+    // (from memory, NULL options): stepped from C, they give torch's outputs
+    // within 1e-5 and the Rust loader's bits.
+    for (name, cell, prefix) in [
+        (
+            "torch_grucell_prefixed",
+            RnncellCell::Gru,
+            Some(c"decoder.rnn."),
+        ),
+        ("torch_lstmcell", RnncellCell::Lstm, None),
+        ("torch_rnncell_relu_nobias", RnncellCell::Rnn, None),
+    ] {
+        let (c, bytes) = safetensors_case(name);
+        let mut cs = spec_init(cell, 0, 0);
+        if name.contains("relu") {
+            cs.rnn_activation = RnncellActivation::Relu as u32;
+        }
+        let opts = RnncellSafetensorsOptions {
+            prefix: prefix.map_or(null(), |p| p.as_ptr()),
+            ..Default::default()
+        };
+        let mut m = null_mut();
+        let mut msg = [0 as c_char; 256];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/safetensors");
+        let path =
+            std::ffi::CString::new(dir.join(format!("{name}.safetensors")).to_str().unwrap())
+                .unwrap();
+        // SAFETY: NUL-terminated path and prefix, valid structs, `msg`
+        // holds 256 bytes; `bytes` holds bytes.len() bytes.
+        let st = unsafe {
+            if prefix.is_some() {
+                rnncell_model_load_safetensors(
+                    path.as_ptr(),
+                    &cs,
+                    &opts,
+                    0,
+                    &mut m,
+                    msg.as_mut_ptr(),
+                    256,
+                )
+            } else {
+                rnncell_model_load_safetensors_bytes(
+                    bytes.as_ptr(),
+                    bytes.len(),
+                    &cs,
+                    null(),
+                    0,
+                    &mut m,
+                    msg.as_mut_ptr(),
+                    256,
+                )
+            }
+        };
+        // SAFETY: NUL-terminated.
+        assert_eq!(st, S::Ok, "{name}: {:?}", unsafe {
+            CStr::from_ptr(msg.as_ptr())
+        });
+        let m = CModel(m);
+        let info = m.info();
+        let sp = &c["spec"];
+        let n = |k: &str| sp[k].as_u64().unwrap() as usize;
+        assert_eq!(
+            (
+                info.input_size,
+                info.hidden_size,
+                info.num_layers,
+                info.num_directions
+            ),
+            (n("input_size"), n("hidden_size"), 1, 1),
+            "{name}"
+        );
+        let rust_cell = match cell {
+            RnncellCell::Lstm => CellKind::lstm(),
+            RnncellCell::Gru => CellKind::gru(),
+            RnncellCell::Rnn => CellKind::rnn_relu(),
+        };
+        let ropts = rnncell::SafetensorsOptions::pytorch(rust_cell)
+            .prefix(prefix.map_or("", |p| p.to_str().unwrap()));
+        let rust = rnncell::load_safetensors_bytes(&bytes, &ropts).unwrap();
+        let (x, want) = (json_floats(&c["input"]), json_floats(&c["output"]));
+        let (t, b, i, h) = (6, 2, info.input_size, info.hidden_size);
+        for s in 0..b {
+            let (st, mut rst) = (m.state(), rust.new_state());
+            let (mut y, mut yr) = (vec![0.0; h], vec![0.0; h]);
+            for step in 0..t {
+                let xt = &x[(step * b + s) * i..][..i];
+                assert_eq!(m.step(&st, xt, &mut y), S::Ok);
+                rust.step(&mut rst, xt, &mut yr).unwrap();
+                assert_eq!(bits(&y), bits(&yr), "{name}");
+                let d = max_abs_diff(&y, &want[(step * b + s) * h..][..h]);
+                assert!(d <= 1e-5, "{name}: stream {s} step {step}: {d:e}");
+            }
+        }
+    }
+    // Mixed namings: RNNCELL_STATUS_FORMAT naming a tensor of each.
+    let (_, bytes) = safetensors_case("torch_lstmcell");
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let mixed = header.replacen("\"weight_hh\"", "\"weight_hh_l0\"", 1);
+    assert_ne!(mixed, header);
+    let mut file = (mixed.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(mixed.as_bytes());
+    file.extend_from_slice(&bytes[8 + n..]);
+    let (st, msg) = load_bytes(&file, RnncellCell::Lstm, 0).err().unwrap();
+    assert_eq!(st, S::Format, "{msg}");
+    assert!(
+        msg.contains("weight_hh_l0") && msg.contains("bias_hh") && msg.contains("mix"),
+        "{msg}"
+    );
+}
+
+// ------------------------------------------- framework defaults (issue 13, item 4)
+
+type SpecInit = unsafe extern "C" fn(*mut RnncellSpec, u32, usize, usize) -> RnncellStatus;
+
+fn spec_init_with(init: SpecInit, cell: RnncellCell, i: usize, h: usize) -> RnncellSpec {
+    let mut s = RnncellSpec::default();
+    // SAFETY: `s` is writable.
+    assert_eq!(unsafe { init(&mut s, cell as u32, i, h) }, S::Ok);
+    s
+}
+
+#[test]
+fn each_framework_init_writes_its_defaults() {
+    let inits: [(&str, SpecInit, Option<u32>); 4] = [
+        ("plain", rnncell_spec_init, None),
+        ("pytorch", rnncell_spec_init_pytorch, Some(1)),
+        ("onnx", rnncell_spec_init_onnx, Some(0)),
+        ("keras", rnncell_spec_init_keras, Some(1)),
+    ];
+    for (name, init, gru_lbr) in inits {
+        for cell in [RnncellCell::Lstm, RnncellCell::Gru, RnncellCell::Rnn] {
+            let s = spec_init_with(init, cell, 3, 4);
+            let plain = spec_init(cell, 3, 4);
+            // Only the GRU form differs, and only for a GRU.
+            let want = match (cell, gru_lbr) {
+                (RnncellCell::Gru, Some(v)) => v,
+                _ => RNNCELL_FRAMEWORK_DEFAULT,
+            };
+            assert_eq!(s.gru_linear_before_reset, want, "{name} {cell:?}");
+            assert_eq!(
+                RnncellSpec {
+                    gru_linear_before_reset: plain.gru_linear_before_reset,
+                    ..s
+                },
+                plain,
+                "{name} {cell:?}"
+            );
+            // Every init's spec builds (the misplaced-option guard accepts
+            // it).
+            let lw = LayerWeights::zeros(
+                match cell {
+                    RnncellCell::Lstm => 4,
+                    RnncellCell::Gru => 3,
+                    RnncellCell::Rnn => 1,
+                },
+                4,
+                3,
+                4,
+            );
+            let w = Weights { lw: vec![lw] };
+            let (st, _, msg) = new_pytorch(&s, &w.layers(), 0);
+            assert_eq!(st, S::Ok, "{name} {cell:?}: {msg}");
+        }
+        // NULL and bad cells, as rnncell_spec_init.
+        // SAFETY: null is reported.
+        assert_eq!(unsafe { init(null_mut(), 2, 3, 4) }, S::NullPointer);
+        let mut s = RnncellSpec::default();
+        // SAFETY: `s` writable.
+        assert_eq!(unsafe { init(&mut s, 9, 3, 4) }, S::InvalidArgument);
+    }
+    // The sentinel on a GRU is read per builder; on another cell it is the
+    // only accepted value (0 or 1 there is a misplaced GRU option).
+    let mut b = spec_init_with(rnncell_spec_init_onnx, RnncellCell::Lstm, 3, 4);
+    b.gru_linear_before_reset = 0;
+    let w = Weights {
+        lw: vec![LayerWeights::zeros(4, 4, 3, 4)],
+    };
+    let (st, _, msg) = new_pytorch(&b, &w.layers(), 0);
+    assert_eq!(st, S::InvalidArgument, "{msg}");
+    assert!(msg.contains("GRU options"), "{msg}");
+    let mut b = spec_init(RnncellCell::Gru, 3, 4);
+    b.gru_linear_before_reset = 2;
+    let w = Weights {
+        lw: vec![LayerWeights::zeros(3, 4, 3, 4)],
+    };
+    let (st, _, msg) = new_pytorch(&b, &w.layers(), 0);
+    assert_eq!(st, S::InvalidArgument, "{msg}");
+    assert!(msg.contains("RNNCELL_FRAMEWORK_DEFAULT"), "{msg}");
+}
+
+/// An ONNX Runtime vector of tests/vectors: the JSON and its named tensors.
+fn onnx_vector(
+    name: &str,
+) -> (
+    serde_json::Value,
+    std::collections::HashMap<String, Vec<f32>>,
+) {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(format!("{name}.json"));
+    let c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let tensors = c["tensors"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), json_floats(&v["data"])))
+        .collect();
+    (c, tensors)
+}
+
+/// Builds `spec` from the vector's W/R/B through rnncell_model_new_onnx, runs
+/// its input and returns the largest difference from ONNX Runtime's Y and Y_h
+/// (one forward direction: ONNX Y [T, 1, B, H] is our [T, B, H]).
+fn onnx_gru_diff(spec: &RnncellSpec, name: &str) -> (f32, u32) {
+    let (c, t) = onnx_vector(name);
+    let node = RnncellOnnxLayer {
+        w: self::t(&t["W"]),
+        r: self::t(&t["R"]),
+        b: self::t(&t["B"]),
+        ..Default::default()
+    };
+    let mut m = null_mut();
+    let mut msg = [0 as c_char; 256];
+    // SAFETY: valid spec, one node of live tensors, `msg` holds 256 bytes.
+    let st = unsafe { rnncell_model_new_onnx(spec, &node, 1, 0, &mut m, msg.as_mut_ptr(), 256) };
+    assert_eq!(st, S::Ok, "{}", failed(S::Ok, null_mut(), &msg).1);
+    let m = CModel(m);
+    let mut back = RnncellSpec::default();
+    // SAFETY: live model, writable out.
+    assert_eq!(unsafe { rnncell_model_spec(m.0, &mut back) }, S::Ok);
+    let (steps, batch) = (
+        c["steps"].as_u64().unwrap() as usize,
+        c["batch"].as_u64().unwrap() as usize,
+    );
+    let x = json_floats(&c["input"]["data"]);
+    let h0 = if c["h0"].is_null() {
+        Vec::new()
+    } else {
+        json_floats(&c["h0"]["data"])
+    };
+    assert!(c["seq_lens"].is_null());
+    let h = m.info().hidden_size;
+    let mut y = vec![f32::NAN; steps * batch * h];
+    let mut hn = vec![f32::NAN; batch * h];
+    let seq = RnncellSequence {
+        input: self::t(&x),
+        steps,
+        batch,
+        h0: if h0.is_empty() {
+            RnncellTensor::default()
+        } else {
+            self::t(&h0)
+        },
+        ..Default::default()
+    };
+    let out = RnncellSequenceOutput {
+        output: tm(&mut y),
+        h_n: tm(&mut hn),
+        ..Default::default()
+    };
+    assert_eq!(m.run(&seq, &out), S::Ok);
+    let d = max_abs_diff(&y, &json_floats(&c["output"]["data"]))
+        .max(max_abs_diff(&hn, &json_floats(&c["h_n"]["data"])));
+    (d, back.gru_linear_before_reset)
+}
+
+#[test]
+fn plain_spec_init_with_new_onnx_is_an_onnx_gru() {
+    // The trap of issue 13: rnncell_spec_init then rnncell_model_new_onnx
+    // used to build PyTorch's GRU (0.12 off ONNX Runtime, status OK). Now
+    // it is ONNX's default, reset-before, and matches ONNX Runtime.
+    let (c, _) = onnx_vector("onnx_gru_lbr0");
+    assert_eq!(c["linear_before_reset"].as_u64(), Some(0));
+    let (i, h) = (5, 7);
+    for init in [rnncell_spec_init as SpecInit, rnncell_spec_init_onnx] {
+        let s = spec_init_with(init, RnncellCell::Gru, i, h);
+        let (d, lbr) = onnx_gru_diff(&s, "onnx_gru_lbr0");
+        assert!(d <= 1e-5, "max |diff| {d:e} from ONNX Runtime");
+        assert_eq!(lbr, 0, "rnncell_model_spec reports the form built");
+    }
+    // linear_before_reset = 1 nodes: set it, and the other vector matches.
+    let mut s = spec_init_with(rnncell_spec_init_onnx, RnncellCell::Gru, i, h);
+    s.gru_linear_before_reset = 1;
+    let (d, lbr) = onnx_gru_diff(&s, "onnx_gru_lbr1");
+    assert!(d <= 1e-5, "lbr1: max |diff| {d:e}");
+    assert_eq!(lbr, 1);
+    // A PyTorch spec given to the ONNX builder is PyTorch's form, as asked:
+    // the lbr0 vector then differs (this is what the trap computed).
+    let s = spec_init_with(rnncell_spec_init_pytorch, RnncellCell::Gru, i, h);
+    let (d, _) = onnx_gru_diff(&s, "onnx_gru_lbr0");
+    assert!(d > 1e-2, "the two forms should differ: {d:e}");
+}
+
+#[test]
+fn plain_spec_init_is_each_builders_framework() {
+    // The same sentinel spec through the PyTorch and Keras builders is
+    // linear-before-reset (their frameworks' default), bit for bit the Rust
+    // CellKind::gru(); through the ONNX builder, CellKind::gru_for(Onnx).
+    let (i, h) = (3, 5);
+    let cs = spec_init(RnncellCell::Gru, i, h);
+    let mut rng = Rng(0xfd);
+    let x: Vec<f32> = rng.vec(i * 4);
+    let run_rust = |cell: CellKind, lw: &[LayerWeights]| {
+        let m = Model::new(ModelSpec::new(cell, i, h), lw).unwrap();
+        let mut st = m.new_state();
+        let mut y = vec![0.0; 4 * h];
+        for (k, xt) in x.chunks(i).enumerate() {
+            m.step(&mut st, xt, &mut y[k * h..][..h]).unwrap();
+        }
+        y
+    };
+    let run_c = |m: &CModel| {
+        let st = m.state();
+        let mut y = vec![0.0; 4 * h];
+        for (k, xt) in x.chunks(i).enumerate() {
+            assert_eq!(m.step(&st, xt, &mut y[k * h..][..h]), S::Ok);
+        }
+        y
+    };
+    let w = Weights::random(&ModelSpec::new(CellKind::gru(), i, h), &mut rng);
+    let (st, m, msg) = new_pytorch(&cs, &w.layers(), 0);
+    assert_eq!(st, S::Ok, "{msg}");
+    let lbr = run_rust(CellKind::gru(), &w.lw);
+    assert_eq!(bits(&run_c(&m.unwrap())), bits(&lbr));
+    // Keras: the same weights in Keras' layout (z, r, h; transposed).
+    let gh = 3 * h;
+    let lw = &w.lw[0];
+    let to_keras = |m: &[f32], cols: usize| {
+        let perm = [1, 0, 2]; // keras gate k is canonical gate perm[k]
+        let mut out = vec![0.0; m.len()];
+        for (kg, &cg) in perm.iter().enumerate() {
+            for u in 0..h {
+                for k in 0..cols {
+                    out[k * gh + kg * h + u] = m[(cg * h + u) * cols + k];
+                }
+            }
+        }
+        out
+    };
+    let vperm = |v: &[f32]| -> Vec<f32> {
+        [1, 0, 2]
+            .iter()
+            .flat_map(|&cg| v[cg * h..(cg + 1) * h].to_vec())
+            .collect()
+    };
+    let (k, rk) = (to_keras(&lw.w, i), to_keras(&lw.r, h));
+    let bias: Vec<f32> = vperm(&lw.b_w).into_iter().chain(vperm(&lw.b_r)).collect();
+    let layer = RnncellKerasLayer {
+        kernel: t(&k),
+        recurrent_kernel: t(&rk),
+        bias: t(&bias),
+    };
+    let mut m = null_mut();
+    // SAFETY: valid spec and one layer of live tensors.
+    let st = unsafe { rnncell_model_new_keras(&cs, &layer, 1, 0, &mut m, null_mut(), 0) };
+    assert_eq!(st, S::Ok);
+    assert_eq!(bits(&run_c(&CModel(m))), bits(&lbr));
+    // A Keras GRU without bias: nothing in the tensors says the form, so the
+    // sentinel is Keras' reset_after=True.
+    let layer = RnncellKerasLayer {
+        bias: RnncellTensor::default(),
+        ..layer
+    };
+    let mut m = null_mut();
+    // SAFETY: as above.
+    let st = unsafe { rnncell_model_new_keras(&cs, &layer, 1, 0, &mut m, null_mut(), 0) };
+    assert_eq!(st, S::Ok);
+    let m = CModel(m);
+    let mut back = RnncellSpec::default();
+    // SAFETY: live model, writable out.
+    assert_eq!(unsafe { rnncell_model_spec(m.0, &mut back) }, S::Ok);
+    assert_eq!(back.gru_linear_before_reset, 1);
+    // Rust: CellKind::gru_for names the same defaults.
+    assert_eq!(
+        CellKind::gru_for(rnncell::Framework::Onnx),
+        CellKind::Gru(GruOptions {
+            linear_before_reset: false,
+            clip: None
+        })
+    );
+    for f in rnncell::Framework::ALL {
+        let s = spec_init_with(
+            match f {
+                rnncell::Framework::PyTorch => rnncell_spec_init_pytorch,
+                rnncell::Framework::Onnx => rnncell_spec_init_onnx,
+                _ => rnncell_spec_init_keras,
+            },
+            RnncellCell::Gru,
+            i,
+            h,
+        );
+        assert_eq!(
+            s.gru_linear_before_reset,
+            u32::from(f.gru_linear_before_reset()),
+            "{}",
+            f.name()
+        );
+    }
 }

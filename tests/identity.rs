@@ -96,6 +96,7 @@ fn check(case: &Case) -> std::result::Result<(), String> {
         seq_lens: case.lens.then_some(&lens[..]),
         h0: case.init.then_some(&h0[..]),
         c0: (case.init && lstm).then_some(&c0[..]),
+        ..Sequence::new(&x, t_len, b_len)
     };
     let reference = plain_run(&spec, &weights, &seq).map_err(|e| e.to_string())?;
     let kerns = kernel_sets();

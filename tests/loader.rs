@@ -174,26 +174,175 @@ fn committed_files_match_the_frameworks() {
 
 #[test]
 fn streaming_matches_the_sequence_run() {
-    // torch_lstm_proj_1l is forward-only: step through it one stream at a time.
-    let c: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir().join("torch_lstm_proj_1l.json")).unwrap(),
-    )
-    .unwrap();
-    let m = load_safetensors(dir().join("torch_lstm_proj_1l.safetensors"), &opts_of(&c)).unwrap();
-    let (t, b, i) = (6, 2, m.spec().input_size);
-    let x = floats(&c["input"]).unwrap();
-    let want = floats(&c["output"]).unwrap();
-    let hr = m.spec().state_size();
-    for s in 0..b {
-        let mut st = m.new_state();
-        let mut y = vec![0.0; hr];
-        for step in 0..t {
-            m.step(&mut st, &x[(step * b + s) * i..][..i], &mut y)
-                .unwrap();
-            let d = max_diff(&y, &want[(step * b + s) * hr..][..hr]);
-            assert!(d <= TOL, "stream {s} step {step}: {d:e}");
+    // Forward-only files, stepped one stream at a time: torch_lstm_proj_1l
+    // (nn.LSTM) and the nn.LSTMCell/GRUCell/RNNCell files, whose expected
+    // outputs are torch's cell module stepped by hand.
+    for name in [
+        "torch_lstm_proj_1l",
+        "torch_lstmcell",
+        "torch_grucell_prefixed",
+        "torch_rnncell_relu_nobias",
+    ] {
+        let c = case(name);
+        for isa in Isa::available() {
+            let path = dir().join(format!("{name}.safetensors"));
+            let m = load_safetensors(path, &opts_of(&c).isa(isa)).unwrap();
+            let (t, b, i) = (6, 2, m.spec().input_size);
+            let x = floats(&c["input"]).unwrap();
+            let want = floats(&c["output"]).unwrap();
+            let hr = m.spec().state_size();
+            for s in 0..b {
+                let mut st = m.new_state();
+                let mut y = vec![0.0; hr];
+                for step in 0..t {
+                    m.step(&mut st, &x[(step * b + s) * i..][..i], &mut y)
+                        .unwrap();
+                    let d = max_diff(&y, &want[(step * b + s) * hr..][..hr]);
+                    assert!(d <= TOL, "{name} on {isa}: stream {s} step {step}: {d:e}");
+                }
+                if let Some(cn) = floats(&c["c_n"]) {
+                    let hd = m.spec().hidden_size;
+                    let d = max_diff(st.c(0).unwrap(), &cn[s * hd..][..hd]);
+                    assert!(d <= TOL, "{name} on {isa}: c_n of stream {s}: {d:e}");
+                }
+            }
         }
     }
+}
+
+#[test]
+fn cell_modules_load_with_their_names() {
+    // The three committed cell files: one forward layer, sizes from the
+    // tensors, the file's own names in what the loader reports.
+    for (name, cell, module) in [
+        ("torch_lstmcell", CellKind::lstm(), "LSTMCell"),
+        ("torch_grucell_prefixed", CellKind::gru(), "GRUCell"),
+        ("torch_rnncell_relu_nobias", CellKind::rnn_relu(), "RNNCell"),
+    ] {
+        let c = case(name);
+        assert_eq!(c["module"].as_str(), Some(module));
+        let bytes = committed(&format!("{name}.safetensors"));
+        assert!(
+            decode(&bytes).iter().all(|e| !e.name.contains("_l0")),
+            "{name} is not a cell state_dict"
+        );
+        let m = load_safetensors_bytes(&bytes, &opts_of(&c)).unwrap();
+        let sp = m.spec();
+        assert_eq!(
+            (sp.num_layers, sp.direction, sp.proj_size()),
+            (1, Direction::Forward, 0)
+        );
+        assert_eq!(sp.cell.gates(), cell.gates(), "{name}");
+    }
+    // The prefixed file: its siblings are outside "decoder.rnn."; without
+    // the prefix they are unexpected, and a shorter prefix takes them in.
+    let bytes = committed("torch_grucell_prefixed.safetensors");
+    let opts = SafetensorsOptions::pytorch(CellKind::gru());
+    for prefix in ["", "decoder."] {
+        format_err(
+            load_safetensors_bytes(&bytes, &opts.clone().prefix(prefix)),
+            &["unexpected tensor", "nn.LSTMCell/GRUCell/RNNCell"],
+        );
+    }
+    // A hand-made LSTMCell state_dict under a prefix, with and without biases.
+    let (i, h) = (3, 4);
+    let cell = |with_bias: bool| {
+        let mut v = vec![
+            f32_entry("dec.rnn.weight_ih", &[4 * h, i], 1),
+            f32_entry("dec.rnn.weight_hh", &[4 * h, h], 2),
+        ];
+        if with_bias {
+            v.push(f32_entry("dec.rnn.bias_ih", &[4 * h], 3));
+            v.push(f32_entry("dec.rnn.bias_hh", &[4 * h], 4));
+        }
+        v
+    };
+    let lstm = SafetensorsOptions::pytorch(CellKind::lstm())
+        .prefix("dec.rnn.")
+        .isa(Isa::Scalar);
+    for with_bias in [true, false] {
+        let m = load_safetensors_bytes(&encode(&cell(with_bias)), &lstm).unwrap();
+        assert_eq!((m.spec().input_size, m.spec().hidden_size), (i, h));
+    }
+    // The cell names are the same weights as nn.LSTM's `_l0` names: the same
+    // model, bit for bit.
+    let renamed: Vec<Entry> = cell(true)
+        .into_iter()
+        .map(|mut e| {
+            e.name.push_str("_l0");
+            e
+        })
+        .collect();
+    let a = load_safetensors_bytes(&encode(&cell(true)), &lstm).unwrap();
+    let b = load_safetensors_bytes(&encode(&renamed), &lstm).unwrap();
+    let x = [0.5f32, -0.25, 0.75, 0.1, 0.2, -0.3];
+    let seq = Sequence::new(&x, 2, 1);
+    let ya = common::run_model(&a, &seq);
+    assert_eq!(ya, common::run_model(&b, &seq));
+    assert!(ya.0.iter().any(|v| v.abs() > 0.01));
+
+    // Errors: a bias without its pair, a shape that does not fit, a cell
+    // name with weight_hr (cell modules have no projection).
+    let mut one_bias = cell(false);
+    one_bias.push(f32_entry("dec.rnn.bias_hh", &[4 * h], 4));
+    format_err(
+        load_safetensors_bytes(&encode(&one_bias), &lstm),
+        &["missing", "\"dec.rnn.bias_ih\""],
+    );
+    let mut bad = cell(true);
+    bad[1] = f32_entry("dec.rnn.weight_hh", &[4 * h, h + 1], 2);
+    format_err(
+        load_safetensors_bytes(&encode(&bad), &lstm),
+        &["dec.rnn.weight_hh"],
+    );
+    let mut with_hr = cell(true);
+    with_hr.push(f32_entry("dec.rnn.weight_hr", &[2, h], 5));
+    format_err(
+        load_safetensors_bytes(&encode(&with_hr), &lstm),
+        &["unexpected tensor", "dec.rnn.weight_hr"],
+    );
+    format_err(
+        load_safetensors_bytes(
+            &encode(&cell(true)),
+            &SafetensorsOptions::pytorch(CellKind::gru()).prefix("dec.rnn."),
+        ),
+        &["dec.rnn.weight_ih", "3 gates"],
+    );
+}
+
+#[test]
+fn mixing_module_and_cell_names_is_an_error() {
+    // nn.LSTM names and nn.LSTMCell names under one prefix: an error naming
+    // one tensor of each.
+    let (i, h) = (3, 4);
+    let mut v = vec![
+        f32_entry("rnn.weight_ih_l0", &[4 * h, i], 1),
+        f32_entry("rnn.weight_hh_l0", &[4 * h, h], 2),
+    ];
+    let opts = SafetensorsOptions::pytorch(CellKind::lstm()).prefix("rnn.");
+    load_safetensors_bytes(&encode(&v), &opts).unwrap();
+    v.push(f32_entry("rnn.bias_ih", &[4 * h], 3));
+    let m = format_err(
+        load_safetensors_bytes(&encode(&v), &opts),
+        &[
+            "mix",
+            "\"rnn.bias_ih\"",
+            "\"rnn.weight_hh_l0\"",
+            "nn.LSTMCell",
+        ],
+    );
+    assert!(m.contains("_l<k>"), "{m}");
+    // The committed cell file with an nn.GRU tensor added.
+    let mut e = committed_entries("torch_grucell_prefixed.safetensors");
+    e.push(f32_entry("decoder.rnn.weight_hh_l0_reverse", &[9, 3], 7));
+    format_err(
+        load_safetensors_bytes(&encode(&e), &gru().prefix("decoder.rnn.")),
+        &[
+            "mix",
+            "decoder.rnn.weight_hh_l0_reverse",
+            "decoder.rnn.bias_hh",
+        ],
+    );
 }
 
 // --------------------------------------------------------------------------

@@ -77,6 +77,8 @@ fn check_run(s: &Setup, seed: u64) -> f64 {
         seq_lens: s.lens.then_some(&lens[..]),
         h0: s.init.then_some(&h0[..]),
         c0: (s.init && spec.has_cell_state()).then_some(&c0[..]),
+        layout: Default::default(),
+        lengths: None,
     };
     let exact = oracle_run(&spec, &weights, &seq).expect("oracle");
     let mut worst = 0.0f64;

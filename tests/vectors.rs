@@ -4,7 +4,7 @@
 //! ISA this machine can run.
 
 mod common;
-use common::max_diff;
+use common::{max_diff, spec_of};
 
 use rnncell::*;
 use serde_json::Value;
@@ -22,75 +22,6 @@ fn arr(v: &Value) -> Vec<f32> {
 
 fn opt_arr(v: &Value) -> Option<Vec<f32>> {
     (!v.is_null()).then(|| arr(v))
-}
-
-fn spec_of(c: &Value) -> ModelSpec {
-    let n = |k: &str| c[k].as_u64().unwrap() as usize;
-    let clip = c["clip"].as_f64().map(|v| v as f32);
-    let cell = match c["cell"].as_str().unwrap() {
-        "lstm" => CellKind::Lstm(LstmOptions {
-            proj_size: n("proj_size"),
-            peephole: c["tensors"].get("P").is_some(),
-            coupling: if c["input_forget"].as_u64() == Some(1) {
-                Coupling::ForgetFromInput
-            } else {
-                Coupling::None
-            },
-            clip,
-            ..Default::default()
-        }),
-        "gru" => CellKind::Gru(GruOptions {
-            linear_before_reset: c["linear_before_reset"].as_u64() == Some(1),
-            clip,
-        }),
-        "rnn_tanh" => CellKind::Rnn(RnnOptions {
-            activation: RnnActivation::Tanh,
-            clip,
-        }),
-        "rnn_relu" => CellKind::Rnn(RnnOptions {
-            activation: RnnActivation::Relu,
-            clip,
-        }),
-        other => panic!("unknown cell {other}"),
-    };
-    let dir = if c["bidirectional"].as_bool().unwrap() {
-        Direction::Bidirectional
-    } else if c["reverse"].as_bool().unwrap() {
-        Direction::Reverse
-    } else {
-        Direction::Forward
-    };
-    let spec = ModelSpec::new(cell, n("input_size"), n("hidden_size"))
-        .layers(n("num_layers"))
-        .direction(dir);
-    match c.get("activations") {
-        // ONNX activation lists, alpha/beta consumed as ONNX Runtime does.
-        Some(names) => {
-            let names: Vec<&str> = names
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap())
-                .collect();
-            let list = |k: &str| -> Vec<f32> {
-                c[k].as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap() as f32)
-                    .collect()
-            };
-            let a = Activations::from_onnx(
-                &cell,
-                spec.directions(),
-                &names,
-                &list("activation_alpha"),
-                &list("activation_beta"),
-            )
-            .unwrap();
-            spec.activations_per_direction(a[0], a[1])
-        }
-        None => spec,
-    }
 }
 
 fn run_case(path: &std::path::Path, isa: Isa) -> f32 {

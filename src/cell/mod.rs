@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub(crate) mod activation;
+pub(crate) mod fit;
 pub(crate) mod model;
 pub(crate) mod spec;
 pub(crate) mod weights;

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::fit::{self, Api, Counts};
 use super::spec::{Direction, ModelSpec};
 use super::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
@@ -13,7 +14,7 @@ use crate::kernels::{In, Kernels, MAX_COLS, balanced};
 use crate::pack::{LayerState, PackedLayer};
 
 mod sequence;
-pub use sequence::{Sequence, SequenceOutput};
+pub use sequence::{SeqLens, Sequence, SequenceLayout, SequenceOutput};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -358,6 +359,21 @@ impl Model {
         get: impl Fn(&str) -> Option<&'a [f32]>,
         isa: Isa,
     ) -> Result<Model> {
+        Model::pytorch_unhinted(spec, &get, isa).map_err(|e| {
+            e.with_hint(fit::hint(
+                Layout::PyTorch,
+                &spec,
+                &pytorch_counts(&get),
+                Api::Rust,
+            ))
+        })
+    }
+
+    fn pytorch_unhinted<'a>(
+        spec: ModelSpec,
+        get: &impl Fn(&str) -> Option<&'a [f32]>,
+        isa: Isa,
+    ) -> Result<Model> {
         spec.validate()?;
         let mut all = Vec::new();
         for l in 0..spec.num_layers {
@@ -393,7 +409,12 @@ impl Model {
     /// Builds a model from ONNX LSTM/GRU/RNN node tensors, one
     /// [`OnnxTensors`] per layer (ONNX nodes are single-layer; a stack is a
     /// chain of nodes). Gate orders and the B = Wb ‖ Rb and P = p_i ‖ p_o ‖
-    /// p_f layouts are converted.
+    /// p_f layouts are converted. The spec's GRU form is used as given:
+    /// ONNX's default (`linear_before_reset = 0`) is
+    /// `CellKind::gru_for(Framework::Onnx)`, not [`CellKind::gru`]
+    /// (PyTorch's form, ONNX `linear_before_reset = 1`).
+    ///
+    /// [`CellKind::gru`]: crate::CellKind::gru
     ///
     /// ```
     /// use rnncell::*;
@@ -414,6 +435,28 @@ impl Model {
     /// assert!(Model::from_onnx_with_isa(spec, &[], Isa::Scalar).is_err());
     /// ```
     pub fn from_onnx_with_isa(
+        spec: ModelSpec,
+        layers: &[OnnxTensors<'_>],
+        isa: Isa,
+    ) -> Result<Model> {
+        Model::onnx_for_c(spec, layers, isa).map_err(|e| {
+            let counts: Vec<Counts> = layers
+                .iter()
+                .map(|t| Counts {
+                    w: t.w.len(),
+                    r: t.r.len(),
+                    b_w: t.b.map(<[f32]>::len),
+                    peephole: t.p.map(<[f32]>::len),
+                    ..Counts::default()
+                })
+                .collect();
+            e.with_hint(fit::hint(Layout::Onnx, &spec, &counts, Api::Rust))
+        })
+    }
+
+    /// [`Model::from_onnx_with_isa`] without the hint in Rust names (the C
+    /// builder adds its own).
+    pub(crate) fn onnx_for_c(
         spec: ModelSpec,
         layers: &[OnnxTensors<'_>],
         isa: Isa,
@@ -479,6 +522,27 @@ impl Model {
     /// assert!(Model::from_keras_with_isa(spec, &[], Isa::Scalar).is_err());
     /// ```
     pub fn from_keras_with_isa(
+        spec: ModelSpec,
+        layers: &[KerasTensors<'_>],
+        isa: Isa,
+    ) -> Result<Model> {
+        Model::keras_for_c(spec, layers, isa).map_err(|e| {
+            let counts: Vec<Counts> = layers
+                .iter()
+                .map(|t| Counts {
+                    w: t.kernel.len(),
+                    r: t.recurrent_kernel.len(),
+                    b_w: t.bias.map(<[f32]>::len),
+                    ..Counts::default()
+                })
+                .collect();
+            e.with_hint(fit::hint(Layout::Keras, &spec, &counts, Api::Rust))
+        })
+    }
+
+    /// [`Model::from_keras_with_isa`] without the hint in Rust names (the C
+    /// builder adds its own).
+    pub(crate) fn keras_for_c(
         spec: ModelSpec,
         layers: &[KerasTensors<'_>],
         isa: Isa,
@@ -761,6 +825,36 @@ impl Model {
     }
 }
 
+/// The element counts of the tensors `get` has, for [`fit::hint`]: the
+/// layers `weight_ih_l0`, `weight_ih_l1`, … present, each with its
+/// `_reverse` direction if layer 0 has one.
+fn pytorch_counts<'a>(get: &impl Fn(&str) -> Option<&'a [f32]>) -> Vec<Counts> {
+    let dirs = if get("weight_ih_l0_reverse").is_some() {
+        2
+    } else {
+        1
+    };
+    let mut out = Vec::new();
+    for l in 0..4096 {
+        if get(&format!("weight_ih_l{l}")).is_none() {
+            break;
+        }
+        for d in 0..dirs {
+            let sfx = if d == 1 { "_reverse" } else { "" };
+            let n = |base: &str| get(&format!("{base}_l{l}{sfx}")).map(<[f32]>::len);
+            out.push(Counts {
+                w: n("weight_ih").unwrap_or(0),
+                r: n("weight_hh").unwrap_or(0),
+                b_w: n("bias_ih"),
+                b_r: n("bias_hh"),
+                proj: n("weight_hr"),
+                peephole: None,
+            });
+        }
+    }
+    out
+}
+
 /// Renames a size error of PyTorch layer `l` to the `state_dict` name of
 /// the tensor ("layer 1 weight_hh" -> "weight_hh_l1_reverse").
 fn rename(e: Error, l: usize, sfx: &str) -> Error {
@@ -769,6 +863,7 @@ fn rename(e: Error, l: usize, sfx: &str) -> Error {
             what,
             expected,
             actual,
+            hint,
         } => Error::SizeMismatch {
             what: format!(
                 "{}_l{l}{sfx}",
@@ -776,6 +871,7 @@ fn rename(e: Error, l: usize, sfx: &str) -> Error {
             ),
             expected,
             actual,
+            hint,
         },
         e => e,
     }

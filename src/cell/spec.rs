@@ -81,6 +81,78 @@ impl Default for GruOptions {
     }
 }
 
+/// The framework a model comes from, for the options whose default differs
+/// between frameworks (today one: the form of a GRU).
+///
+/// ```
+/// use rnncell::{CellKind, Framework};
+/// // ONNX's GRU is reset-before unless linear_before_reset = 1.
+/// assert_eq!(CellKind::gru_for(Framework::Onnx), CellKind::gru_reset_before());
+/// assert_eq!(CellKind::gru_for(Framework::PyTorch), CellKind::gru());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Framework {
+    /// PyTorch (`nn.LSTM`, `nn.GRU`, `nn.RNN` and their cell modules).
+    PyTorch,
+    /// ONNX (the `LSTM`, `GRU`, `RNN` operators).
+    Onnx,
+    /// Keras 3 (and tf.keras 2) `LSTM`, `GRU`, `SimpleRNN`.
+    Keras,
+}
+
+impl Framework {
+    /// Every framework.
+    pub const ALL: [Framework; 3] = [Framework::PyTorch, Framework::Onnx, Framework::Keras];
+
+    /// The GRU form the framework computes unless told otherwise: PyTorch
+    /// `true` (its only form), ONNX `false` (`linear_before_reset`
+    /// defaults to 0), Keras `true` (`reset_after=True` is the default of
+    /// Keras 3 and of tf.keras 2).
+    ///
+    /// ```
+    /// use rnncell::Framework;
+    /// assert!(!Framework::Onnx.gru_linear_before_reset());
+    /// assert!(Framework::Keras.gru_linear_before_reset());
+    /// ```
+    pub fn gru_linear_before_reset(self) -> bool {
+        match self {
+            Framework::PyTorch | Framework::Keras => true,
+            Framework::Onnx => false,
+        }
+    }
+
+    /// `PyTorch`, `ONNX`, `Keras`.
+    ///
+    /// ```
+    /// assert_eq!(rnncell::Framework::Onnx.name(), "ONNX");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Framework::PyTorch => "PyTorch",
+            Framework::Onnx => "ONNX",
+            Framework::Keras => "Keras",
+        }
+    }
+}
+
+impl GruOptions {
+    /// The GRU options a framework uses by default: see
+    /// [`Framework::gru_linear_before_reset`]; no clip.
+    ///
+    /// ```
+    /// use rnncell::{Framework, GruOptions};
+    /// assert!(!GruOptions::for_framework(Framework::Onnx).linear_before_reset);
+    /// assert_eq!(GruOptions::for_framework(Framework::PyTorch), GruOptions::default());
+    /// ```
+    pub fn for_framework(framework: Framework) -> GruOptions {
+        GruOptions {
+            linear_before_reset: framework.gru_linear_before_reset(),
+            clip: None,
+        }
+    }
+}
+
 /// The nonlinearity of a vanilla RNN.
 ///
 /// ```
@@ -144,6 +216,19 @@ impl CellKind {
     /// ```
     pub fn gru() -> CellKind {
         CellKind::Gru(GruOptions::default())
+    }
+    /// The GRU a framework computes by default (PyTorch and Keras:
+    /// linear-before-reset; ONNX: reset-before). Build the spec of ONNX
+    /// tensors with `gru_for(Framework::Onnx)` rather than [`CellKind::gru`],
+    /// which is PyTorch's form.
+    ///
+    /// ```
+    /// use rnncell::{CellKind, Framework};
+    /// let c = CellKind::gru_for(Framework::Keras);
+    /// assert!(matches!(c, CellKind::Gru(o) if o.linear_before_reset));
+    /// ```
+    pub fn gru_for(framework: Framework) -> CellKind {
+        CellKind::Gru(GruOptions::for_framework(framework))
     }
     /// A reset-before GRU (ONNX `linear_before_reset = 0`, Keras
     /// `reset_after = False`).

@@ -11,8 +11,9 @@ use super::{
     RnncellWeightPrecision, boundary, check_count, floats_in, guarded, read_in, write_msg,
     write_out,
 };
+use crate::cell::fit::{self, Api, Counts};
 use crate::cell::model::{KerasTensors, Model, OnnxTensors};
-use crate::cell::spec::{CellKind, ModelSpec};
+use crate::cell::spec::{CellKind, Framework, ModelSpec};
 use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::Error;
 use crate::isa::Isa;
@@ -82,6 +83,25 @@ impl Failure {
             msg: Some(msg.into()),
         }
     }
+
+    /// A size or argument failure with `hint()` (which spec field the
+    /// tensors imply, see `cell::fit`) appended to its message.
+    fn with_hint(mut self, hint: impl FnOnce() -> Option<String>) -> Failure {
+        if matches!(
+            self.status,
+            RnncellStatus::SizeMismatch | RnncellStatus::InvalidArgument
+        ) && let (Some(m), Some(h)) = (self.msg.as_mut(), hint())
+        {
+            m.push_str("; ");
+            m.push_str(&h);
+        }
+        self
+    }
+}
+
+/// The element count of a C tensor for `cell::fit` (`None`: absent).
+fn count_of(t: RnncellTensor) -> Option<usize> {
+    (!t.data.is_null()).then_some(t.len)
 }
 
 /// Shared tail of every `rnncell_model_new_*`: reads the spec and ISA, runs
@@ -278,82 +298,106 @@ pub unsafe extern "C" fn rnncell_model_new_pytorch(
     err_msg_len: usize,
 ) -> RnncellStatus {
     let build = |spec: RnncellSpec, isa: Isa| -> Result<Model, Failure> {
-        let spec = spec.to_model_spec()?;
+        let spec = spec.to_model_spec(Framework::PyTorch)?;
         let d = spec.directions();
         let n = spec.num_layers * d;
         // SAFETY: `layers` is valid for n_layers elements (caller); only
         // read once n_layers == n.
         let layers =
-            unsafe { read_array(layers, n_layers, n, "layers (PyTorch layers x directions)") }?;
-        let (g, h, hr, p) = (
-            spec.cell.gates(),
-            spec.hidden_size,
-            spec.state_size(),
-            spec.proj_size(),
-        );
-        let (peephole, proj_bias) = lstm_flags(&spec);
-        let mut all = Vec::new();
-        all.try_reserve_exact(n)
-            .map_err(|_| RnncellStatus::Allocation)?;
-        for (i, t) in layers.iter().map(Unaligned::get).enumerate() {
-            let l = i / d;
-            // The Rust builder's name and the state_dict name (with the
-            // direction of a bidirectional model).
-            let name = |f: &str| {
-                if d == 2 {
-                    let sfx = if i % d == 1 { "_reverse" } else { "" };
-                    format!("layer {l} {f} ({f}_l{l}{sfx}, direction {})", i % d)
+            unsafe { read_array(layers, n_layers, n, "layers (PyTorch layers x directions)") }
+                .map_err(|f| {
+                    f.with_hint(|| fit::count_hint(Layout::PyTorch, &spec, n_layers, Api::C))
+                })?;
+        let counts = || -> Vec<Counts> {
+            layers
+                .iter()
+                .map(|t| {
+                    let t = t.get();
+                    Counts {
+                        w: count_of(t.weight_ih).unwrap_or(0),
+                        r: count_of(t.weight_hh).unwrap_or(0),
+                        b_w: count_of(t.bias_ih),
+                        b_r: count_of(t.bias_hh),
+                        proj: count_of(t.weight_hr),
+                        peephole: count_of(t.peephole),
+                    }
+                })
+                .collect()
+        };
+        // The model; each tensor's count is checked before it is read.
+        let model = || -> Result<Model, Failure> {
+            let (g, h, hr, p) = (
+                spec.cell.gates(),
+                spec.hidden_size,
+                spec.state_size(),
+                spec.proj_size(),
+            );
+            let (peephole, proj_bias) = lstm_flags(&spec);
+            let mut all = Vec::new();
+            all.try_reserve_exact(n)
+                .map_err(|_| RnncellStatus::Allocation)?;
+            for (i, t) in layers.iter().map(Unaligned::get).enumerate() {
+                let l = i / d;
+                // The Rust builder's name and the state_dict name (with the
+                // direction of a bidirectional model).
+                let name = |f: &str| {
+                    if d == 2 {
+                        let sfx = if i % d == 1 { "_reverse" } else { "" };
+                        format!("layer {l} {f} ({f}_l{l}{sfx}, direction {})", i % d)
+                    } else {
+                        format!("layer {l} {f} ({f}_l{l})")
+                    }
+                };
+                let gh = g * h;
+                let w_n = gh * spec.layer_input_size(l);
+                let want_proj = if p > 0 {
+                    Want::Required(p * h)
                 } else {
-                    format!("layer {l} {f} ({f}_l{l})")
-                }
-            };
-            let gh = g * h;
-            let w_n = gh * spec.layer_input_size(l);
-            let want_proj = if p > 0 {
-                Want::Required(p * h)
-            } else {
-                Want::Forbidden("the spec has lstm_proj_size 0")
-            };
-            let want_peep = if peephole {
-                Want::Optional(3 * h)
-            } else {
-                Want::Forbidden("the spec has no peepholes")
-            };
-            let want_pb = if proj_bias {
-                Want::Optional(p)
-            } else {
-                Want::Forbidden("the spec has lstm_proj_bias 0")
-            };
-            // SAFETY: each tensor is null or
-            // readable for its count (caller); counts are checked first.
-            let w = unsafe { tensor(t.weight_ih, Want::Required(w_n), &name("weight_ih")) }?;
-            // SAFETY: as above.
-            let r = unsafe { tensor(t.weight_hh, Want::Required(gh * hr), &name("weight_hh")) }?;
-            // SAFETY: as above.
-            let b_w = unsafe { tensor(t.bias_ih, Want::Optional(gh), &name("bias_ih")) }?;
-            // SAFETY: as above.
-            let b_r = unsafe { tensor(t.bias_hh, Want::Optional(gh), &name("bias_hh")) }?;
-            // SAFETY: as above.
-            let proj = unsafe { tensor(t.weight_hr, want_proj, &name("weight_hr")) }?;
-            // SAFETY: as above.
-            let peep = unsafe { tensor(t.peephole, want_peep, &name("peephole")) }?;
-            // SAFETY: as above.
-            let pb = unsafe { tensor(t.proj_bias, want_pb, &name("proj_bias")) }?;
-            let (Some(w), Some(r)) = (w, r) else {
-                return Err(RnncellStatus::Panic.into());
-            };
-            let lt = LayerTensors {
-                w: &w,
-                r: &r,
-                b_w: b_w.as_deref(),
-                b_r: b_r.as_deref(),
-                peephole: peep.as_deref(),
-                proj: proj.as_deref(),
-                proj_bias: pb.as_deref(),
-            };
-            all.push(LayerWeights::from_layout(Layout::PyTorch, &spec, l, &lt)?);
-        }
-        Ok(Model::with_isa(spec, &all, isa)?)
+                    Want::Forbidden("the spec has lstm_proj_size 0")
+                };
+                let want_peep = if peephole {
+                    Want::Optional(3 * h)
+                } else {
+                    Want::Forbidden("the spec has no peepholes")
+                };
+                let want_pb = if proj_bias {
+                    Want::Optional(p)
+                } else {
+                    Want::Forbidden("the spec has lstm_proj_bias 0")
+                };
+                // SAFETY: each tensor is null or
+                // readable for its count (caller); counts are checked first.
+                let w = unsafe { tensor(t.weight_ih, Want::Required(w_n), &name("weight_ih")) }?;
+                // SAFETY: as above.
+                let r =
+                    unsafe { tensor(t.weight_hh, Want::Required(gh * hr), &name("weight_hh")) }?;
+                // SAFETY: as above.
+                let b_w = unsafe { tensor(t.bias_ih, Want::Optional(gh), &name("bias_ih")) }?;
+                // SAFETY: as above.
+                let b_r = unsafe { tensor(t.bias_hh, Want::Optional(gh), &name("bias_hh")) }?;
+                // SAFETY: as above.
+                let proj = unsafe { tensor(t.weight_hr, want_proj, &name("weight_hr")) }?;
+                // SAFETY: as above.
+                let peep = unsafe { tensor(t.peephole, want_peep, &name("peephole")) }?;
+                // SAFETY: as above.
+                let pb = unsafe { tensor(t.proj_bias, want_pb, &name("proj_bias")) }?;
+                let (Some(w), Some(r)) = (w, r) else {
+                    return Err(RnncellStatus::Panic.into());
+                };
+                let lt = LayerTensors {
+                    w: &w,
+                    r: &r,
+                    b_w: b_w.as_deref(),
+                    b_r: b_r.as_deref(),
+                    peephole: peep.as_deref(),
+                    proj: proj.as_deref(),
+                    proj_bias: pb.as_deref(),
+                };
+                all.push(LayerWeights::from_layout(Layout::PyTorch, &spec, l, &lt)?);
+            }
+            Ok(Model::with_isa(spec, &all, isa)?)
+        };
+        model().map_err(|f| f.with_hint(|| fit::hint(Layout::PyTorch, &spec, &counts(), Api::C)))
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
     unsafe { build_model(spec, isa, out_model, err_msg, err_msg_len, build) }
@@ -377,53 +421,77 @@ pub unsafe extern "C" fn rnncell_model_new_onnx(
     err_msg_len: usize,
 ) -> RnncellStatus {
     let build = |spec: RnncellSpec, isa: Isa| -> Result<Model, Failure> {
-        let spec = spec.to_model_spec()?;
+        let spec = spec.to_model_spec(Framework::Onnx)?;
         let n = spec.num_layers;
         // SAFETY: `layers` is valid for n_layers elements (caller); only
         // read once n_layers == n.
-        let layers = unsafe { read_array(layers, n_layers, n, "layers (ONNX nodes)") }?;
-        let (d, g, h, hr) = (
-            spec.directions(),
-            spec.cell.gates(),
-            spec.hidden_size,
-            spec.state_size(),
-        );
-        let (peephole, _) = lstm_flags(&spec);
-        let gh = g * h;
-        let mut held = Vec::new();
-        held.try_reserve_exact(n)
-            .map_err(|_| RnncellStatus::Allocation)?;
-        for (l, t) in layers.iter().map(Unaligned::get).enumerate() {
-            let want_p = if peephole {
-                Want::Optional(d * 3 * h)
-            } else {
-                Want::Forbidden("the spec has no peepholes")
-            };
-            let w_n = d * gh * spec.layer_input_size(l);
-            // SAFETY: each tensor is null or
-            // readable for its count (caller); counts are checked first.
-            let w = unsafe { tensor(t.w, Want::Required(w_n), &format!("layer {l} W")) }?;
-            // SAFETY: as above.
-            let r = unsafe { tensor(t.r, Want::Required(d * gh * hr), &format!("layer {l} R")) }?;
-            // SAFETY: as above.
-            let b = unsafe { tensor(t.b, Want::Optional(d * 2 * gh), &format!("layer {l} B")) }?;
-            // SAFETY: as above.
-            let p = unsafe { tensor(t.p, want_p, &format!("layer {l} P")) }?;
-            let (Some(w), Some(r)) = (w, r) else {
-                return Err(RnncellStatus::Panic.into());
-            };
-            held.push((w, r, b, p));
-        }
-        let tensors: Vec<OnnxTensors<'_>> = held
-            .iter()
-            .map(|(w, r, b, p)| OnnxTensors {
-                w,
-                r,
-                b: b.as_deref(),
-                p: p.as_deref(),
-            })
-            .collect();
-        Ok(Model::from_onnx_with_isa(spec, &tensors, isa)?)
+        let layers = unsafe { read_array(layers, n_layers, n, "layers (ONNX nodes)") }
+            .map_err(|f| f.with_hint(|| fit::count_hint(Layout::Onnx, &spec, n_layers, Api::C)))?;
+        let counts = || -> Vec<Counts> {
+            layers
+                .iter()
+                .map(|t| {
+                    let t = t.get();
+                    Counts {
+                        w: count_of(t.w).unwrap_or(0),
+                        r: count_of(t.r).unwrap_or(0),
+                        b_w: count_of(t.b),
+                        peephole: count_of(t.p),
+                        ..Counts::default()
+                    }
+                })
+                .collect()
+        };
+        let hinted = |f: Failure| f.with_hint(|| fit::hint(Layout::Onnx, &spec, &counts(), Api::C));
+        // The model; each tensor's count is checked before it is read.
+        let model = || -> Result<Model, Failure> {
+            let (d, g, h, hr) = (
+                spec.directions(),
+                spec.cell.gates(),
+                spec.hidden_size,
+                spec.state_size(),
+            );
+            let (peephole, _) = lstm_flags(&spec);
+            let gh = g * h;
+            let mut held = Vec::new();
+            held.try_reserve_exact(n)
+                .map_err(|_| RnncellStatus::Allocation)?;
+            for (l, t) in layers.iter().map(Unaligned::get).enumerate() {
+                let want_p = if peephole {
+                    Want::Optional(d * 3 * h)
+                } else {
+                    Want::Forbidden("the spec has no peepholes")
+                };
+                let w_n = d * gh * spec.layer_input_size(l);
+                // SAFETY: each tensor is null or
+                // readable for its count (caller); counts are checked first.
+                let w = unsafe { tensor(t.w, Want::Required(w_n), &format!("layer {l} W")) }?;
+                // SAFETY: as above.
+                let r =
+                    unsafe { tensor(t.r, Want::Required(d * gh * hr), &format!("layer {l} R")) }?;
+                // SAFETY: as above.
+                let b =
+                    unsafe { tensor(t.b, Want::Optional(d * 2 * gh), &format!("layer {l} B")) }?;
+                // SAFETY: as above.
+                let p = unsafe { tensor(t.p, want_p, &format!("layer {l} P")) }?;
+                let (Some(w), Some(r)) = (w, r) else {
+                    return Err(RnncellStatus::Panic.into());
+                };
+                held.push((w, r, b, p));
+            }
+            let tensors: Vec<OnnxTensors<'_>> = held
+                .iter()
+                .map(|(w, r, b, p)| OnnxTensors {
+                    w,
+                    r,
+                    b: b.as_deref(),
+                    p: p.as_deref(),
+                })
+                .collect();
+            // The Rust builder's own hint (Api::Rust names) is not wanted here.
+            Ok(Model::onnx_for_c(spec, &tensors, isa)?)
+        };
+        model().map_err(hinted)
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
     unsafe { build_model(spec, isa, out_model, err_msg, err_msg_len, build) }
@@ -447,51 +515,73 @@ pub unsafe extern "C" fn rnncell_model_new_keras(
     err_msg_len: usize,
 ) -> RnncellStatus {
     let build = |spec: RnncellSpec, isa: Isa| -> Result<Model, Failure> {
-        let spec = spec.to_model_spec()?;
+        let spec = spec.to_model_spec(Framework::Keras)?;
         let d = spec.directions();
         let n = spec.num_layers * d;
         // SAFETY: `layers` is valid for n_layers elements (caller); only
         // read once n_layers == n.
         let layers =
-            unsafe { read_array(layers, n_layers, n, "layers (Keras layers x directions)") }?;
-        let (g, h, hr) = (spec.cell.gates(), spec.hidden_size, spec.state_size());
-        let gh = g * h;
-        let want_b = match spec.cell {
-            CellKind::Gru(_) => Want::OneOf(gh, 2 * gh),
-            _ => Want::Optional(gh),
+            unsafe { read_array(layers, n_layers, n, "layers (Keras layers x directions)") }
+                .map_err(|f| {
+                    f.with_hint(|| fit::count_hint(Layout::Keras, &spec, n_layers, Api::C))
+                })?;
+        let counts = || -> Vec<Counts> {
+            layers
+                .iter()
+                .map(|t| {
+                    let t = t.get();
+                    Counts {
+                        w: count_of(t.kernel).unwrap_or(0),
+                        r: count_of(t.recurrent_kernel).unwrap_or(0),
+                        b_w: count_of(t.bias),
+                        ..Counts::default()
+                    }
+                })
+                .collect()
         };
-        let mut held = Vec::new();
-        held.try_reserve_exact(n)
-            .map_err(|_| RnncellStatus::Allocation)?;
-        for (i, t) in layers.iter().map(Unaligned::get).enumerate() {
-            let k_n = gh * spec.layer_input_size(i / d);
-            // SAFETY: each tensor is null or
-            // readable for its count (caller); counts are checked first.
-            let k = unsafe { tensor(t.kernel, Want::Required(k_n), &format!("layer {i} kernel")) }?;
-            // SAFETY: as above.
-            let rk = unsafe {
-                tensor(
-                    t.recurrent_kernel,
-                    Want::Required(gh * hr),
-                    &format!("layer {i} recurrent_kernel"),
-                )
-            }?;
-            // SAFETY: as above.
-            let b = unsafe { tensor(t.bias, want_b, &format!("layer {i} bias")) }?;
-            let (Some(k), Some(rk)) = (k, rk) else {
-                return Err(RnncellStatus::Panic.into());
+        // The model; each tensor's count is checked before it is read.
+        let model = || -> Result<Model, Failure> {
+            let (g, h, hr) = (spec.cell.gates(), spec.hidden_size, spec.state_size());
+            let gh = g * h;
+            let want_b = match spec.cell {
+                CellKind::Gru(_) => Want::OneOf(gh, 2 * gh),
+                _ => Want::Optional(gh),
             };
-            held.push((k, rk, b));
-        }
-        let tensors: Vec<KerasTensors<'_>> = held
-            .iter()
-            .map(|(k, rk, b)| KerasTensors {
-                kernel: k,
-                recurrent_kernel: rk,
-                bias: b.as_deref(),
-            })
-            .collect();
-        Ok(Model::from_keras_with_isa(spec, &tensors, isa)?)
+            let mut held = Vec::new();
+            held.try_reserve_exact(n)
+                .map_err(|_| RnncellStatus::Allocation)?;
+            for (i, t) in layers.iter().map(Unaligned::get).enumerate() {
+                let k_n = gh * spec.layer_input_size(i / d);
+                // SAFETY: each tensor is null or
+                // readable for its count (caller); counts are checked first.
+                let k =
+                    unsafe { tensor(t.kernel, Want::Required(k_n), &format!("layer {i} kernel")) }?;
+                // SAFETY: as above.
+                let rk = unsafe {
+                    tensor(
+                        t.recurrent_kernel,
+                        Want::Required(gh * hr),
+                        &format!("layer {i} recurrent_kernel"),
+                    )
+                }?;
+                // SAFETY: as above.
+                let b = unsafe { tensor(t.bias, want_b, &format!("layer {i} bias")) }?;
+                let (Some(k), Some(rk)) = (k, rk) else {
+                    return Err(RnncellStatus::Panic.into());
+                };
+                held.push((k, rk, b));
+            }
+            let tensors: Vec<KerasTensors<'_>> = held
+                .iter()
+                .map(|(k, rk, b)| KerasTensors {
+                    kernel: k,
+                    recurrent_kernel: rk,
+                    bias: b.as_deref(),
+                })
+                .collect();
+            Ok(Model::keras_for_c(spec, &tensors, isa)?)
+        };
+        model().map_err(|f| f.with_hint(|| fit::hint(Layout::Keras, &spec, &counts(), Api::C)))
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
     unsafe { build_model(spec, isa, out_model, err_msg, err_msg_len, build) }
@@ -572,8 +662,12 @@ pub unsafe extern "C" fn rnncell_model_spec(
 
 /// Fills `*spec` with the defaults for `cell` (an `RnncellCell`) with the
 /// given sizes: one forward layer, concat merge, no clipping, no LSTM
-/// peepholes, projection or coupling, linear-before-reset GRU, tanh RNN,
-/// f32 weights (`weight_precision` 0). Sizes are checked when a model is built, not here.
+/// peepholes, projection or coupling, tanh RNN, f32 weights
+/// (`weight_precision` 0), and `gru_linear_before_reset` =
+/// `RNNCELL_FRAMEWORK_DEFAULT`: the GRU form of the framework whose builder
+/// reads the spec (reset-before for `rnncell_model_new_onnx`,
+/// linear-before-reset for PyTorch and Keras). Sizes are checked when a
+/// model is built, not here.
 ///
 /// # Safety
 /// `spec` NULL or writable.
@@ -584,6 +678,80 @@ pub unsafe extern "C" fn rnncell_spec_init(
     input_size: usize,
     hidden_size: usize,
 ) -> RnncellStatus {
+    // SAFETY: forwarded (caller).
+    unsafe { spec_init(spec, cell, input_size, hidden_size, None) }
+}
+
+/// As `rnncell_spec_init`, with PyTorch's defaults written out: a GRU is
+/// linear-before-reset (`gru_linear_before_reset` = 1, PyTorch's only form).
+///
+/// # Safety
+/// `spec` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_spec_init_pytorch(
+    spec: *mut RnncellSpec,
+    cell: u32,
+    input_size: usize,
+    hidden_size: usize,
+) -> RnncellStatus {
+    // SAFETY: forwarded (caller).
+    unsafe {
+        spec_init(
+            spec,
+            cell,
+            input_size,
+            hidden_size,
+            Some(Framework::PyTorch),
+        )
+    }
+}
+
+/// As `rnncell_spec_init`, with ONNX's defaults written out: a GRU is
+/// reset-before (`gru_linear_before_reset` = 0, as ONNX's
+/// `linear_before_reset` defaults to 0; set it to 1 for a node with
+/// `linear_before_reset=1`, as PyTorch's exporter writes).
+///
+/// # Safety
+/// `spec` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_spec_init_onnx(
+    spec: *mut RnncellSpec,
+    cell: u32,
+    input_size: usize,
+    hidden_size: usize,
+) -> RnncellStatus {
+    // SAFETY: forwarded (caller).
+    unsafe { spec_init(spec, cell, input_size, hidden_size, Some(Framework::Onnx)) }
+}
+
+/// As `rnncell_spec_init`, with Keras's defaults written out: a GRU is
+/// linear-before-reset (`gru_linear_before_reset` = 1: Keras 3 and tf.keras
+/// 2 default to `reset_after=True`; set 0 for `reset_after=False`).
+///
+/// # Safety
+/// `spec` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rnncell_spec_init_keras(
+    spec: *mut RnncellSpec,
+    cell: u32,
+    input_size: usize,
+    hidden_size: usize,
+) -> RnncellStatus {
+    // SAFETY: forwarded (caller).
+    unsafe { spec_init(spec, cell, input_size, hidden_size, Some(Framework::Keras)) }
+}
+
+/// The body of every `rnncell_spec_init*`.
+///
+/// # Safety
+/// `spec` NULL or writable.
+unsafe fn spec_init(
+    spec: *mut RnncellSpec,
+    cell: u32,
+    input_size: usize,
+    hidden_size: usize,
+    framework: Option<Framework>,
+) -> RnncellStatus {
     guarded(|| {
         if spec.is_null() {
             return Err(RnncellStatus::NullPointer);
@@ -591,8 +759,9 @@ pub unsafe extern "C" fn rnncell_spec_init(
         if !(1..=3).contains(&cell) {
             return Err(RnncellStatus::InvalidArgument);
         }
+        let s = RnncellSpec::defaults(cell, input_size, hidden_size, framework);
         // SAFETY: `spec` is non-null and writable (caller).
-        unsafe { write_out(spec, RnncellSpec::defaults(cell, input_size, hidden_size)) }
+        unsafe { write_out(spec, s) }
     })
 }
 
@@ -672,9 +841,9 @@ unsafe fn load_options(
         // SAFETY: non-null and valid (caller).
         unsafe { read_in(opts) }?
     };
-    let format = match o.format {
-        0 => WeightFormat::PyTorch,
-        1 => WeightFormat::Keras,
+    let (format, framework) = match o.format {
+        0 => (WeightFormat::PyTorch, Framework::PyTorch),
+        1 => (WeightFormat::Keras, Framework::Keras),
         v => {
             return Err(Error::InvalidArgument(format!("options.format: {v} is not valid")).into());
         }
@@ -710,7 +879,7 @@ unsafe fn load_options(
         layers.push(unsafe { utf8(p, "options.keras_layers entry") }?.to_owned());
     }
     Ok(SafetensorsOptions {
-        cell: spec.cell_kind()?,
+        cell: spec.cell_kind(framework)?,
         format,
         prefix: prefix.to_owned(),
         merge: spec.merge_mode()?,

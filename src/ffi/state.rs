@@ -610,6 +610,7 @@ pub unsafe extern "C" fn rnncell_model_run(
             seq_lens: lens.as_deref(),
             h0: h0.as_deref(),
             c0: c0.as_deref(),
+            ..Sequence::new(&[], 0, 0)
         };
         let mut so = SequenceOutput {
             output: output.slice(),

@@ -10,8 +10,8 @@ use std::ptr;
 
 use super::{FfiResult, RnncellStatus};
 use crate::cell::spec::{
-    CellKind, Coupling, Direction, GruOptions, LstmOptions, MergeMode, ModelSpec, RnnActivation,
-    RnnOptions, WeightPrecision,
+    CellKind, Coupling, Direction, Framework, GruOptions, LstmOptions, MergeMode, ModelSpec,
+    RnnActivation, RnnOptions, WeightPrecision,
 };
 use crate::error::Error;
 use crate::isa::Isa;
@@ -153,6 +153,16 @@ pub const RNNCELL_MAX_INT8_K: usize = 133_143;
 
 const _: () = assert!(RNNCELL_MAX_INT8_K == crate::cell::spec::MAX_INT8_K);
 
+/// The value of a spec field whose default differs between frameworks
+/// (today `gru_linear_before_reset`) that means "the default of the
+/// framework whose builder reads the spec": `rnncell_spec_init` writes it,
+/// and `rnncell_model_new_pytorch`, `rnncell_model_new_onnx`,
+/// `rnncell_model_new_keras` and the safetensors loaders each read it as
+/// their framework's value. `rnncell_spec_init_pytorch`, `_onnx` and
+/// `_keras` write the framework's value instead. `rnncell_model_spec`
+/// never reports it (a built model has a definite form).
+pub const RNNCELL_FRAMEWORK_DEFAULT: u32 = u32::MAX;
+
 impl RnncellWeightPrecision {
     pub(crate) fn from_precision(p: WeightPrecision) -> RnncellWeightPrecision {
         match p {
@@ -166,8 +176,9 @@ impl RnncellWeightPrecision {
 }
 
 /// The whole shape of a model: cell, variant options, sizes, layers,
-/// direction, weight precision. Fill it with `rnncell_spec_init`, then
-/// change fields.
+/// direction, weight precision. Fill it with `rnncell_spec_init` (or the
+/// framework's `rnncell_spec_init_pytorch`, `_onnx`, `_keras`), then change
+/// fields.
 ///
 /// Enum fields hold the values of the enum named in their comment. A clip
 /// of 0 means "no clipping"; a negative or NaN clip is invalid. Options of
@@ -209,10 +220,17 @@ pub struct RnncellSpec {
     /// LSTM: TFLite `cell_clip`, clamp of the stored c' to +-cell_clip; 0 =
     /// none.
     pub lstm_cell_clip: f32,
-    /// GRU: 1 (default) for linear-before-reset, n = tanh(W_n x + b_wn +
+    /// GRU: 1 for linear-before-reset, n = tanh(W_n x + b_wn +
     /// r*(R_n h + b_rn)) (PyTorch, ONNX `linear_before_reset=1`, Keras
     /// `reset_after=True`); 0 for reset-before, n = tanh(W_n x +
-    /// R_n (r*h) + b_n) (ONNX default, Keras `reset_after=False`).
+    /// R_n (r*h) + b_n) (ONNX `linear_before_reset=0`, Keras
+    /// `reset_after=False`); or `RNNCELL_FRAMEWORK_DEFAULT` (what
+    /// `rnncell_spec_init` writes, and the only value a cell other than a
+    /// GRU may have): the builder's framework decides, 1 for
+    /// `rnncell_model_new_pytorch` and PyTorch files, 0 for
+    /// `rnncell_model_new_onnx` (ONNX's default), 1 for
+    /// `rnncell_model_new_keras` (Keras 3's `reset_after=True`) and for a
+    /// Keras file's GRU without bias (with a bias, its shape decides).
     pub gru_linear_before_reset: u32,
     /// RNN: an `RnncellActivation` (default tanh).
     pub rnn_activation: u32,
@@ -224,7 +242,7 @@ pub struct RnncellSpec {
 impl Default for RnncellSpec {
     /// What `rnncell_spec_init(spec, RNNCELL_CELL_LSTM, 0, 0)` writes.
     fn default() -> RnncellSpec {
-        RnncellSpec::defaults(RnncellCell::Lstm as u32, 0, 0)
+        RnncellSpec::defaults(RnncellCell::Lstm as u32, 0, 0, None)
     }
 }
 
@@ -254,7 +272,20 @@ fn clip_out(v: Option<f32>) -> f32 {
 }
 
 impl RnncellSpec {
-    pub(crate) fn defaults(cell: u32, input_size: usize, hidden_size: usize) -> RnncellSpec {
+    /// What `rnncell_spec_init` (`framework` `None`) or a framework's
+    /// `rnncell_spec_init_*` writes: a GRU of a framework gets its form,
+    /// every other framework-dependent field stays
+    /// `RNNCELL_FRAMEWORK_DEFAULT`.
+    pub(crate) fn defaults(
+        cell: u32,
+        input_size: usize,
+        hidden_size: usize,
+        framework: Option<Framework>,
+    ) -> RnncellSpec {
+        let lbr = match framework {
+            Some(f) if cell == RnncellCell::Gru as u32 => f.gru_linear_before_reset().into(),
+            _ => RNNCELL_FRAMEWORK_DEFAULT,
+        };
         RnncellSpec {
             cell,
             input_size,
@@ -269,15 +300,16 @@ impl RnncellSpec {
             lstm_proj_clip: 0.0,
             lstm_coupling: RnncellCoupling::None as u32,
             lstm_cell_clip: 0.0,
-            gru_linear_before_reset: 1,
+            gru_linear_before_reset: lbr,
             rnn_activation: RnncellActivation::Tanh as u32,
             weight_precision: RnncellWeightPrecision::F32 as u32,
         }
     }
 
-    /// The validated Rust spec; an enum value out of range or an option of
+    /// The validated Rust spec, `RNNCELL_FRAMEWORK_DEFAULT` fields read as
+    /// `framework`'s value; an enum value out of range or an option of
     /// another cell kind is an `InvalidArgument` naming the field.
-    pub(crate) fn to_model_spec(self) -> Result<ModelSpec, Error> {
+    pub(crate) fn to_model_spec(self, framework: Framework) -> Result<ModelSpec, Error> {
         let direction = match self.direction {
             0 => Direction::Forward,
             1 => Direction::Reverse,
@@ -285,7 +317,7 @@ impl RnncellSpec {
             v => return Err(bad("direction", v)),
         };
         let spec = ModelSpec {
-            cell: self.cell_kind()?,
+            cell: self.cell_kind(framework)?,
             input_size: self.input_size,
             hidden_size: self.hidden_size,
             num_layers: self.num_layers,
@@ -334,9 +366,10 @@ impl RnncellSpec {
         }
     }
 
-    /// The cell kind and its options (not validated: clips are checked
-    /// when a model is built).
-    pub(crate) fn cell_kind(self) -> Result<CellKind, Error> {
+    /// The cell kind and its options, `RNNCELL_FRAMEWORK_DEFAULT` fields
+    /// read as `framework`'s value (not validated: clips are checked when a
+    /// model is built).
+    pub(crate) fn cell_kind(self, framework: Framework) -> Result<CellKind, Error> {
         let misplaced = |kind: &str| {
             Error::InvalidArgument(format!(
                 "spec: {kind} options are set but the cell is not {kind} (keep rnncell_spec_init's defaults)"
@@ -344,9 +377,15 @@ impl RnncellSpec {
         };
         let peephole = flag("spec.lstm_peephole", self.lstm_peephole)?;
         let proj_bias = flag("spec.lstm_proj_bias", self.lstm_proj_bias)?;
-        let linear_before_reset =
-            flag("spec.gru_linear_before_reset", self.gru_linear_before_reset)?;
-        let d = RnncellSpec::defaults(self.cell, 0, 0);
+        let linear_before_reset = match self.gru_linear_before_reset {
+            RNNCELL_FRAMEWORK_DEFAULT => framework.gru_linear_before_reset(),
+            v => flag("spec.gru_linear_before_reset", v).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "spec.gru_linear_before_reset: {v} is not 0, 1 or RNNCELL_FRAMEWORK_DEFAULT"
+                ))
+            })?,
+        };
+        let d = RnncellSpec::defaults(self.cell, 0, 0, None);
         let lstm_default = self.lstm_peephole == d.lstm_peephole
             && self.lstm_proj_size == d.lstm_proj_size
             && self.lstm_proj_bias == d.lstm_proj_bias
@@ -636,7 +675,10 @@ pub struct RnncellSequenceOutput {
 pub enum RnncellWeightFormat {
     /// A PyTorch `state_dict` of `nn.LSTM`/`nn.GRU`/`nn.RNN`:
     /// `weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}`,
-    /// `weight_hr_l{k}`, with `_reverse` for the backward direction.
+    /// `weight_hr_l{k}`, with `_reverse` for the backward direction; or of
+    /// `nn.LSTMCell`/`nn.GRUCell`/`nn.RNNCell` (one forward layer):
+    /// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, no suffix. A prefix
+    /// holding tensors of both namings is `RNNCELL_STATUS_FORMAT`.
     Pytorch = 0,
     /// Keras 3 / tf.keras `LSTM`, `GRU`, `SimpleRNN` layers (possibly in
     /// `Bidirectional`) saved under their weight paths, e.g.

@@ -1,5 +1,6 @@
 //! Loading trained weights from [safetensors] files: a PyTorch
-//! `state_dict` of `nn.LSTM` / `nn.GRU` / `nn.RNN`, or Keras 3 weights saved
+//! `state_dict` of `nn.LSTM` / `nn.GRU` / `nn.RNN` (or of the cell modules
+//! `nn.LSTMCell` / `nn.GRUCell` / `nn.RNNCell`), or Keras 3 weights saved
 //! under their paths (`{w.path: w.numpy() for w in model.weights}`).
 //!
 //! The caller says only the cell kind (and the RNN nonlinearity); layers,
@@ -55,6 +56,13 @@ pub enum WeightFormat {
     /// `bias_ih_l{k}`, `bias_hh_l{k}` [G·H] (both or neither), `weight_hr_l{k}`
     /// [P, H] (LSTM with `proj_size`), each with the suffix `_reverse` for
     /// the backward direction of a bidirectional module.
+    ///
+    /// Also the cell modules `nn.LSTMCell`, `nn.GRUCell` and `nn.RNNCell`
+    /// (one layer, one direction, no projection), whose `state_dict` has the
+    /// same tensors without the layer suffix: `weight_ih`, `weight_hh`,
+    /// `bias_ih`, `bias_hh` (as silero-vad ships its decoder cell). The
+    /// naming is recognised from the names; tensors of both namings under
+    /// one prefix are an [`Error::Format`] naming one of each.
     #[default]
     PyTorch,
     /// Keras 3 (or tf.keras) `LSTM`, `GRU`, `SimpleRNN` layers, possibly

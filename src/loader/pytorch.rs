@@ -1,8 +1,12 @@
-//! PyTorch `state_dict` naming: `weight_ih_l{k}`, `weight_hh_l{k}`,
-//! `bias_ih_l{k}`, `bias_hh_l{k}`, `weight_hr_l{k}`, `_reverse` for the
-//! backward direction (see [`super::WeightFormat::PyTorch`]).
+//! PyTorch `state_dict` naming, in one place (see
+//! [`super::WeightFormat::PyTorch`]): the modules `nn.LSTM`, `nn.GRU`,
+//! `nn.RNN` name their tensors `weight_ih_l{k}`, `weight_hh_l{k}`,
+//! `bias_ih_l{k}`, `bias_hh_l{k}`, `weight_hr_l{k}`, with `_reverse` for the
+//! backward direction; the cell modules `nn.LSTMCell`, `nn.GRUCell`,
+//! `nn.RNNCell` (one layer, one direction, no projection) name them
+//! `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::tensor::Tensor;
 use super::{
@@ -10,6 +14,7 @@ use super::{
 };
 use crate::cell::model::Model;
 use crate::cell::spec::{CellKind, MergeMode};
+use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
 
@@ -23,6 +28,14 @@ enum PtKind {
 }
 
 impl PtKind {
+    const ALL: [PtKind; 5] = [
+        PtKind::WeightIh,
+        PtKind::WeightHh,
+        PtKind::BiasIh,
+        PtKind::BiasHh,
+        PtKind::WeightHr,
+    ];
+
     fn base(self) -> &'static str {
         match self {
             PtKind::WeightIh => "weight_ih",
@@ -34,23 +47,60 @@ impl PtKind {
     }
 }
 
-/// `weight_ih_l3_reverse` → (WeightIh, 3, true). Only canonical layer
-/// numbers (no leading zeros, at most 4096).
-fn parse_pytorch_name(rel: &str) -> Option<(PtKind, usize, bool)> {
+/// Which PyTorch module wrote the names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Naming {
+    /// `nn.LSTM`, `nn.GRU`, `nn.RNN`: `weight_ih_l0`, `bias_hh_l1_reverse`.
+    Module,
+    /// `nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`: `weight_ih`, `bias_hh`.
+    Cell,
+}
+
+/// One parsed tensor name: what it is, of which layer and direction (0 or
+/// 1), in which naming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PtName {
+    kind: PtKind,
+    layer: usize,
+    dir: usize,
+    naming: Naming,
+}
+
+impl PtName {
+    /// The name of `kind` of layer `layer`, direction `dir` in `naming`
+    /// (the inverse of [`parse_pytorch_name`]; a cell module has only layer
+    /// 0, direction 0 and no `weight_hr`).
+    fn format(kind: PtKind, layer: usize, dir: usize, naming: Naming) -> String {
+        match naming {
+            Naming::Cell => kind.base().to_string(),
+            Naming::Module => {
+                let sfx = if dir == 1 { "_reverse" } else { "" };
+                format!("{}_l{layer}{sfx}", kind.base())
+            }
+        }
+    }
+}
+
+/// `weight_ih_l3_reverse` → WeightIh of layer 3, direction 1 (module
+/// naming: only canonical layer numbers, no leading zeros, at most 4096);
+/// `bias_hh` → BiasHh of layer 0, direction 0 (cell naming: no
+/// `weight_hr`, which the cell modules do not have).
+fn parse_pytorch_name(rel: &str) -> Option<PtName> {
+    let kind_of = |base: &str| PtKind::ALL.into_iter().find(|k| k.base() == base);
+    if let Some(kind) = kind_of(rel).filter(|&k| k != PtKind::WeightHr) {
+        return Some(PtName {
+            kind,
+            layer: 0,
+            dir: 0,
+            naming: Naming::Cell,
+        });
+    }
     let (rest, rev) = match rel.strip_suffix("_reverse") {
         Some(r) => (r, true),
         None => (rel, false),
     };
     let (base, num) = rest.rsplit_once("_l")?;
-    let kind = [
-        PtKind::WeightIh,
-        PtKind::WeightHh,
-        PtKind::BiasIh,
-        PtKind::BiasHh,
-        PtKind::WeightHr,
-    ]
-    .into_iter()
-    .find(|k| k.base() == base)?;
+    let kind = kind_of(base)?;
     let canonical = !num.is_empty()
         && num.len() <= 4
         && num.bytes().all(|b| b.is_ascii_digit())
@@ -59,7 +109,12 @@ fn parse_pytorch_name(rel: &str) -> Option<(PtKind, usize, bool)> {
         return None;
     }
     let layer: usize = num.parse().ok()?;
-    (layer < 4096).then_some((kind, layer, rev))
+    (layer < 4096).then_some(PtName {
+        kind,
+        layer,
+        dir: usize::from(rev),
+        naming: Naming::Module,
+    })
 }
 
 /// Builds the model from the tensors under the prefix, as (name relative
@@ -70,23 +125,42 @@ pub(super) fn load<'t, 'a: 't>(
     isa: Isa,
 ) -> Result<Model> {
     let mut found: BTreeMap<(usize, usize, PtKind), &Tensor<'_>> = BTreeMap::new();
+    // The first tensor of each naming, to name both if a file mixes them.
+    let (mut module_name, mut cell_name): (Option<&str>, Option<&str>) = (None, None);
     for (rel, t) in under {
         let name = t.name();
-        let Some((kind, layer, rev)) = parse_pytorch_name(rel) else {
+        let Some(n) = parse_pytorch_name(rel) else {
             return Err(format_err(format!(
                 "unexpected tensor {name:?} under the prefix {:?}: not a weight of \
                  nn.LSTM/GRU/RNN (weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k>, \
-                 weight_hr_l<k>, with an optional _reverse suffix)",
+                 weight_hr_l<k>, with an optional _reverse suffix) nor of \
+                 nn.LSTMCell/GRUCell/RNNCell (weight_ih, weight_hh, bias_ih, bias_hh)",
                 opts.prefix
             )));
         };
-        found.insert((layer, usize::from(rev), kind), t);
+        match n.naming {
+            Naming::Module => module_name = module_name.or(Some(name)),
+            Naming::Cell => cell_name = cell_name.or(Some(name)),
+        }
+        if let (Some(m), Some(c)) = (module_name, cell_name) {
+            return Err(format_err(format!(
+                "the tensors under the prefix {:?} mix two namings: {m:?} is named as \
+                 nn.LSTM/GRU/RNN name their weights (with a _l<k> layer suffix), {c:?} as \
+                 nn.LSTMCell/GRUCell/RNNCell do (no suffix); a prefix must hold the weights \
+                 of one module (give the prefix of one of them)",
+                opts.prefix
+            )));
+        }
+        found.insert((n.layer, n.dir, n.kind), t);
     }
-    let p = &opts.prefix;
-    let full = |kind: PtKind, l: usize, d: usize| {
-        let sfx = if d == 1 { "_reverse" } else { "" };
-        format!("{p}{}_l{l}{sfx}", kind.base())
+    let naming = if cell_name.is_some() {
+        Naming::Cell
+    } else {
+        Naming::Module
     };
+    let p = &opts.prefix;
+    let full =
+        |kind: PtKind, l: usize, d: usize| format!("{p}{}", PtName::format(kind, l, d, naming));
     let num_layers = found.keys().map(|k| k.0).max().unwrap_or(0) + 1;
     let dirs = if found.keys().any(|k| k.1 == 1) { 2 } else { 1 };
     let missing = |kind: PtKind, l: usize, d: usize, why: &str| {
@@ -168,7 +242,7 @@ pub(super) fn load<'t, 'a: 't>(
     let cell = cell_with(opts.cell, proj, Some(true));
     let spec = inferred_spec(cell, input, hidden, num_layers, dirs == 2, opts)?;
 
-    let mut weights: HashMap<String, Vec<f32>> = HashMap::new();
+    let mut weights: BTreeMap<(usize, usize, PtKind), Vec<f32>> = BTreeMap::new();
     // The weight matrices (not the biases), for the stored precision.
     let mut matrices: Vec<&Tensor<'_>> = Vec::new();
     for l in 0..num_layers {
@@ -187,7 +261,7 @@ pub(super) fn load<'t, 'a: 't>(
                 if !matches!(kind, PtKind::BiasIh | PtKind::BiasHh) {
                     matrices.push(t);
                 }
-                weights.insert(full(kind, l, d)[p.len()..].to_string(), v);
+                weights.insert((l, d, kind), v);
                 Ok::<(), Error>(())
             };
             take(PtKind::WeightIh, &[gh, in_l], &|| {
@@ -234,7 +308,31 @@ pub(super) fn load<'t, 'a: 't>(
         )));
     }
     let spec = spec.precision(model_precision(opts, matrices)?);
-    Model::from_pytorch_with_isa(spec, |n| weights.get(n).map(Vec::as_slice), isa)
+    let mut all = Vec::new();
+    all.try_reserve_exact(num_layers * dirs).map_err(|_| {
+        Error::alloc(
+            "the list of layers",
+            num_layers * dirs,
+            std::mem::size_of::<LayerWeights>(),
+        )
+    })?;
+    for l in 0..num_layers {
+        for d in 0..dirs {
+            let get = |kind: PtKind| weights.get(&(l, d, kind)).map(Vec::as_slice);
+            // Every shape was checked when the tensor was read.
+            let t = LayerTensors {
+                w: get(PtKind::WeightIh).unwrap_or_default(),
+                r: get(PtKind::WeightHh).unwrap_or_default(),
+                b_w: get(PtKind::BiasIh),
+                b_r: get(PtKind::BiasHh),
+                peephole: None,
+                proj: get(PtKind::WeightHr),
+                proj_bias: None,
+            };
+            all.push(LayerWeights::from_layout(Layout::PyTorch, &spec, l, &t)?);
+        }
+    }
+    Model::with_isa(spec, &all, isa)
 }
 
 #[cfg(test)]
@@ -244,29 +342,55 @@ mod tests {
     #[test]
     fn pytorch_names() {
         use PtKind::*;
+        let n = |kind, layer, dir, naming| {
+            Some(PtName {
+                kind,
+                layer,
+                dir,
+                naming,
+            })
+        };
         assert_eq!(
             parse_pytorch_name("weight_ih_l0"),
-            Some((WeightIh, 0, false))
+            n(WeightIh, 0, 0, Naming::Module)
         );
         assert_eq!(
             parse_pytorch_name("bias_hh_l12_reverse"),
-            Some((BiasHh, 12, true))
+            n(BiasHh, 12, 1, Naming::Module)
         );
         assert_eq!(
             parse_pytorch_name("weight_hr_l1"),
-            Some((WeightHr, 1, false))
+            n(WeightHr, 1, 0, Naming::Module)
         );
+        assert_eq!(
+            parse_pytorch_name("weight_ih"),
+            n(WeightIh, 0, 0, Naming::Cell)
+        );
+        assert_eq!(parse_pytorch_name("bias_hh"), n(BiasHh, 0, 0, Naming::Cell));
         for bad in [
             "weight_ih_l01",
             "weight_ih_l",
             "weight_ih_l-1",
             "weight_ih_l99999",
-            "weight_ih",
+            "weight_hr",
+            "weight_ih_reverse",
             "weight_xx_l0",
             "weight_ih_l0_reverse_reverse",
             "weight_ih_l0x",
+            "Weight_ih",
         ] {
             assert_eq!(parse_pytorch_name(bad), None, "{bad}");
+        }
+        // format is the inverse of parse
+        for kind in PtKind::ALL {
+            for (l, d) in [(0, 0), (3, 1)] {
+                let s = PtName::format(kind, l, d, Naming::Module);
+                assert_eq!(parse_pytorch_name(&s), n(kind, l, d, Naming::Module));
+            }
+            if kind != WeightHr {
+                let s = PtName::format(kind, 0, 0, Naming::Cell);
+                assert_eq!(parse_pytorch_name(&s), n(kind, 0, 0, Naming::Cell));
+            }
         }
     }
 }

@@ -65,7 +65,16 @@ static void test_spec_errors(void) {
     OK(rnncell_spec_init(&s, RNNCELL_CELL_GRU, 3, 4));
     CHECK(s.cell == RNNCELL_CELL_GRU && s.input_size == 3 && s.hidden_size == 4);
     CHECK(s.num_layers == 1 && s.direction == RNNCELL_DIRECTION_FORWARD);
-    CHECK(s.merge == RNNCELL_MERGE_CONCAT && s.clip == 0.0f && s.gru_linear_before_reset);
+    CHECK(s.merge == RNNCELL_MERGE_CONCAT && s.clip == 0.0f);
+    CHECK(s.gru_linear_before_reset == RNNCELL_FRAMEWORK_DEFAULT);
+    OK(rnncell_spec_init_onnx(&b, RNNCELL_CELL_GRU, 3, 4));
+    CHECK(b.gru_linear_before_reset == 0);
+    OK(rnncell_spec_init_pytorch(&b, RNNCELL_CELL_GRU, 3, 4));
+    CHECK(b.gru_linear_before_reset == 1);
+    OK(rnncell_spec_init_keras(&b, RNNCELL_CELL_GRU, 3, 4));
+    CHECK(b.gru_linear_before_reset == 1);
+    OK(rnncell_spec_init_onnx(&b, RNNCELL_CELL_LSTM, 3, 4));
+    CHECK(b.gru_linear_before_reset == RNNCELL_FRAMEWORK_DEFAULT);
     CHECK(s.rnn_activation == RNNCELL_ACTIVATION_TANH && s.lstm_proj_size == 0);
     CHECK(s.weight_precision == RNNCELL_WEIGHT_PRECISION_F32 && s.weight_precision == 0);
 
@@ -179,7 +188,12 @@ static void check_variant(const char *name, const RnncellSpec *spec, uint32_t se
         CHECK(back.lstm_cell_clip == spec->lstm_cell_clip);
         CHECK(back.lstm_peephole == spec->lstm_peephole);
         CHECK(back.lstm_coupling == spec->lstm_coupling);
-        CHECK(back.gru_linear_before_reset == spec->gru_linear_before_reset);
+        /* built by rnncell_model_new_pytorch: a GRU's framework default is 1 */
+        CHECK(back.gru_linear_before_reset ==
+              (spec->cell == RNNCELL_CELL_GRU &&
+                       spec->gru_linear_before_reset == RNNCELL_FRAMEWORK_DEFAULT
+                   ? 1u
+                   : spec->gru_linear_before_reset));
         CHECK(back.rnn_activation == spec->rnn_activation);
 
         OK(rnncell_state_new(m, &st));
@@ -338,6 +352,9 @@ static void test_layouts(uint32_t cell, bool peephole) {
     s.num_layers = 2;
     s.direction = RNNCELL_DIRECTION_BIDIRECTIONAL;
     s.lstm_peephole = peephole;
+    /* one GRU form for all three builders (the framework default differs:
+     * rnncell_model_new_onnx would build ONNX's reset-before GRU) */
+    if (cell == RNNCELL_CELL_GRU) s.gru_linear_before_reset = 1;
     net_init(&n, &s, &seed);
     G = n.G;
     H = n.H;

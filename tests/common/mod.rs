@@ -8,8 +8,11 @@ use proptest::prelude::*;
 use rnncell::*;
 
 pub mod trace;
+pub mod vector_spec;
 #[allow(unused_imports)]
 pub use trace::*;
+#[allow(unused_imports)]
+pub use vector_spec::spec_of;
 
 /// Every ISA to test: [`Isa::available`] (lowered by `RNNCELL_ISA`). If
 /// `RNNCELL_REQUIRE_ISA=name` is set, panics unless that ISA is in the

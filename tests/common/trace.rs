@@ -54,6 +54,8 @@ impl Data {
             seq_lens: Some(&self.lens),
             h0: Some(&self.h0),
             c0: self.spec.has_cell_state().then_some(&self.c0[..]),
+            layout: Default::default(),
+            lengths: None,
         }
     }
 

@@ -29,11 +29,106 @@ const PRE_BLOCK_FLOATS: usize = 1 << 22;
 /// `kb + bb − 1 < 2·RUN_BLOCK_COLS` columns, so it is always one call.
 const PROJ_COLS: usize = 2 * RUN_BLOCK_COLS;
 
+/// How [`Model::run`] lays out the tensors of a [`Sequence`] and its
+/// [`SequenceOutput`] (T steps, B batch rows, L layers, D directions, Hr
+/// = P or H, out = [`ModelSpec::output_size`](crate::ModelSpec::output_size)).
+///
+/// | | input | h0, c0, h_n, c_n | output |
+/// |---|---|---|---|
+/// | `Native`, time-major | [T, B, I] | [L·D, B, ·] | [T, B, out] |
+/// | `Native`, `batch_major` | [B, T, I] | [L·D, B, ·] | [B, T, out] |
+/// | `Onnx0` (ONNX `layout = 0`) | X [T, B, I] | [L·D, B, ·] | Y [T, D, B, Hr] |
+/// | `Onnx1` (ONNX `layout = 1`) | X [B, T, I] | [B, L·D, ·] | Y [B, T, D, Hr] |
+///
+/// `Native` is also PyTorch's layout: `batch_first=True` is `batch_major`,
+/// and PyTorch's states are [L·D, B, ·] either way. The ONNX layouts are
+/// ONNX's `X`, `initial_h`, `initial_c`, `Y`, `Y_h`, `Y_c` unchanged (a
+/// stack of L nodes takes its states as L·D rows, layer-major); with
+/// [`MergeMode::Sum`] the output is [T, B, Hr] or [B, T, Hr]. The
+/// order of the rows is decided by the layout, so `batch_major` must stay
+/// `false` with an ONNX layout.
+///
+/// ```
+/// use rnncell::*;
+/// let spec = ModelSpec::new(CellKind::gru_for(Framework::Onnx), 2, 3)
+///     .direction(Direction::Bidirectional);
+/// let m = Model::new(spec, &[LayerWeights::zeros(3, 3, 2, 3), LayerWeights::zeros(3, 3, 2, 3)])?;
+/// let x = [0.5f32; 4 * 1 * 2]; // X [T = 4, B = 1, I = 2]
+/// let mut y = [0.0f32; 4 * 2 * 1 * 3]; // Y [T, D, B, H]
+/// let seq = Sequence { layout: SequenceLayout::Onnx0, ..Sequence::new(&x, 4, 1) };
+/// m.run(&seq, &mut SequenceOutput { output: &mut y, h_n: None, c_n: None })?;
+/// # Ok::<(), rnncell::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SequenceLayout {
+    /// rnncell's own layout (and PyTorch's).
+    #[default]
+    Native,
+    /// ONNX `layout = 0`.
+    Onnx0,
+    /// ONNX `layout = 1`.
+    Onnx1,
+}
+
+/// Per-sequence lengths in the integer type the caller has: ONNX
+/// `sequence_lens` is int32, PyTorch's lengths int64. Negative entries and
+/// entries above T are an [`Error::InvalidArgument`] naming the entry.
+///
+/// ```
+/// let lens = [3i32, 1];
+/// let l = rnncell::SeqLens::I32(&lens);
+/// assert_eq!(l.len(), 2);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqLens<'a> {
+    /// `usize` lengths (as [`Sequence::seq_lens`]).
+    Usize(&'a [usize]),
+    /// int32 lengths (ONNX `sequence_lens`).
+    I32(&'a [i32]),
+    /// int64 lengths (PyTorch).
+    I64(&'a [i64]),
+}
+
+impl SeqLens<'_> {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self {
+            SeqLens::Usize(v) => v.len(),
+            SeqLens::I32(v) => v.len(),
+            SeqLens::I64(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry `b` as a length, or `None` if it is negative or does not fit.
+    fn get(&self, b: usize) -> Option<usize> {
+        match self {
+            SeqLens::Usize(v) => Some(v[b]),
+            SeqLens::I32(v) => usize::try_from(v[b]).ok(),
+            SeqLens::I64(v) => usize::try_from(v[b]).ok(),
+        }
+    }
+
+    fn show(&self, b: usize) -> String {
+        match self {
+            SeqLens::Usize(v) => v[b].to_string(),
+            SeqLens::I32(v) => v[b].to_string(),
+            SeqLens::I64(v) => v[b].to_string(),
+        }
+    }
+}
+
 /// A batch of sequences to run through a model.
 ///
 /// Shapes (T = `steps`, B = `batch`, L layers, D directions, Hr = P or H):
 /// `input` is [T, B, I] (time-major) or [B, T, I] (`batch_major`); `h0`
-/// is [L·D, B, Hr] and `c0` [L·D, B, H], as PyTorch and ONNX order them.
+/// is [L·D, B, Hr] and `c0` [L·D, B, H], as PyTorch and ONNX order them;
+/// `layout` selects ONNX's layouts instead (see [`SequenceLayout`]).
 ///
 /// ```
 /// let x = vec![0.0f32; 10 * 2 * 3];
@@ -59,6 +154,12 @@ pub struct Sequence<'a> {
     pub h0: Option<&'a [f32]>,
     /// Initial c (LSTM), or zeros.
     pub c0: Option<&'a [f32]>,
+    /// The layout of every tensor of the call (default
+    /// [`SequenceLayout::Native`]).
+    pub layout: SequenceLayout,
+    /// Per-sequence lengths as int32 or int64 (or usize), with the
+    /// semantics of `seq_lens`; give at most one of the two.
+    pub lengths: Option<SeqLens<'a>>,
 }
 
 impl<'a> Sequence<'a> {
@@ -77,13 +178,16 @@ impl<'a> Sequence<'a> {
             seq_lens: None,
             h0: None,
             c0: None,
+            layout: SequenceLayout::Native,
+            lengths: None,
         }
     }
 }
 
 /// Where [`Model::run`] writes: `output` is [T, B, out] (or [B, T, out] if
 /// the input is batch-major), out = [`ModelSpec::output_size`](crate::ModelSpec::output_size); `h_n` is
-/// [L·D, B, Hr] and `c_n` [L·D, B, H].
+/// [L·D, B, Hr] and `c_n` [L·D, B, H]; or ONNX's `Y`, `Y_h`, `Y_c` with an
+/// ONNX [`Sequence::layout`] (see [`SequenceLayout`]).
 ///
 /// ```
 /// let mut y = vec![0.0f32; 4];
@@ -302,24 +406,69 @@ impl Model {
             }
             expect_len(cn, ld * b_len * h, "c_n")?;
         }
-        if let Some(lens) = seq.seq_lens {
+        let lens = match (seq.seq_lens, seq.lengths) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "seq_lens and lengths are both given; give the lengths once",
+                ));
+            }
+            (Some(l), None) => Some(SeqLens::Usize(l)),
+            (None, l) => l,
+        };
+        if let Some(lens) = lens {
             if lens.len() != b_len {
                 return Err(Error::size("seq_lens", b_len, lens.len()));
             }
-            if let Some(&bad) = lens.iter().find(|&&v| v > t_len) {
+            if let Some(b) = (0..b_len).find(|&b| lens.get(b).is_none_or(|v| v > t_len)) {
                 return Err(Error::invalid(format!(
-                    "seq_lens entry {bad} exceeds steps {t_len}"
+                    "seq_lens entry {b} is {}: not in 0..={t_len} (steps)",
+                    lens.show(b)
                 )));
             }
         }
-        let len_of = |b: usize| seq.seq_lens.map_or(t_len, |l| l[b]);
+        let len_of = |b: usize| lens.map_or(t_len, |l| l.get(b).unwrap_or(0));
         let padded = (0..b_len).any(|b| len_of(b) < t_len);
+        let batch_major = match seq.layout {
+            SequenceLayout::Native => seq.batch_major,
+            _ if seq.batch_major => {
+                return Err(Error::invalid(
+                    "batch_major is set with an ONNX layout, which decides the order itself \
+                     (layout 0: time-major, layout 1: batch-major)",
+                ));
+            }
+            SequenceLayout::Onnx0 => false,
+            SequenceLayout::Onnx1 => true,
+        };
         // Rows of the caller's input and output buffers.
         let row = |b: usize, t: usize| {
-            if seq.batch_major {
+            if batch_major {
                 b * t_len + t
             } else {
                 t * b_len + b
+            }
+        };
+        // The offset of (b, t, direction) in the output (Hr floats there):
+        // [T, D, B, Hr] for ONNX layout 0 with concatenated directions,
+        // else the row's `out_sz` floats, direction `dir` at `dir·Hr`.
+        let y_dirs = seq.layout == SequenceLayout::Onnx0 && sp.merge == MergeMode::Concat;
+        let out_at = |b: usize, t: usize, dir: usize| {
+            if y_dirs {
+                ((t * d + dir) * b_len + b) * hr
+            } else {
+                let col = if sp.merge == MergeMode::Concat {
+                    dir * hr
+                } else {
+                    0
+                };
+                row(b, t) * out_sz + col
+            }
+        };
+        // The row of (layer·D + direction, b) in h0, c0, h_n, c_n.
+        let st_row = |sidx: usize, b: usize| {
+            if seq.layout == SequenceLayout::Onnx1 {
+                b * ld + sidx
+            } else {
+                sidx * b_len + b
             }
         };
         let i_sz = sp.input_size;
@@ -371,9 +520,12 @@ impl Model {
                 // clear.
                 if last {
                     if padded {
+                        let dirs = if sp.merge == MergeMode::Concat { d } else { 1 };
                         for b in b0..b1 {
                             for t in len_of(b)..t_len {
-                                out.output[row(b, t) * out_sz..][..out_sz].fill(0.0);
+                                for dir in 0..dirs {
+                                    out.output[out_at(b, t, dir)..][..hr].fill(0.0);
+                                }
                             }
                         }
                     }
@@ -395,10 +547,10 @@ impl Model {
                         st.h.fill(0.0);
                         st.c.fill(0.0);
                         if let Some(h0) = seq.h0 {
-                            copy_flushed(&mut st.h[..hr], &h0[(sidx * b_len + b) * hr..][..hr]);
+                            copy_flushed(&mut st.h[..hr], &h0[st_row(sidx, b) * hr..][..hr]);
                         }
                         if let Some(c0) = seq.c0 {
-                            copy_flushed(&mut st.c[..h], &c0[(sidx * b_len + b) * h..][..h]);
+                            copy_flushed(&mut st.c[..h], &c0[st_row(sidx, b) * h..][..h]);
                         }
                     }
                     let time_of = |b: usize, i: usize| if reverse { len_of(b) - 1 - i } else { i };
@@ -466,7 +618,7 @@ impl Model {
                                     std::mem::swap(&mut st.h, &mut st.h_next);
                                     let t = time_of(b, i);
                                     let dst = if last {
-                                        &mut out.output[row(b, t) * out_sz + col..][..hr]
+                                        &mut out.output[out_at(b, t, dir)..][..hr]
                                     } else {
                                         &mut next[((b - b0) * t_len + t) * out_sz + col..][..hr]
                                     };
@@ -485,10 +637,10 @@ impl Model {
                     // Final states.
                     for (b, st) in (b0..b1).zip(sts.iter()) {
                         if let Some(hn) = out.h_n.as_deref_mut() {
-                            hn[(sidx * b_len + b) * hr..][..hr].copy_from_slice(&st.h[..hr]);
+                            hn[st_row(sidx, b) * hr..][..hr].copy_from_slice(&st.h[..hr]);
                         }
                         if let Some(cn) = out.c_n.as_deref_mut() {
-                            cn[(sidx * b_len + b) * h..][..h].copy_from_slice(&st.c[..h]);
+                            cn[st_row(sidx, b) * h..][..h].copy_from_slice(&st.c[..h]);
                         }
                     }
                 }
