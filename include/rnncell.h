@@ -804,6 +804,8 @@ typedef struct RnncellSequenceOutput {
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
