@@ -27,6 +27,7 @@
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
 mod keras;
+mod onnx;
 mod pytorch;
 mod safetensors;
 mod tensor;
@@ -40,6 +41,9 @@ use crate::cell::spec::{
 use crate::error::{Error, Result};
 use crate::isa::Isa;
 use tensor::{Dtype, Tensor};
+
+pub use onnx::{MAX_ONNX_BYTES, OnnxNodeInfo, OnnxOptions, load_onnx, load_onnx_bytes, onnx_nodes};
+pub(crate) use safetensors::read_whole_file;
 
 /// Which framework saved the weights, and so how they are named and laid
 /// out.
@@ -372,7 +376,7 @@ fn format_err(msg: impl Into<String>) -> Error {
 }
 
 /// A buffer of `bytes` sized by the file could not be allocated.
-fn out_of_memory(bytes: usize, what: &str) -> Error {
+pub(crate) fn out_of_memory(bytes: usize, what: &str) -> Error {
     Error::Allocation(format!("{bytes} bytes for {what}"))
 }
 
