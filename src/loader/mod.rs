@@ -21,8 +21,9 @@
 //! Layout: this file holds the public API and the rules both naming schemes
 //! share; `safetensors.rs` the container (file reading, header, layout);
 //! `tensor.rs` the format-independent [`tensor::Tensor`] and its widening to
-//! f32; `pytorch.rs` and `keras.rs` the two naming schemes. Another
-//! container (ONNX) would be one more file producing `Tensor`s.
+//! f32; `pytorch.rs` and `keras.rs` the two naming schemes. ONNX model
+//! files (`onnx/`: recurrent nodes, their attributes and constant-folded
+//! weights) are loaded by [`load_onnx`] / [`load_onnx_bytes`].
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
