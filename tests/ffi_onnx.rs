@@ -223,10 +223,8 @@ fn errors_are_statuses_with_messages() {
     // A directory is an I/O error.
     let dir = CString::new(file("errors").to_str().unwrap()).unwrap();
     // SAFETY: valid path and out pointer.
-    assert_eq!(
-        unsafe { rnncell_model_load_onnx(dir.as_ptr(), null(), 0, &mut out, null_mut(), 0) },
-        S::Io
-    );
+    let st = unsafe { rnncell_model_load_onnx(dir.as_ptr(), null(), 0, &mut out, null_mut(), 0) };
+    assert_eq!(st, S::Io);
 }
 
 #[test]
@@ -234,10 +232,8 @@ fn nodes_are_listed_with_names_copied() {
     let b = bytes("silero/opset17/model.onnx");
     let mut n = 0usize;
     // SAFETY: valid bytes and out pointer.
-    assert_eq!(
-        unsafe { rnncell_onnx_node_count(b.as_ptr(), b.len(), &mut n, null_mut(), 0) },
-        S::Ok
-    );
+    let st = unsafe { rnncell_onnx_node_count(b.as_ptr(), b.len(), &mut n, null_mut(), 0) };
+    assert_eq!(st, S::Ok);
     assert_eq!(n, 2);
     let mut names = Vec::new();
     for i in 0..n {

@@ -352,8 +352,8 @@ fn f16_weights_keep_their_precision() {
         let stored =
             load_onnx_bytes(&bytes, &OnnxOptions::new().isa(isa).stored_precision()).unwrap();
         assert_eq!(stored.precision(), WeightPrecision::F16);
-        let want = Model::from_onnx_with_isa(spec.precision(WeightPrecision::F16), &t, isa)
-            .unwrap();
+        let want =
+            Model::from_onnx_with_isa(spec.precision(WeightPrecision::F16), &t, isa).unwrap();
         assert_eq!(
             run(&stored, &x, 5, 2, None, None, None).0,
             run(&want, &x, 5, 2, None, None, None).0
