@@ -66,63 +66,6 @@
 #define RNNCELL_MAX_INT8_K 133143
 
 /**
- * The largest ONNX file the loader decodes: 2 GiB − 1, protobuf's own
- * limit for one message. Checked before anything is decoded.
- */
-#define MAX_ONNX_BYTES ((1 << 31) - 1)
-
-/**
- * `TensorProto.DataLocation::EXTERNAL`.
- */
-#define DATA_LOCATION_EXTERNAL 1
-
-#define FLOAT 1
-
-#define INT 2
-
-#define STRING 3
-
-#define TENSOR 4
-
-#define GRAPH 5
-
-#define FLOATS 6
-
-#define INTS 7
-
-#define STRINGS 8
-
-#define TENSORS 9
-
-#define GRAPHS 10
-
-#define SPARSE_TENSOR 11
-
-#define UINT8 2
-
-#define INT8 3
-
-#define UINT16 4
-
-#define INT16 5
-
-#define INT32 6
-
-#define INT64 7
-
-#define BOOL 9
-
-#define FLOAT16 10
-
-#define DOUBLE 11
-
-#define UINT32 12
-
-#define UINT64 13
-
-#define BFLOAT16 16
-
-/**
  * The result of every fallible `rnncell_*` call. `RNNCELL_STATUS_OK` is
  * zero; the values are stable and new ones are only ever appended.
  * `rnncell_status_str` describes each.
@@ -1100,7 +1043,7 @@ RnncellStatus rnncell_model_load_safetensors_bytes(const uint8_t *bytes,
  * selection naming no node, nodes that do not chain, or no selection when
  * the file has several chains are `RNNCELL_STATUS_INVALID_ARGUMENT`;
  * `err_msg` names the node and tensor. Only a regular file of at most 2 GiB
- * − 1 bytes is read (`RNNCELL_STATUS_IO` otherwise, a FIFO does not block).
+ * - 1 bytes is read (`RNNCELL_STATUS_IO` otherwise, a FIFO does not block).
  * Ownership, `isa` and `err_msg` as in `rnncell_model_new_pytorch`.
  *
  * # Safety

@@ -257,7 +257,7 @@ unsafe fn bytes_arg<'a>(bytes: *const u8, len: usize) -> Result<&'a [u8], Failur
 /// selection naming no node, nodes that do not chain, or no selection when
 /// the file has several chains are `RNNCELL_STATUS_INVALID_ARGUMENT`;
 /// `err_msg` names the node and tensor. Only a regular file of at most 2 GiB
-/// − 1 bytes is read (`RNNCELL_STATUS_IO` otherwise, a FIFO does not block).
+/// - 1 bytes is read (`RNNCELL_STATUS_IO` otherwise, a FIFO does not block).
 /// Ownership, `isa` and `err_msg` as in `rnncell_model_new_pytorch`.
 ///
 /// # Safety

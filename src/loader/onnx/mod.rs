@@ -45,7 +45,7 @@ use fold::{Folder, Stored};
 use node::{Op, attrs, floats, parse, recurrent, stored};
 use proto::ModelProto;
 
-/// The largest ONNX file the loader decodes: 2 GiB − 1, protobuf's own
+/// The largest ONNX file the loader decodes: 2 GiB - 1, protobuf's own
 /// limit for one message. Checked before anything is decoded.
 pub const MAX_ONNX_BYTES: usize = (1 << 31) - 1;
 

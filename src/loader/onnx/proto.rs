@@ -72,17 +72,17 @@ pub struct NodeProto {
 
 /// `AttributeProto.AttributeType`.
 pub mod attribute_type {
-    pub const FLOAT: i32 = 1;
-    pub const INT: i32 = 2;
-    pub const STRING: i32 = 3;
-    pub const TENSOR: i32 = 4;
-    pub const GRAPH: i32 = 5;
-    pub const FLOATS: i32 = 6;
-    pub const INTS: i32 = 7;
-    pub const STRINGS: i32 = 8;
-    pub const TENSORS: i32 = 9;
-    pub const GRAPHS: i32 = 10;
-    pub const SPARSE_TENSOR: i32 = 11;
+    pub(crate) const FLOAT: i32 = 1;
+    pub(crate) const INT: i32 = 2;
+    pub(crate) const STRING: i32 = 3;
+    pub(crate) const TENSOR: i32 = 4;
+    pub(crate) const GRAPH: i32 = 5;
+    pub(crate) const FLOATS: i32 = 6;
+    pub(crate) const INTS: i32 = 7;
+    pub(crate) const STRINGS: i32 = 8;
+    pub(crate) const TENSORS: i32 = 9;
+    pub(crate) const GRAPHS: i32 = 10;
+    pub(crate) const SPARSE_TENSOR: i32 = 11;
 }
 
 /// `AttributeProto`.
@@ -122,24 +122,24 @@ pub struct AttributeProto {
 
 /// `TensorProto.DataType`.
 pub mod data_type {
-    pub const FLOAT: i32 = 1;
-    pub const UINT8: i32 = 2;
-    pub const INT8: i32 = 3;
-    pub const UINT16: i32 = 4;
-    pub const INT16: i32 = 5;
-    pub const INT32: i32 = 6;
-    pub const INT64: i32 = 7;
-    pub const STRING: i32 = 8;
-    pub const BOOL: i32 = 9;
-    pub const FLOAT16: i32 = 10;
-    pub const DOUBLE: i32 = 11;
-    pub const UINT32: i32 = 12;
-    pub const UINT64: i32 = 13;
-    pub const BFLOAT16: i32 = 16;
+    pub(crate) const FLOAT: i32 = 1;
+    pub(crate) const UINT8: i32 = 2;
+    pub(crate) const INT8: i32 = 3;
+    pub(crate) const UINT16: i32 = 4;
+    pub(crate) const INT16: i32 = 5;
+    pub(crate) const INT32: i32 = 6;
+    pub(crate) const INT64: i32 = 7;
+    pub(crate) const STRING: i32 = 8;
+    pub(crate) const BOOL: i32 = 9;
+    pub(crate) const FLOAT16: i32 = 10;
+    pub(crate) const DOUBLE: i32 = 11;
+    pub(crate) const UINT32: i32 = 12;
+    pub(crate) const UINT64: i32 = 13;
+    pub(crate) const BFLOAT16: i32 = 16;
 }
 
 /// `TensorProto.DataLocation::EXTERNAL`.
-pub const DATA_LOCATION_EXTERNAL: i32 = 1;
+pub(crate) const DATA_LOCATION_EXTERNAL: i32 = 1;
 
 /// `TensorProto`.
 #[derive(Clone, PartialEq, prost::Message)]
