@@ -510,3 +510,43 @@ fn truncated_and_garbage_bytes_are_format_errors() {
     let e = load_onnx(dir("errors"), &OnnxOptions::new()).unwrap_err();
     assert!(matches!(&e, Error::Io(m) if m.contains("directory")), "{e}");
 }
+
+fn varint(mut v: usize, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[test]
+fn many_empty_messages_are_refused_before_decoding() {
+    // A graph with one node of a million empty attributes: 2 MB of file,
+    // hundreds of MB if decoded. Refused by the size bound, before prost runs.
+    let n = 1 << 20;
+    let node: Vec<u8> = [0x2a, 0x00].repeat(n);
+    let mut graph = vec![0x0a];
+    varint(node.len(), &mut graph);
+    graph.extend_from_slice(&node);
+    let mut model = vec![0x3a];
+    varint(graph.len(), &mut model);
+    model.extend_from_slice(&graph);
+    let e = load_onnx_bytes(&model, &OnnxOptions::new()).unwrap_err();
+    assert!(
+        matches!(&e, Error::Format(m) if m.contains("memory")),
+        "{e}"
+    );
+    assert!(onnx_nodes(&model).is_err());
+    // A few thousand are fine (and there is no recurrent node).
+    let mut small = model.clone();
+    small.truncate(0);
+    let node: Vec<u8> = [0x2a, 0x00].repeat(1000);
+    let mut graph = vec![0x0a];
+    varint(node.len(), &mut graph);
+    graph.extend_from_slice(&node);
+    small.push(0x3a);
+    varint(graph.len(), &mut small);
+    small.extend_from_slice(&graph);
+    let e = load_onnx_bytes(&small, &OnnxOptions::new()).unwrap_err();
+    assert!(e.to_string().contains("no LSTM, GRU or RNN node"), "{e}");
+}

@@ -228,8 +228,20 @@ fn decode(bytes: &[u8]) -> Result<ModelProto> {
             bytes.len()
         )));
     }
-    ModelProto::decode(bytes)
-        .map_err(|e| format_err(format!("not a valid ONNX model (protobuf: {e})")))
+    let bad = |e: String| format_err(format!("not a valid ONNX model (protobuf: {e})"));
+    // prost allocates per message: bound what the decoded tree can take
+    // before decoding (see `proto::decoded_size`).
+    let need = proto::decoded_size(bytes).map_err(bad)?;
+    let cap = bytes.len().saturating_mul(4).saturating_add(64 << 20);
+    if need > cap {
+        return Err(format_err(format!(
+            "decoding this {}-byte file would take up to {need} bytes of memory, more than the \
+             loader allows ({cap}: 4 per file byte + 64 MiB); a real model needs about its own \
+             size (this file has very many small or empty messages)",
+            bytes.len()
+        )));
+    }
+    ModelProto::decode(bytes).map_err(|e| bad(e.to_string()))
 }
 
 /// Lists the recurrent nodes of an ONNX model (all graphs, subgraphs

@@ -200,3 +200,126 @@ pub struct SparseTensorProto {
     #[prost(int64, repeated, tag = "3")]
     pub dims: Vec<i64>,
 }
+
+/// The messages above, for [`decoded_size`].
+#[derive(Clone, Copy)]
+enum Kind {
+    Model,
+    Graph,
+    Node,
+    Attribute,
+    Tensor,
+    Sparse,
+    ValueInfo,
+    OpSet,
+    Entry,
+    Segment,
+}
+
+impl Kind {
+    fn size(self) -> usize {
+        use std::mem::size_of;
+        match self {
+            Kind::Model => size_of::<ModelProto>(),
+            Kind::Graph => size_of::<GraphProto>(),
+            Kind::Node => size_of::<NodeProto>(),
+            Kind::Attribute => size_of::<AttributeProto>(),
+            Kind::Tensor => size_of::<TensorProto>(),
+            Kind::Sparse => size_of::<SparseTensorProto>(),
+            Kind::ValueInfo => size_of::<ValueInfoProto>(),
+            Kind::OpSet => size_of::<OperatorSetIdProto>(),
+            Kind::Entry => size_of::<StringStringEntryProto>(),
+            Kind::Segment => size_of::<Segment>(),
+        }
+    }
+
+    /// The message a length-delimited field holds, if it is one declared
+    /// here.
+    fn sub(self, tag: u32) -> Option<Kind> {
+        Some(match (self, tag) {
+            (Kind::Model, 7) => Kind::Graph,
+            (Kind::Model, 8) => Kind::OpSet,
+            (Kind::Graph, 1) => Kind::Node,
+            (Kind::Graph, 5) => Kind::Tensor,
+            (Kind::Graph, 15) => Kind::Sparse,
+            (Kind::Graph, 11 | 12) => Kind::ValueInfo,
+            (Kind::Node, 5) => Kind::Attribute,
+            (Kind::Attribute, 5 | 10) => Kind::Tensor,
+            (Kind::Attribute, 6 | 11) => Kind::Graph,
+            (Kind::Attribute, 22) => Kind::Sparse,
+            (Kind::Tensor, 3) => Kind::Segment,
+            (Kind::Tensor, 13) => Kind::Entry,
+            (Kind::Sparse, 1) => Kind::Tensor,
+            _ => return None,
+        })
+    }
+
+    /// Whether a length-delimited field is a packed list of varints (each
+    /// at least one byte, decoded to at most eight).
+    fn packed_varints(self, tag: u32) -> bool {
+        matches!(
+            (self, tag),
+            (Kind::Tensor, 1 | 5 | 7 | 11) | (Kind::Attribute, 8) | (Kind::Sparse, 3)
+        )
+    }
+}
+
+/// An upper bound on the memory prost allocates to decode `bytes` as a
+/// [`ModelProto`], from one pass over the wire format (prost's own
+/// `decode_key` / `decode_varint`; nothing is stored): every declared
+/// message counts twice its size (a `Vec` grows to at most twice its
+/// length), every string or bytes field its length plus 24, every packed
+/// list of varints 8 bytes per input byte, every unpacked repeated scalar 8
+/// bytes. A file with many empty messages (2 bytes each in the file, a few
+/// hundred bytes each decoded) is the case this bounds. `Err` (prost's
+/// message) if the wire format is broken (prost's decoder would reject it
+/// too) or nested deeper than prost's limit of 100.
+pub(crate) fn decoded_size(bytes: &[u8]) -> Result<usize, String> {
+    fn scan(mut buf: &[u8], kind: Kind, depth: u32) -> Result<usize, String> {
+        use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+        if depth > 100 {
+            return Err("recursion limit reached".into());
+        }
+        let mut total = 0usize;
+        while !buf.is_empty() {
+            let (tag, wire) = decode_key(&mut buf).map_err(|e| e.to_string())?;
+            let cost = match wire {
+                WireType::LengthDelimited => {
+                    let len = decode_varint(&mut buf).map_err(|e| e.to_string())?;
+                    let len = usize::try_from(len)
+                        .ok()
+                        .filter(|&l| l <= buf.len())
+                        .ok_or("buffer underflow")?;
+                    let (field, rest) = buf.split_at(len);
+                    buf = rest;
+                    match kind.sub(tag) {
+                        Some(k) => scan(field, k, depth + 1)?.saturating_add(2 * k.size()),
+                        None if kind.packed_varints(tag) => len.saturating_mul(8),
+                        None => len.saturating_add(24),
+                    }
+                }
+                WireType::Varint => {
+                    decode_varint(&mut buf).map_err(|e| e.to_string())?;
+                    8
+                }
+                WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
+                    let n = if wire == WireType::SixtyFourBit { 8 } else { 4 };
+                    if buf.len() < n {
+                        return Err("buffer underflow".into());
+                    }
+                    buf = &buf[n..];
+                    8
+                }
+                WireType::StartGroup | WireType::EndGroup => {
+                    // Not used by ONNX; prost skips groups without storing them.
+                    skip_field(wire, tag, &mut buf, DecodeContext::default())
+                        .map_err(|e| e.to_string())?;
+                    0
+                }
+            };
+            total = total.saturating_add(cost);
+        }
+        Ok(total)
+    }
+    scan(bytes, Kind::Model, 0).map(|n| n.saturating_add(Kind::Model.size()))
+}
