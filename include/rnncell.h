@@ -1042,8 +1042,9 @@ RnncellStatus rnncell_model_load_safetensors_bytes(const uint8_t *bytes,
  * activation rnncell does not implement is `RNNCELL_STATUS_UNSUPPORTED`; a
  * selection naming no node, nodes that do not chain, or no selection when
  * the file has several chains are `RNNCELL_STATUS_INVALID_ARGUMENT`;
- * `err_msg` names the node and tensor. Only a regular file of at most 2 GiB
- * - 1 bytes is read (`RNNCELL_STATUS_IO` otherwise, a FIFO does not block).
+ * `err_msg` names the node and tensor. Only a regular file is read
+ * (`RNNCELL_STATUS_IO` otherwise; a FIFO does not block), of at most
+ * 2147483647 bytes (protobuf's limit; `RNNCELL_STATUS_FORMAT` beyond).
  * Ownership, `isa` and `err_msg` as in `rnncell_model_new_pytorch`.
  *
  * # Safety
