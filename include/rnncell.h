@@ -398,8 +398,9 @@ enum RnncellWeightPrecision
     /**
      * The precision the file stores its weight matrices in (all F16: f16,
      * all BF16: bf16, all F32: f32; mixed dtypes are
-     * `RNNCELL_STATUS_FORMAT`). Only `rnncell_model_load_safetensors` and
-     * `rnncell_model_load_safetensors_bytes` accept it; anywhere else it is
+     * `RNNCELL_STATUS_FORMAT`). Only the loaders accept it
+     * (`rnncell_model_load_safetensors[_bytes]`,
+     * `rnncell_model_load_onnx[_bytes]`); anywhere else it is
      * `RNNCELL_STATUS_INVALID_ARGUMENT`.
      */
     RNNCELL_WEIGHT_PRECISION_STORED = 255,
@@ -720,6 +721,83 @@ typedef struct RnncellSafetensorsOptions {
 } RnncellSafetensorsOptions;
 
 /**
+ * Options of `rnncell_model_load_onnx`. All zero / NULL (or a NULL pointer
+ * to it) is: the file's one chain of recurrent nodes, f32 weights.
+ */
+typedef struct RnncellOnnxOptions {
+    /**
+     * The nodes to load, first layer first, as NUL-terminated UTF-8 names
+     * (a node's name, `OP#i` for an unnamed node, or the qualified name
+     * `rnncell_onnx_node_info` returns). One node, or nodes that chain
+     * (each one's `Y` is the next one's `X`), loaded as one stacked model.
+     * NULL with 0: the model's recurrent nodes if they form exactly one
+     * chain (otherwise `RNNCELL_STATUS_INVALID_ARGUMENT`, `err_msg` lists
+     * them).
+     */
+    const char *const *nodes;
+    /**
+     * Entries of `nodes`.
+     */
+    size_t nodes_len;
+    /**
+     * An `RnncellWeightPrecision` (0: f32). `RNNCELL_WEIGHT_PRECISION_STORED`
+     * keeps the file's type of W and R (float16, bfloat16, float32).
+     */
+    uint32_t weight_precision;
+} RnncellOnnxOptions;
+
+/**
+ * One recurrent node of an ONNX file (`rnncell_onnx_node_info`).
+ */
+typedef struct RnncellOnnxNodeInfo {
+    /**
+     * An `RnncellCell`: LSTM, GRU or RNN.
+     */
+    uint32_t cell;
+    /**
+     * An `RnncellDirection` (its `direction` attribute).
+     */
+    uint32_t direction;
+    /**
+     * Its `layout` attribute, 0 or 1 (changes only ONNX's tensor layouts
+     * around the node, not the model).
+     */
+    uint32_t layout;
+    /**
+     * 1 if it has a bias B.
+     */
+    uint32_t has_bias;
+    /**
+     * 1 if it has peepholes P (LSTM).
+     */
+    uint32_t has_peephole;
+    /**
+     * 1 if `rnncell_model_load_onnx` can load it (0: that call's `err_msg`
+     * says why).
+     */
+    uint32_t loadable;
+    /**
+     * Its hidden size (0 if unknown).
+     */
+    size_t hidden_size;
+    /**
+     * Its input size (0 if its W cannot be read).
+     */
+    size_t input_size;
+    /**
+     * Bytes of its qualified name including the terminating NUL: the
+     * `name_len` that holds it whole.
+     */
+    size_t name_size;
+    /**
+     * The index of the first recurrent node whose `X` is this node's `Y`
+     * (through Squeeze, Reshape, Transpose only), or `SIZE_MAX` if none:
+     * the next layer of a chain.
+     */
+    size_t next_index;
+} RnncellOnnxNodeInfo;
+
+/**
  * A batch of sequences for `rnncell_model_run`. T = `steps`, B = `batch`,
  * L layers, D directions.
  */
@@ -1035,6 +1113,92 @@ RnncellStatus rnncell_model_load_safetensors_bytes(const uint8_t *bytes,
                                                    struct RnncellModel **out_model,
                                                    char *err_msg,
                                                    size_t err_msg_len);
+
+/**
+ * Loads the recurrent nodes (`LSTM`, `GRU`, `RNN`, also inside `If`/`Loop`/
+ * `Scan` subgraphs) of an ONNX model file: the cell, direction, sizes,
+ * clip, `linear_before_reset`, `input_forget` and activations come from the
+ * node's attributes, W/R/B/P from its initializers or constant chains in
+ * front of them (float32, float16, bfloat16). `opts` may be NULL (the
+ * file's one chain, f32). A malformed file, external or sparse weights, a
+ * weight computed from runtime data are `RNNCELL_STATUS_FORMAT`; an
+ * activation rnncell does not implement is `RNNCELL_STATUS_UNSUPPORTED`; a
+ * selection naming no node, nodes that do not chain, or no selection when
+ * the file has several chains are `RNNCELL_STATUS_INVALID_ARGUMENT`;
+ * `err_msg` names the node and tensor. Only a regular file is read
+ * (`RNNCELL_STATUS_IO` otherwise; a FIFO does not block), of at most
+ * 2147483647 bytes (protobuf's limit; `RNNCELL_STATUS_FORMAT` beyond).
+ * Ownership, `isa` and `err_msg` as in `rnncell_model_new_pytorch`.
+ *
+ * # Safety
+ * `path` NULL or NUL-terminated; `opts` NULL or valid (its names
+ * NUL-terminated, `nodes` readable for `nodes_len` pointers); `out_model`
+ * NULL or writable; `err_msg` NULL or writable for `err_msg_len` bytes.
+ */
+RnncellStatus rnncell_model_load_onnx(const char *path,
+                                      const struct RnncellOnnxOptions *opts,
+                                      uint32_t isa,
+                                      struct RnncellModel **out_model,
+                                      char *err_msg,
+                                      size_t err_msg_len);
+
+/**
+ * Loads from the bytes of an ONNX file in memory (`bytes`, `len` bytes,
+ * not retained). As `rnncell_model_load_onnx` otherwise.
+ *
+ * # Safety
+ * `bytes` NULL or readable for `len` bytes; the rest as
+ * `rnncell_model_load_onnx`.
+ */
+RnncellStatus rnncell_model_load_onnx_bytes(const uint8_t *bytes,
+                                            size_t len,
+                                            const struct RnncellOnnxOptions *opts,
+                                            uint32_t isa,
+                                            struct RnncellModel **out_model,
+                                            char *err_msg,
+                                            size_t err_msg_len);
+
+/**
+ * Counts the recurrent nodes (`LSTM`, `GRU`, `RNN`, subgraphs included) of
+ * the ONNX file in `bytes` (`len` bytes) into `*out_count`. A file that
+ * cannot be decoded is `RNNCELL_STATUS_FORMAT` (`err_msg` says why).
+ *
+ * # Safety
+ * `bytes` NULL or readable for `len` bytes; `out_count` NULL or writable;
+ * `err_msg` NULL or writable for `err_msg_len` bytes, disjoint from
+ * `*out_count`.
+ */
+RnncellStatus rnncell_onnx_node_count(const uint8_t *bytes,
+                                      size_t len,
+                                      size_t *out_count,
+                                      char *err_msg,
+                                      size_t err_msg_len);
+
+/**
+ * Describes recurrent node `index` (in the order `rnncell_onnx_node_count`
+ * counts: graphs in file order, subgraphs after, nodes in graph order) of
+ * the ONNX file in `bytes`: `*out_info`, and its qualified name (the name
+ * that selects it in `RnncellOnnxOptions.nodes`) copied into `name`
+ * (`name_len` bytes, NUL-terminated, truncated at a character boundary if
+ * short: `out_info->name_size` is the size that holds it whole; `name`
+ * may be NULL with 0). Each call decodes the file again (about as long as
+ * loading the weights). `index` past the count is
+ * `RNNCELL_STATUS_INVALID_ARGUMENT`; an undecodable file
+ * `RNNCELL_STATUS_FORMAT`.
+ *
+ * # Safety
+ * `bytes` NULL or readable for `len` bytes; `out_info` NULL or writable;
+ * `name` NULL or writable for `name_len` bytes; `err_msg` NULL or writable
+ * for `err_msg_len` bytes; the three outputs disjoint.
+ */
+RnncellStatus rnncell_onnx_node_info(const uint8_t *bytes,
+                                     size_t len,
+                                     size_t index,
+                                     struct RnncellOnnxNodeInfo *out_info,
+                                     char *name,
+                                     size_t name_len,
+                                     char *err_msg,
+                                     size_t err_msg_len);
 
 /**
  * Creates a zero state for one stream of `model`. The caller owns

@@ -108,4 +108,7 @@ pub mod bench_internals {
         Model::with_wide16_emulation(spec, weights)
     }
 }
-pub use loader::{SafetensorsOptions, WeightFormat, load_safetensors, load_safetensors_bytes};
+pub use loader::{
+    MAX_ONNX_BYTES, OnnxNodeInfo, OnnxOptions, SafetensorsOptions, WeightFormat, load_onnx,
+    load_onnx_bytes, load_safetensors, load_safetensors_bytes, onnx_nodes,
+};

@@ -80,11 +80,13 @@ use std::ptr;
 
 mod marshal;
 mod model;
+mod onnx;
 mod state;
 mod status;
 mod types;
 
 pub use model::*;
+pub use onnx::*;
 pub use state::*;
 pub use status::*;
 pub use types::*;

@@ -39,7 +39,7 @@ unsafe impl Handle for RnncellModel {
 }
 
 impl RnncellModel {
-    fn new(inner: Model) -> RnncellModel {
+    pub(super) fn new(inner: Model) -> RnncellModel {
         RnncellModel {
             t: Tagged::new::<RnncellModel>(inner),
         }
@@ -47,9 +47,9 @@ impl RnncellModel {
 }
 
 /// Why a model could not be built: a status and, when known, a message.
-struct Failure {
-    status: RnncellStatus,
-    msg: Option<String>,
+pub(super) struct Failure {
+    pub(super) status: RnncellStatus,
+    pub(super) msg: Option<String>,
 }
 
 impl super::OnPanic for Result<*mut RnncellModel, Failure> {
@@ -77,7 +77,7 @@ impl From<Error> for Failure {
 }
 
 impl Failure {
-    fn new(status: RnncellStatus, msg: impl Into<String>) -> Failure {
+    pub(super) fn new(status: RnncellStatus, msg: impl Into<String>) -> Failure {
         Failure {
             status,
             msg: Some(msg.into()),
@@ -815,7 +815,7 @@ pub extern "C" fn rnncell_isa_name(isa: u32) -> *const c_char {
 
 /// # Safety
 /// `s` NULL or a NUL-terminated string.
-unsafe fn utf8<'a>(s: *const c_char, what: &str) -> Result<&'a str, Failure> {
+pub(super) unsafe fn utf8<'a>(s: *const c_char, what: &str) -> Result<&'a str, Failure> {
     if s.is_null() {
         return Ok("");
     }

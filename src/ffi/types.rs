@@ -136,8 +136,9 @@ pub enum RnncellWeightPrecision {
     I8 = 4,
     /// The precision the file stores its weight matrices in (all F16: f16,
     /// all BF16: bf16, all F32: f32; mixed dtypes are
-    /// `RNNCELL_STATUS_FORMAT`). Only `rnncell_model_load_safetensors` and
-    /// `rnncell_model_load_safetensors_bytes` accept it; anywhere else it is
+    /// `RNNCELL_STATUS_FORMAT`). Only the loaders accept it
+    /// (`rnncell_model_load_safetensors[_bytes]`,
+    /// `rnncell_model_load_onnx[_bytes]`); anywhere else it is
     /// `RNNCELL_STATUS_INVALID_ARGUMENT`.
     Stored = 255,
 }

@@ -22,12 +22,14 @@
 //! Layout: this file holds the public API and the rules both naming schemes
 //! share; `safetensors.rs` the container (file reading, header, layout);
 //! `tensor.rs` the format-independent [`tensor::Tensor`] and its widening to
-//! f32; `pytorch.rs` and `keras.rs` the two naming schemes. Another
-//! container (ONNX) would be one more file producing `Tensor`s.
+//! f32; `pytorch.rs` and `keras.rs` the two naming schemes. ONNX model
+//! files (`onnx/`: recurrent nodes, their attributes and constant-folded
+//! weights) are loaded by [`load_onnx`] / [`load_onnx_bytes`].
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
 mod keras;
+mod onnx;
 mod pytorch;
 mod safetensors;
 mod tensor;
@@ -42,6 +44,9 @@ use crate::cell::spec::{
 use crate::error::{Error, Result};
 use crate::isa::Isa;
 use tensor::{Dtype, Tensor};
+
+pub use onnx::{MAX_ONNX_BYTES, OnnxNodeInfo, OnnxOptions, load_onnx, load_onnx_bytes, onnx_nodes};
+pub(crate) use safetensors::read_whole_file;
 
 /// Which framework saved the weights, and so how they are named and laid
 /// out.
@@ -412,7 +417,7 @@ fn format_err(msg: impl Into<String>) -> Error {
 }
 
 /// A buffer of `bytes` sized by the file could not be allocated.
-fn out_of_memory(bytes: usize, what: &str) -> Error {
+pub(crate) fn out_of_memory(bytes: usize, what: &str) -> Error {
     Error::Allocation(format!("{bytes} bytes for {what}"))
 }
 

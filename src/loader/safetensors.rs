@@ -134,6 +134,48 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The whole of a regular file of at most `max` bytes (an ONNX model): opened
+/// as [`read_file`] opens one (a FIFO does not block; a directory, device or
+/// socket is an [`Error::Io`] naming its kind), a longer file an
+/// [`Error::Format`] before anything is read, the buffer reserved fallibly.
+pub(crate) fn read_whole_file(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let io_err =
+        |what: &str, e: std::io::Error| Error::Io(format!("{what} {}: {e}", path.display()));
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let mut file = open.open(path).map_err(|e| io_err("opening", e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| io_err("reading the metadata of", e))?;
+    if !meta.is_file() {
+        return Err(Error::Io(format!(
+            "{} is {}, not a regular file; only regular files are read (for other \
+             sources, read the bytes yourself and load them from memory)",
+            path.display(),
+            file_kind(&meta.file_type())
+        )));
+    }
+    if meta.len() > max {
+        return Err(format_err(format!(
+            "the file has {} bytes, more than the {max} this loader reads",
+            meta.len()
+        )));
+    }
+    let mut buf = Vec::new();
+    read_up_to(&mut file, &mut buf, path, meta.len(), max.saturating_add(1))?;
+    if buf.len() as u64 > max {
+        return Err(format_err(format!(
+            "the file grew past the {max} bytes this loader reads while it was read"
+        )));
+    }
+    Ok(buf)
+}
+
 /// Appends up to `n` more bytes of `file` to `buf` (fewer at the end of the
 /// file), reserving (fallibly) at most what is left of a file of `file_len`
 /// bytes.
