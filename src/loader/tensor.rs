@@ -1,7 +1,9 @@
 //! A tensor read from a weights file, independent of the file format: its
 //! name, element type, shape and little-endian bytes, and the checked
-//! widening to f32 that every format loader shares (a future ONNX loader
-//! produces the same [`Tensor`]s).
+//! widening to f32 of the safetensors loader. (The ONNX loader keeps its
+//! own owned values, `onnx/fold.rs`: ONNX tensors come from typed fields as
+//! often as from raw bytes, and folding reshapes them; both share the
+//! f16/bf16 widening of `kernels/elem.rs`.)
 
 use std::borrow::Cow;
 
