@@ -89,14 +89,13 @@ fn act_cases(p: WeightPrecision) -> Vec<Data> {
     v
 }
 
-#[test]
-fn f32_models_with_activations_equal_reference() {
-    let data = act_cases(WeightPrecision::F32);
-    let sets = kernel_sets();
-    check_cases("f32, custom activations", &data, |d| {
+/// Every kernel set of `sets`, in every mode, == the plain reference, bit
+/// for bit, on each of `data` (whose specs must validate).
+fn equal_reference(label: &str, data: &[Data], sets: &[Kern]) {
+    check_cases(label, data, |d| {
         d.spec.validate().map_err(|e| e.to_string())?;
         let expect = ref_trace(d);
-        for k in &sets {
+        for k in sets {
             let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
             compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
         }
@@ -105,29 +104,19 @@ fn f32_models_with_activations_equal_reference() {
 }
 
 #[test]
+fn f32_models_with_activations_equal_reference() {
+    let data = act_cases(WeightPrecision::F32);
+    equal_reference("f32, custom activations", &data, &kernel_sets());
+}
+
+#[test]
 fn i8_and_f16_models_with_activations_equal_reference() {
     let mut data = act_cases(WeightPrecision::Int8);
     data.truncate(data.len() / 2);
-    let sets = int8_kernel_sets();
-    check_cases("i8, custom activations", &data, |d| {
-        let expect = ref_trace(d);
-        for k in &sets {
-            let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
-            compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
-        }
-        Ok(())
-    });
+    equal_reference("i8, custom activations", &data, &int8_kernel_sets());
     let mut data = act_cases(WeightPrecision::F16);
     data.truncate(data.len() / 3);
-    let sets = kernel_sets();
-    check_cases("f16, custom activations", &data, |d| {
-        let expect = ref_trace(d);
-        for k in &sets {
-            let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
-            compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
-        }
-        Ok(())
-    });
+    equal_reference("f16, custom activations", &data, &kernel_sets());
 }
 
 /// The standard activations given explicitly take the inlined path and
