@@ -889,6 +889,21 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * The message of the most recent call on this thread that returned a
+ * status other than `RNNCELL_STATUS_OK`: the function's name and what was
+ * wrong, e.g. `"rnncell_model_step: y_len is 3 floats, the model's state
+ * size (Hr, lstm_proj_size or hidden_size) is 4"`. The empty string if no
+ * call on this thread has failed yet. Never NULL.
+ *
+ * The pointer is to storage owned by the calling thread: valid until the
+ * thread exits, and its text is replaced by the thread's next failing call
+ * (copy it to keep it). Successful calls do not change it, so read it only
+ * right after a call that failed. The builders and loaders also write the
+ * same text (without the function name) to their `err_msg` buffer.
+ */
+const char *rnncell_last_error(void);
+
+/**
  * Builds a model from weights in PyTorch's layout (the canonical one):
  * `layers` holds `n_layers` = L*D entries, index `layer * D + direction`
  * (direction 1 is PyTorch's `_reverse`). See `RnncellPytorchLayer` for the

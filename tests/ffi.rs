@@ -3060,3 +3060,203 @@ fn plain_spec_init_is_each_builders_framework() {
         );
     }
 }
+
+/// This thread's `rnncell_last_error` text.
+fn last_error() -> String {
+    // SAFETY: never NULL, NUL-terminated, owned by this thread.
+    unsafe { CStr::from_ptr(rnncell_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn every_failing_call_says_what_is_wrong() {
+    let mut rng = Rng(77);
+    // A 2-layer LSTM with a projection: I = 5, H = 4, Hr = 3.
+    let rs = ModelSpec::new(
+        CellKind::Lstm(LstmOptions {
+            proj_size: 3,
+            ..LstmOptions::default()
+        }),
+        5,
+        4,
+    )
+    .layers(2);
+    let w = Weights::random(&rs, &mut rng);
+    let mut cs = spec_init(RnncellCell::Lstm, 5, 4);
+    cs.num_layers = 2;
+    cs.lstm_proj_size = 3;
+    let (st, m, _) = new_pytorch(&cs, &w.layers(), 0);
+    assert_eq!(st, S::Ok);
+    let m = m.unwrap();
+    let state = m.state();
+    let x = [0.5f32; 6];
+    let mut y = [0.0f32; 4];
+
+    // Step: each buffer by name, the count given, the count wanted and why.
+    assert_eq!(m.step(&state, &x[..4], &mut y[..3]), S::SizeMismatch);
+    assert_eq!(
+        last_error(),
+        "rnncell_model_step: x_len is 4, the model needs 5 (input_size (I))"
+    );
+    assert_eq!(m.step(&state, &x[..5], &mut y[..4]), S::SizeMismatch);
+    assert_eq!(
+        last_error(),
+        "rnncell_model_step: y_len is 4, the model needs 3 (the state size Hr = lstm_proj_size)"
+    );
+    // A successful call leaves the detail alone; the next failure replaces it.
+    assert_eq!(m.step(&state, &x[..5], &mut y[..3]), S::Ok);
+    assert!(last_error().starts_with("rnncell_model_step: y_len is 4"));
+    // SAFETY: null handles are checked.
+    let st = unsafe { rnncell_model_step(null(), state.0, x.as_ptr(), 5, y.as_mut_ptr(), 3) };
+    assert_eq!(st, S::NullPointer);
+    assert_eq!(last_error(), "rnncell_model_step: model is NULL");
+    // SAFETY: as above; `y` is NULL.
+    let st = unsafe { rnncell_model_step(m.0, state.0, x.as_ptr(), 5, null_mut(), 3) };
+    assert_eq!(st, S::NullPointer);
+    assert_eq!(last_error(), "rnncell_model_step: y is NULL");
+    // A handle of the wrong kind is not a live handle.
+    // SAFETY: a model pointer where a state is expected: only its magic
+    // word is read, which does not match.
+    let st = unsafe { rnncell_model_step(m.0, m.0.cast(), x.as_ptr(), 5, y.as_mut_ptr(), 3) };
+    assert_eq!(st, S::InvalidArgument);
+    assert!(last_error().starts_with("rnncell_model_step: state is not a live handle"));
+
+    // A state of another model.
+    let (_, other, _) = new_pytorch(&cs, &w.layers(), 0);
+    let other = other.unwrap();
+    assert_eq!(other.step(&state, &x[..5], &mut y[..3]), S::StateMismatch);
+    assert!(last_error().contains("state was made by rnncell_state_new for a different model"));
+
+    // State access: the layer, and the size of its h and c.
+    let mut h = [0.0f32; 4];
+    // SAFETY: `h` holds 4 floats.
+    let st = unsafe { rnncell_state_get_h(state.0, 2, h.as_mut_ptr(), 3) };
+    assert_eq!(st, S::InvalidArgument);
+    assert_eq!(
+        last_error(),
+        "rnncell_state_get_h: layer is 2, the state has 2 (layers x directions, 0 to 1)"
+    );
+    // SAFETY: as above.
+    let st = unsafe { rnncell_state_set_c(state.0, 1, h.as_ptr(), 3) };
+    assert_eq!(st, S::SizeMismatch);
+    assert_eq!(
+        last_error(),
+        "rnncell_state_set_c: c_len is 3, the layer's c has 4 floats"
+    );
+
+    // Run: the buffer, its shape and where each dimension comes from.
+    let input = vec![0.1f32; 2 * 3 * 5];
+    let h0 = vec![0.0f32; 2 * 3 * 3];
+    let mut out = vec![0.0f32; 2 * 3 * 3];
+    let seq = RnncellSequence {
+        input: t(&input),
+        steps: 2,
+        batch: 3,
+        h0: t(&h0[..17]),
+        ..RnncellSequence::default()
+    };
+    let so = RnncellSequenceOutput {
+        output: tm(&mut out),
+        ..RnncellSequenceOutput::default()
+    };
+    assert_eq!(m.run(&seq, &so), S::SizeMismatch);
+    assert_eq!(
+        last_error(),
+        "rnncell_model_run: seq.h0.len is 17, the model needs 18 ([L*D=2, B=3, Hr=3]: \
+         L*D = num_layers x directions, the state size Hr = lstm_proj_size)"
+    );
+    let seq = RnncellSequence {
+        h0: t(&h0),
+        steps: 0,
+        ..seq
+    };
+    assert_eq!(m.run(&seq, &so), S::InvalidArgument);
+    assert!(last_error().starts_with("rnncell_model_run: seq.steps is 0"));
+    let seq = RnncellSequence { steps: 2, ..seq };
+    let so2 = RnncellSequenceOutput {
+        output: tm(&mut out[..17]),
+        ..so
+    };
+    assert_eq!(m.run(&seq, &so2), S::SizeMismatch);
+    assert!(
+        last_error().starts_with("rnncell_model_run: out.output.len is 17, the model needs 18"),
+        "{}",
+        last_error()
+    );
+
+    // step_many: which entry of states, and the row counts.
+    let s2 = m.state();
+    let ptrs = [state.0, s2.0, state.0];
+    let xs = [0.0f32; 3 * 5];
+    let mut ys = vec![0.0f32; 3 * 3];
+    // SAFETY: every pointer is valid for its count.
+    let st = unsafe {
+        rnncell_model_step_many(m.0, ptrs.as_ptr(), 3, xs.as_ptr(), 15, ys.as_mut_ptr(), 9)
+    };
+    assert_eq!(st, S::InvalidArgument);
+    assert_eq!(
+        last_error(),
+        "rnncell_model_step_many: states[2] appears earlier in states too (each stream once)"
+    );
+    // SAFETY: as above.
+    let st = unsafe {
+        rnncell_model_step_many(m.0, ptrs.as_ptr(), 3, xs.as_ptr(), 15, ys.as_mut_ptr(), 8)
+    };
+    assert_eq!(st, S::SizeMismatch);
+    assert_eq!(
+        last_error(),
+        "rnncell_model_step_many: ys_len is 8, the model needs 9 ([N=3, Hr=3] = n_states x \
+         the state size Hr = lstm_proj_size)"
+    );
+    let foreign = other.state();
+    let ptrs = [state.0, foreign.0];
+    // SAFETY: as above.
+    let st = unsafe {
+        rnncell_model_step_many(m.0, ptrs.as_ptr(), 2, xs.as_ptr(), 10, ys.as_mut_ptr(), 6)
+    };
+    assert_eq!(st, S::StateMismatch);
+    assert!(last_error().starts_with("rnncell_model_step_many: states[1] was made"));
+
+    // step_chunk: the multiple of I, then the output rows.
+    // SAFETY: as above.
+    let st = unsafe { rnncell_model_step_chunk(m.0, state.0, xs.as_ptr(), 7, ys.as_mut_ptr(), 3) };
+    assert_eq!(st, S::InvalidArgument);
+    assert!(last_error().contains("xs_len is 7: it must be a positive multiple of input_size 5"));
+    // SAFETY: as above.
+    let st = unsafe { rnncell_model_step_chunk(m.0, state.0, xs.as_ptr(), 15, ys.as_mut_ptr(), 6) };
+    assert_eq!(st, S::SizeMismatch);
+    assert!(last_error().starts_with("rnncell_model_step_chunk: ys_len is 6, the model needs 9"));
+
+    // A bidirectional model does not stream.
+    let mut bi = cs;
+    bi.direction = RnncellDirection::Bidirectional as u32;
+    let wb = Weights::random(&rs.direction(Direction::Bidirectional), &mut rng);
+    let (_, mb, _) = new_pytorch(&bi, &wb.layers(), 0);
+    let mb = mb.unwrap();
+    let sb = mb.state();
+    assert_eq!(mb.step(&sb, &x[..5], &mut y[..3]), S::Unsupported);
+    assert!(last_error().contains("only forward models stream one step at a time"));
+
+    // The builders leave their message (also written to err_msg) too.
+    let mut bad = cs;
+    bad.lstm_proj_size = 0;
+    let (st, _, msg) = new_pytorch(&bad, &w.layers(), 0);
+    assert_ne!(st, S::Ok);
+    assert_eq!(last_error(), format!("rnncell_model_new_pytorch: {msg}"));
+    // Failures without a more precise message describe the status.
+    let mut spec = RnncellSpec::default();
+    // SAFETY: `spec` is writable.
+    let st = unsafe { rnncell_spec_init(&mut spec, 9, 1, 1) };
+    assert_eq!(st, S::InvalidArgument);
+    assert_eq!(
+        last_error(),
+        "rnncell_spec_init: cell: 9 is not an RnncellCell (1 LSTM, 2 GRU, 3 RNN)"
+    );
+    // SAFETY: null is checked.
+    assert_eq!(unsafe { rnncell_state_reset(null_mut()) }, S::NullPointer);
+    assert_eq!(last_error(), "rnncell_state_reset: state is NULL");
+    // The detail is per thread.
+    let other_thread = std::thread::spawn(last_error).join().unwrap();
+    assert_eq!(other_thread, "");
+}

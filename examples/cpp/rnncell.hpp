@@ -29,10 +29,14 @@ private:
     RnncellStatus status_;
 };
 
-inline void check(RnncellStatus s, const char *call, const char *detail = nullptr) {
+// Throws for a status other than OK. The message is the call's error detail
+// (rnncell_last_error: the function, the argument and what is wrong with it),
+// then the status's description.
+inline void check(RnncellStatus s, const char *call) {
     if (s != RNNCELL_STATUS_OK) {
-        std::string what = std::string(call) + ": " + rnncell_status_str(s);
-        if (detail && *detail) what += std::string(" (") + detail + ")";
+        std::string what = rnncell_last_error();
+        if (what.empty()) what = call;
+        what += std::string(" [") + rnncell_status_str(s) + "]";
         throw Error(s, what);
     }
 }
@@ -94,10 +98,8 @@ public:
     static Model pytorch(const RnncellSpec &spec, const std::vector<RnncellPytorchLayer> &layers,
                          RnncellIsa isa = RNNCELL_ISA_AUTO) {
         RnncellModel *m = nullptr;
-        char msg[256];
-        check(rnncell_model_new_pytorch(&spec, layers.data(), layers.size(), isa, &m, msg,
-                                        sizeof msg),
-              "rnncell_model_new_pytorch", msg);
+        check(rnncell_model_new_pytorch(&spec, layers.data(), layers.size(), isa, &m, nullptr, 0),
+              "rnncell_model_new_pytorch");
         return Model(m);
     }
     // The same in the weight precision `precision`, which replaces

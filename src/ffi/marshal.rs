@@ -22,7 +22,7 @@
 
 use std::mem::size_of;
 
-use super::{FfiResult, RnncellStatus, check_count};
+use super::{FfiResult, RnncellStatus, check_count, fail};
 
 /// A `T` stored at any address: `&[Unaligned<T>]` may be formed over caller
 /// memory of any alignment, and each element is read by value.
@@ -133,7 +133,10 @@ impl<const N: usize> Regions<N> {
         for (i, a) in l.iter().enumerate() {
             for b in &l[i + 1..] {
                 if a.writable && b.writable && Self::overlap(a, b) {
-                    return Err(RnncellStatus::InvalidArgument);
+                    return Err(fail(
+                        RnncellStatus::InvalidArgument,
+                        format_args!("two output buffers overlap"),
+                    ));
                 }
             }
         }
@@ -185,6 +188,8 @@ impl<T> Tagged<T> {
 pub(crate) unsafe trait Handle: Sized {
     /// The live value of the magic word.
     const MAGIC: u64;
+    /// What the handle is called in error messages (`"model"`, `"state"`).
+    const KIND: &'static str;
     /// What a handle's magic word becomes when it is freed.
     const FREED: u64 = 0x6672_6565_645f_5f5f; // "freed___"
 
@@ -196,23 +201,38 @@ pub(crate) unsafe trait Handle: Sized {
         Box::into_raw(Box::new(v))
     }
 
-    /// Checks that `p` is non-null, aligned and carries `MAGIC`.
+    /// Whether `p` is non-null, aligned and carries `MAGIC` (records no
+    /// error detail: `free` uses it).
     ///
     /// # Safety
     /// A non-null, aligned `p` must be readable for 8 bytes (any handle the
     /// library returned, live or freed and not yet reused, satisfies this).
-    unsafe fn check(p: *const Self) -> FfiResult<()> {
-        if p.is_null() {
-            return Err(RnncellStatus::NullPointer);
-        }
-        if !p.is_aligned() {
-            return Err(RnncellStatus::InvalidArgument);
-        }
+    unsafe fn is_live(p: *const Self) -> bool {
         // SAFETY: non-null and aligned for Self, which holds a u64 at offset
         // 0 (trait contract), readable for 8 bytes (caller).
-        let magic = unsafe { p.cast::<u64>().read() };
-        if magic != Self::MAGIC {
-            return Err(RnncellStatus::InvalidArgument);
+        !p.is_null() && p.is_aligned() && unsafe { p.cast::<u64>().read() } == Self::MAGIC
+    }
+
+    /// Checks that `p` is a live handle; the error names the handle.
+    ///
+    /// # Safety
+    /// As [`Handle::is_live`].
+    unsafe fn check(p: *const Self) -> FfiResult<()> {
+        if p.is_null() {
+            return Err(fail(
+                RnncellStatus::NullPointer,
+                format_args!("{} is NULL", Self::KIND),
+            ));
+        }
+        // SAFETY: forwarded.
+        if !unsafe { Self::is_live(p) } {
+            return Err(fail(
+                RnncellStatus::InvalidArgument,
+                format_args!(
+                    "{} is not a live handle (freed, or not one rnncell returned)",
+                    Self::KIND
+                ),
+            ));
         }
         Ok(())
     }
@@ -250,7 +270,7 @@ pub(crate) unsafe trait Handle: Sized {
     /// by another thread.
     unsafe fn free(p: *mut Self) {
         // SAFETY: forwarded.
-        if unsafe { Self::check(p) }.is_err() {
+        if !unsafe { Self::is_live(p) } {
             return;
         }
         // SAFETY: a live boxed Self (checked), exclusively ours (caller).

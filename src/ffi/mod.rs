@@ -78,6 +78,7 @@ use std::mem::size_of;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
+mod detail;
 mod marshal;
 mod model;
 mod onnx;
@@ -85,6 +86,7 @@ mod state;
 mod status;
 mod types;
 
+pub use detail::rnncell_last_error;
 pub use model::*;
 pub use onnx::*;
 pub use state::*;
@@ -140,19 +142,31 @@ pub(crate) fn boundary<R: OnPanic>(f: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| R::on_panic())
 }
 
-/// [`boundary`] for bodies that return `FfiResult<()>`.
-pub(crate) fn guarded(f: impl FnOnce() -> FfiResult<()>) -> RnncellStatus {
-    boundary(|| match f() {
+/// [`boundary`] for bodies of the entry point `name` that return
+/// `FfiResult<()>`; a failure (a panic included) leaves its error detail
+/// for `rnncell_last_error`.
+pub(crate) fn guarded(name: &str, f: impl FnOnce() -> FfiResult<()>) -> RnncellStatus {
+    let status = boundary(|| match f() {
         Ok(()) => RnncellStatus::Ok,
         Err(s) => s,
-    })
+    });
+    if status != RnncellStatus::Ok {
+        detail::finish(name, status);
+    }
+    status
 }
+
+/// Records the error detail of a failing check (see [`detail::record`]).
+pub(crate) use detail::record as fail;
 
 /// Checks that `n` elements of `T` span at most `isize::MAX` bytes, the limit
 /// of one Rust (and C) object; beyond it `n * sizeof(T)` could wrap `size_t`.
 pub(crate) fn check_count<T>(n: usize) -> FfiResult<()> {
     if n > isize::MAX as usize / size_of::<T>().max(1) {
-        Err(RnncellStatus::SizeOverflow)
+        Err(fail(
+            RnncellStatus::SizeOverflow,
+            format_args!("an element count of {n} is more than PTRDIFF_MAX bytes"),
+        ))
     } else {
         Ok(())
     }
@@ -164,7 +178,12 @@ pub(crate) fn count_of<T>(dims: &[usize]) -> FfiResult<usize> {
     let n = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or(RnncellStatus::SizeOverflow)?;
+        .ok_or_else(|| {
+            fail(
+                RnncellStatus::SizeOverflow,
+                format_args!("the product of the sizes {dims:?} overflows size_t"),
+            )
+        })?;
     check_count::<T>(n)?;
     Ok(n)
 }
@@ -198,8 +217,12 @@ pub(crate) unsafe fn copy_out(src: &[f32], dst: *mut f32) {
 /// A fresh vector of `n` floats, or [`RnncellStatus::Allocation`].
 pub(crate) fn try_vec(n: usize) -> FfiResult<Vec<f32>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| RnncellStatus::Allocation)?;
+    v.try_reserve_exact(n).map_err(|_| {
+        fail(
+            RnncellStatus::Allocation,
+            format_args!("cannot allocate a copy of {n} floats"),
+        )
+    })?;
     v.resize(n, 0.0);
     Ok(v)
 }
@@ -297,7 +320,7 @@ mod test_panic {
     /// returns `RNNCELL_STATUS_OK` without panicking.
     #[unsafe(no_mangle)]
     pub extern "C" fn rnncell_test_panic(kind: u32) -> RnncellStatus {
-        guarded(|| {
+        guarded("rnncell_test_panic", || {
             let v = [1u32, 2, 3];
             match kind {
                 0 => panic!("rnncell_test_panic: deliberate panic"),

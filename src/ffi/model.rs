@@ -8,7 +8,7 @@ use super::marshal::{Handle, Regions, Tagged, Unaligned, unaligned_slice};
 use super::{
     FfiResult, RnncellIsa, RnncellKerasLayer, RnncellModelInfo, RnncellOnnxLayer,
     RnncellPytorchLayer, RnncellSafetensorsOptions, RnncellSpec, RnncellStatus, RnncellTensor,
-    RnncellWeightPrecision, boundary, check_count, floats_in, guarded, read_in, write_msg,
+    RnncellWeightPrecision, boundary, check_count, fail, floats_in, guarded, read_in, write_msg,
     write_out,
 };
 use crate::cell::fit::{self, Api, Counts};
@@ -32,6 +32,7 @@ const _: () = assert!(std::mem::offset_of!(RnncellModel, t) == 0);
 // SAFETY: the only field is a Tagged (offset 0, asserted above), tagged
 // MAGIC only by `RnncellModel::new` and FREED before the box is dropped.
 unsafe impl Handle for RnncellModel {
+    const KIND: &'static str = "model";
     const MAGIC: u64 = 0x726e_6e63_6d6f_646c; // "rnncmodl"
     fn magic_mut(&mut self) -> &mut u64 {
         self.t.magic_mut()
@@ -113,6 +114,7 @@ fn count_of(t: RnncellTensor) -> Option<usize> {
 /// `spec` null or a valid `RnncellSpec`; `out` null or writable; `msg` null
 /// or writable for `msg_len` bytes.
 unsafe fn build_model(
+    name: &str,
     spec: *const RnncellSpec,
     isa: u32,
     out: *mut *mut RnncellModel,
@@ -128,6 +130,7 @@ unsafe fn build_model(
         .and_then(|_| outs.check_writes());
     if let Err(s) = regions {
         // Writing either output could corrupt the other: write nothing.
+        report(name, s, "");
         return s;
     }
     let r = boundary(|| -> Result<*mut RnncellModel, Failure> {
@@ -168,7 +171,19 @@ unsafe fn build_model(
     // SAFETY: `msg` is null or writable for msg_len bytes (caller) and
     // disjoint from `*out` (checked).
     unsafe { write_msg(msg, msg_len, &text) };
+    report(name, status, &text);
     status
+}
+
+/// Leaves a failed builder's or loader's message (`text`, or what a check
+/// recorded when it is empty) as the error detail of the call `name`.
+pub(super) fn report(name: &str, status: RnncellStatus, text: &str) {
+    if status != RnncellStatus::Ok {
+        if !text.is_empty() {
+            fail(status, format_args!("{text}"));
+        }
+        super::detail::finish(name, status);
+    }
 }
 
 /// The `n` C structs at `p` (any alignment), after `n` was compared with
@@ -400,7 +415,17 @@ pub unsafe extern "C" fn rnncell_model_new_pytorch(
         model().map_err(|f| f.with_hint(|| fit::hint(Layout::PyTorch, &spec, &counts(), Api::C)))
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
-    unsafe { build_model(spec, isa, out_model, err_msg, err_msg_len, build) }
+    unsafe {
+        build_model(
+            "rnncell_model_new_pytorch",
+            spec,
+            isa,
+            out_model,
+            err_msg,
+            err_msg_len,
+            build,
+        )
+    }
 }
 
 /// Builds a model from ONNX LSTM/GRU/RNN node tensors: `layers` holds
@@ -494,7 +519,17 @@ pub unsafe extern "C" fn rnncell_model_new_onnx(
         model().map_err(hinted)
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
-    unsafe { build_model(spec, isa, out_model, err_msg, err_msg_len, build) }
+    unsafe {
+        build_model(
+            "rnncell_model_new_onnx",
+            spec,
+            isa,
+            out_model,
+            err_msg,
+            err_msg_len,
+            build,
+        )
+    }
 }
 
 /// Builds a model from Keras layer weights: `layers` holds `n_layers` =
@@ -584,7 +619,17 @@ pub unsafe extern "C" fn rnncell_model_new_keras(
         model().map_err(|f| f.with_hint(|| fit::hint(Layout::Keras, &spec, &counts(), Api::C)))
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
-    unsafe { build_model(spec, isa, out_model, err_msg, err_msg_len, build) }
+    unsafe {
+        build_model(
+            "rnncell_model_new_keras",
+            spec,
+            isa,
+            out_model,
+            err_msg,
+            err_msg_len,
+            build,
+        )
+    }
 }
 
 /// Frees a model. NULL is a no-op. Every state made from it stays valid
@@ -619,7 +664,7 @@ pub unsafe extern "C" fn rnncell_model_info(
     model: *const RnncellModel,
     out: *mut RnncellModelInfo,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_model_info", || {
         // SAFETY: `model` is null or live (caller).
         let m = unsafe { model_ref(model) }?;
         let s = m.spec();
@@ -652,7 +697,7 @@ pub unsafe extern "C" fn rnncell_model_spec(
     model: *const RnncellModel,
     out: *mut RnncellSpec,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_model_spec", || {
         // SAFETY: `model` is null or live (caller).
         let m = unsafe { model_ref(model) }?;
         // SAFETY: `out` is null or writable (caller).
@@ -679,7 +724,16 @@ pub unsafe extern "C" fn rnncell_spec_init(
     hidden_size: usize,
 ) -> RnncellStatus {
     // SAFETY: forwarded (caller).
-    unsafe { spec_init(spec, cell, input_size, hidden_size, None) }
+    unsafe {
+        spec_init(
+            "rnncell_spec_init",
+            spec,
+            cell,
+            input_size,
+            hidden_size,
+            None,
+        )
+    }
 }
 
 /// As `rnncell_spec_init`, with PyTorch's defaults written out: a GRU is
@@ -697,6 +751,7 @@ pub unsafe extern "C" fn rnncell_spec_init_pytorch(
     // SAFETY: forwarded (caller).
     unsafe {
         spec_init(
+            "rnncell_spec_init_pytorch",
             spec,
             cell,
             input_size,
@@ -721,7 +776,16 @@ pub unsafe extern "C" fn rnncell_spec_init_onnx(
     hidden_size: usize,
 ) -> RnncellStatus {
     // SAFETY: forwarded (caller).
-    unsafe { spec_init(spec, cell, input_size, hidden_size, Some(Framework::Onnx)) }
+    unsafe {
+        spec_init(
+            "rnncell_spec_init_onnx",
+            spec,
+            cell,
+            input_size,
+            hidden_size,
+            Some(Framework::Onnx),
+        )
+    }
 }
 
 /// As `rnncell_spec_init`, with Keras's defaults written out: a GRU is
@@ -738,7 +802,16 @@ pub unsafe extern "C" fn rnncell_spec_init_keras(
     hidden_size: usize,
 ) -> RnncellStatus {
     // SAFETY: forwarded (caller).
-    unsafe { spec_init(spec, cell, input_size, hidden_size, Some(Framework::Keras)) }
+    unsafe {
+        spec_init(
+            "rnncell_spec_init_keras",
+            spec,
+            cell,
+            input_size,
+            hidden_size,
+            Some(Framework::Keras),
+        )
+    }
 }
 
 /// The body of every `rnncell_spec_init*`.
@@ -746,18 +819,25 @@ pub unsafe extern "C" fn rnncell_spec_init_keras(
 /// # Safety
 /// `spec` NULL or writable.
 unsafe fn spec_init(
+    name: &str,
     spec: *mut RnncellSpec,
     cell: u32,
     input_size: usize,
     hidden_size: usize,
     framework: Option<Framework>,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded(name, || {
         if spec.is_null() {
-            return Err(RnncellStatus::NullPointer);
+            return Err(fail(
+                RnncellStatus::NullPointer,
+                format_args!("spec is NULL"),
+            ));
         }
         if !(1..=3).contains(&cell) {
-            return Err(RnncellStatus::InvalidArgument);
+            return Err(fail(
+                RnncellStatus::InvalidArgument,
+                format_args!("cell: {cell} is not an RnncellCell (1 LSTM, 2 GRU, 3 RNN)"),
+            ));
         }
         let s = RnncellSpec::defaults(cell, input_size, hidden_size, framework);
         // SAFETY: `spec` is non-null and writable (caller).
@@ -947,7 +1027,17 @@ pub unsafe extern "C" fn rnncell_model_load_safetensors(
         Ok(Model::from_safetensors(path, &o)?)
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
-    unsafe { build_model(spec, isa, out_model, err_msg, err_msg_len, build) }
+    unsafe {
+        build_model(
+            "rnncell_model_load_safetensors",
+            spec,
+            isa,
+            out_model,
+            err_msg,
+            err_msg_len,
+            build,
+        )
+    }
 }
 
 /// Loads a model from the bytes of a safetensors file in memory (`bytes`,
@@ -984,5 +1074,15 @@ pub unsafe extern "C" fn rnncell_model_load_safetensors_bytes(
         Ok(Model::from_safetensors_bytes(data, &o)?)
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
-    unsafe { build_model(spec, isa, out_model, err_msg, err_msg_len, build) }
+    unsafe {
+        build_model(
+            "rnncell_model_load_safetensors_bytes",
+            spec,
+            isa,
+            out_model,
+            err_msg,
+            err_msg_len,
+            build,
+        )
+    }
 }

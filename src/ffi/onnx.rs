@@ -7,7 +7,7 @@ use std::ffi::c_char;
 use std::ptr;
 
 use super::marshal::{Handle, Regions, unaligned_slice};
-use super::model::{Failure, RnncellModel, utf8};
+use super::model::{Failure, RnncellModel, report, utf8};
 use super::{
     RnncellCell, RnncellDirection, RnncellIsa, RnncellStatus, RnncellWeightPrecision, boundary,
     check_count, read_in, write_msg,
@@ -158,6 +158,7 @@ unsafe fn options(opts: *const RnncellOnnxOptions, isa: Isa) -> Result<OnnxOptio
 /// # Safety
 /// `out` null or writable; `msg` null or writable for `msg_len` bytes.
 unsafe fn load_model(
+    name: &str,
     isa: u32,
     out: *mut *mut RnncellModel,
     msg: *mut c_char,
@@ -170,6 +171,7 @@ unsafe fn load_model(
         .and_then(|_| outs.write(msg, msg_len))
         .and_then(|_| outs.check_writes());
     if let Err(s) = regions {
+        report(name, s, "");
         return s;
     }
     let r = boundary(|| -> Result<*mut RnncellModel, Failure> {
@@ -206,6 +208,7 @@ unsafe fn load_model(
     // SAFETY: `msg` null or writable for msg_len bytes (caller), disjoint
     // from `*out` (checked).
     unsafe { write_msg(msg, msg_len, &text) };
+    report(name, status, &text);
     status
 }
 
@@ -282,7 +285,16 @@ pub unsafe extern "C" fn rnncell_model_load_onnx(
         Ok(Model::from_onnx_file(path, &o)?)
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
-    unsafe { load_model(isa, out_model, err_msg, err_msg_len, build) }
+    unsafe {
+        load_model(
+            "rnncell_model_load_onnx",
+            isa,
+            out_model,
+            err_msg,
+            err_msg_len,
+            build,
+        )
+    }
 }
 
 /// Loads from the bytes of an ONNX file in memory (`bytes`, `len` bytes,
@@ -309,20 +321,35 @@ pub unsafe extern "C" fn rnncell_model_load_onnx_bytes(
         Ok(Model::from_onnx_bytes(data, &o)?)
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
-    unsafe { load_model(isa, out_model, err_msg, err_msg_len, build) }
+    unsafe {
+        load_model(
+            "rnncell_model_load_onnx_bytes",
+            isa,
+            out_model,
+            err_msg,
+            err_msg_len,
+            build,
+        )
+    }
 }
 
 /// Writes a failure's message (or "") and returns its status.
 ///
 /// # Safety
 /// `msg` null or writable for `msg_len` bytes.
-unsafe fn finish(r: Result<(), Failure>, msg: *mut c_char, msg_len: usize) -> RnncellStatus {
+unsafe fn finish(
+    name: &str,
+    r: Result<(), Failure>,
+    msg: *mut c_char,
+    msg_len: usize,
+) -> RnncellStatus {
     let (status, text) = match r {
         Ok(()) => (RnncellStatus::Ok, String::new()),
         Err(f) => (f.status, f.msg.unwrap_or_default()),
     };
     // SAFETY: forwarded (caller).
     unsafe { write_msg(msg, msg_len, &text) };
+    report(name, status, &text);
     status
 }
 
@@ -357,6 +384,7 @@ pub unsafe extern "C" fn rnncell_onnx_node_count(
         .and_then(|_| outs.write(err_msg, err_msg_len))
         .and_then(|_| outs.check_writes());
     if let Err(s) = regions {
+        report("rnncell_onnx_node_count", s, "");
         return s;
     }
     let r = boundary(|| -> Result<(), Failure> {
@@ -374,7 +402,7 @@ pub unsafe extern "C" fn rnncell_onnx_node_count(
         Ok(())
     });
     // SAFETY: forwarded (caller).
-    unsafe { finish(r, err_msg, err_msg_len) }
+    unsafe { finish("rnncell_onnx_node_count", r, err_msg, err_msg_len) }
 }
 
 /// Describes recurrent node `index` (in the order `rnncell_onnx_node_count`
@@ -411,6 +439,7 @@ pub unsafe extern "C" fn rnncell_onnx_node_info(
         .and_then(|_| outs.write(err_msg, err_msg_len))
         .and_then(|_| outs.check_writes());
     if let Err(s) = regions {
+        report("rnncell_onnx_node_info", s, "");
         return s;
     }
     let r = boundary(|| -> Result<(), Failure> {
@@ -444,7 +473,7 @@ pub unsafe extern "C" fn rnncell_onnx_node_info(
         Ok(())
     });
     // SAFETY: forwarded (caller).
-    unsafe { finish(r, err_msg, err_msg_len) }
+    unsafe { finish("rnncell_onnx_node_info", r, err_msg, err_msg_len) }
 }
 
 fn c_info(n: &OnnxNodeInfo, all: &[OnnxNodeInfo]) -> RnncellOnnxNodeInfo {

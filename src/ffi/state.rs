@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use super::marshal::{Handle, Regions, Tagged, Unaligned, unaligned_slice};
 use super::{
     FfiResult, RnncellModel, RnncellSequence, RnncellSequenceOutput, RnncellStatus, RnncellTensor,
-    RnncellTensorMut, check_count, copy_in, copy_out, count_of, floats_in, guarded, read_in,
+    RnncellTensorMut, check_count, copy_in, copy_out, count_of, fail, floats_in, guarded, read_in,
     try_vec, types::flag, write_out,
 };
 use crate::cell::model::{Model, Sequence, SequenceOutput, State};
@@ -42,6 +42,7 @@ const _: () = assert!(std::mem::offset_of!(RnncellState, t) == 0);
 // SAFETY: the only field is a Tagged (offset 0, asserted above), tagged
 // MAGIC only by `RnncellState::new` and FREED before the box is dropped.
 unsafe impl Handle for RnncellState {
+    const KIND: &'static str = "state";
     const MAGIC: u64 = 0x726e_6e63_7374_6174; // "rnncstat"
     fn magic_mut(&mut self) -> &mut u64 {
         self.t.magic_mut()
@@ -100,7 +101,7 @@ pub unsafe extern "C" fn rnncell_state_new(
 ) -> RnncellStatus {
     // SAFETY: forwarded contracts.
     unsafe {
-        new_handle(out_state, || {
+        new_handle("rnncell_state_new", out_state, || {
             let m = model_ref(model)?;
             let s = m.spec();
             RnncellState::new(
@@ -118,12 +119,16 @@ pub unsafe extern "C" fn rnncell_state_new(
 /// # Safety
 /// `out` null or writable; `make`'s own contracts.
 unsafe fn new_handle(
+    name: &str,
     out: *mut *mut RnncellState,
     make: impl FnOnce() -> FfiResult<RnncellState>,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded(name, || {
         if out.is_null() {
-            return Err(RnncellStatus::NullPointer);
+            return Err(fail(
+                RnncellStatus::NullPointer,
+                format_args!("out_state is NULL"),
+            ));
         }
         // A panic in `make` still leaves NULL in *out.
         let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make))
@@ -152,7 +157,7 @@ pub unsafe extern "C" fn rnncell_state_copy(
 ) -> RnncellStatus {
     // SAFETY: forwarded contracts.
     unsafe {
-        new_handle(out_state, || {
+        new_handle("rnncell_state_copy", out_state, || {
             let src = state_ref(state)?;
             RnncellState::new(src.state.try_clone()?, src.x.len(), src.y.len())
         })
@@ -165,7 +170,7 @@ pub unsafe extern "C" fn rnncell_state_copy(
 /// `state` NULL or live and not in use by another thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rnncell_state_reset(state: *mut RnncellState) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_state_reset", || {
         // SAFETY: `state` is null or live and exclusively ours (caller).
         unsafe { state_mut(state) }?.state.reset();
         Ok(())
@@ -199,12 +204,12 @@ pub unsafe extern "C" fn rnncell_state_get_h(
     h: *mut f32,
     h_len: usize,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_state_get_h", || {
         // SAFETY: `state` is null or live (caller).
         let st = unsafe { state_ref(state) }?;
         let src = layer_h(&st.state, layer)?;
         // SAFETY: `h` null or writable for h_len floats (caller).
-        unsafe { get_into(src, h, h_len) }
+        unsafe { get_into(src, h, h_len, "h") }
     })
 }
 
@@ -221,12 +226,12 @@ pub unsafe extern "C" fn rnncell_state_get_c(
     c: *mut f32,
     c_len: usize,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_state_get_c", || {
         // SAFETY: `state` is null or live (caller).
         let st = unsafe { state_ref(state) }?;
         let src = layer_c(&st.state, layer)?;
         // SAFETY: `c` null or writable for c_len floats (caller).
-        unsafe { get_into(src, c, c_len) }
+        unsafe { get_into(src, c, c_len, "c") }
     })
 }
 
@@ -243,12 +248,12 @@ pub unsafe extern "C" fn rnncell_state_set_h(
     h: *const f32,
     h_len: usize,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_state_set_h", || {
         // SAFETY: `state` is null or live and exclusively ours (caller).
         let st = unsafe { state_mut(state) }?;
         let n = layer_h(&st.state, layer)?.len();
         // SAFETY: `h` null or readable for h_len floats (caller).
-        let v = unsafe { set_from(&mut st.y, h, h_len, n) }?;
+        let v = unsafe { set_from(&mut st.y, h, h_len, n, "h") }?;
         Ok(st.state.set_h(layer, v)?)
     })
 }
@@ -265,41 +270,66 @@ pub unsafe extern "C" fn rnncell_state_set_c(
     c: *const f32,
     c_len: usize,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_state_set_c", || {
         // SAFETY: `state` is null or live and exclusively ours (caller).
         let st = unsafe { state_mut(state) }?;
         let n = layer_c(&st.state, layer)?.len();
         // SAFETY: `c` null or readable for c_len floats (caller).
-        let v = unsafe { set_from(&mut st.y, c, c_len, n) }?;
+        let v = unsafe { set_from(&mut st.y, c, c_len, n, "c") }?;
         Ok(st.state.set_c(layer, v)?)
     })
 }
 
-fn layer_h(st: &State, layer: usize) -> FfiResult<&[f32]> {
+/// `layer` < L, or an error naming both.
+fn check_layer(st: &State, layer: usize) -> FfiResult<()> {
     if layer >= st.layers() {
-        return Err(RnncellStatus::InvalidArgument);
+        return Err(fail(
+            RnncellStatus::InvalidArgument,
+            format_args!(
+                "layer is {layer}, the state has {} (layers x directions, 0 to {})",
+                st.layers(),
+                st.layers() - 1
+            ),
+        ));
     }
+    Ok(())
+}
+
+fn layer_h(st: &State, layer: usize) -> FfiResult<&[f32]> {
+    check_layer(st, layer)?;
     Ok(st.h(layer))
 }
 
 fn layer_c(st: &State, layer: usize) -> FfiResult<&[f32]> {
-    if layer >= st.layers() {
-        return Err(RnncellStatus::InvalidArgument);
-    }
-    st.c(layer).ok_or(RnncellStatus::InvalidArgument)
+    check_layer(st, layer)?;
+    st.c(layer).ok_or_else(|| {
+        fail(
+            RnncellStatus::InvalidArgument,
+            format_args!("the cell has no c state (only an LSTM has one)"),
+        )
+    })
 }
 
 /// Checks `dst`/`len` against `src` and copies `src` out.
 ///
 /// # Safety
 /// `dst` null or writable for `len` floats.
-unsafe fn get_into(src: &[f32], dst: *mut f32, len: usize) -> FfiResult<()> {
+unsafe fn get_into(src: &[f32], dst: *mut f32, len: usize, what: &str) -> FfiResult<()> {
     if dst.is_null() {
-        return Err(RnncellStatus::NullPointer);
+        return Err(fail(
+            RnncellStatus::NullPointer,
+            format_args!("{what} is NULL"),
+        ));
     }
     check_count::<f32>(len)?;
     if len != src.len() {
-        return Err(RnncellStatus::SizeMismatch);
+        return Err(fail(
+            RnncellStatus::SizeMismatch,
+            format_args!(
+                "{what}_len is {len}, the layer's {what} has {} floats",
+                src.len()
+            ),
+        ));
     }
     // SAFETY: `dst` is writable for len == src.len() floats (caller) and is
     // caller memory, disjoint from the state's own buffers.
@@ -312,18 +342,25 @@ unsafe fn get_into(src: &[f32], dst: *mut f32, len: usize) -> FfiResult<()> {
 ///
 /// # Safety
 /// `src` null or readable for `len` floats and disjoint from the state.
-unsafe fn set_from(
-    scratch: &mut [f32],
+unsafe fn set_from<'a>(
+    scratch: &'a mut [f32],
     src: *const f32,
     len: usize,
     n: usize,
-) -> FfiResult<&[f32]> {
+    what: &str,
+) -> FfiResult<&'a [f32]> {
     if src.is_null() {
-        return Err(RnncellStatus::NullPointer);
+        return Err(fail(
+            RnncellStatus::NullPointer,
+            format_args!("{what} is NULL"),
+        ));
     }
     check_count::<f32>(len)?;
     if len != n {
-        return Err(RnncellStatus::SizeMismatch);
+        return Err(fail(
+            RnncellStatus::SizeMismatch,
+            format_args!("{what}_len is {len}, the layer's {what} has {n} floats"),
+        ));
     }
     if src.is_aligned() {
         // SAFETY: non-null, aligned, readable for n floats (caller), n*4 <=
@@ -340,18 +377,76 @@ unsafe fn set_from(
 /// that a failing step returns before anything is written or allocated.
 fn step_precheck(m: &Model, st: &StateInner, x_len: usize, y_len: usize) -> FfiResult<()> {
     let s = m.spec();
-    if s.direction != Direction::Forward {
-        return Err(RnncellStatus::Unsupported);
-    }
+    check_forward(m)?;
     if !m.owns(&st.state) {
-        return Err(RnncellStatus::StateMismatch);
+        return Err(state_mismatch(format_args!("state")));
     }
     check_count::<f32>(x_len)?;
     check_count::<f32>(y_len)?;
-    if x_len != s.input_size || y_len != s.state_size() {
-        return Err(RnncellStatus::SizeMismatch);
+    if x_len != s.input_size {
+        return Err(size_mismatch(
+            format_args!("x_len"),
+            x_len,
+            s.input_size,
+            format_args!("input_size (I)"),
+        ));
+    }
+    if y_len != s.state_size() {
+        return Err(size_mismatch(
+            format_args!("y_len"),
+            y_len,
+            s.state_size(),
+            format_args!("{}", state_size_name(m)),
+        ));
     }
     Ok(())
+}
+
+/// Streaming calls take forward models only.
+fn check_forward(m: &Model) -> FfiResult<()> {
+    if m.spec().direction != Direction::Forward {
+        return Err(fail(
+            RnncellStatus::Unsupported,
+            format_args!(
+                "the model is {:?}: only forward models stream one step at a time \
+                 (use rnncell_model_run for whole sequences)",
+                m.spec().direction
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A state of another model.
+fn state_mismatch(which: std::fmt::Arguments<'_>) -> RnncellStatus {
+    fail(
+        RnncellStatus::StateMismatch,
+        format_args!("{which} was made by rnncell_state_new for a different model"),
+    )
+}
+
+/// `what` holds `got` elements where the model needs `want` (`from`: the
+/// model's sizes that make `want`).
+/// Formats without allocating (the step calls allocate on no path).
+pub(super) fn size_mismatch(
+    what: std::fmt::Arguments<'_>,
+    got: usize,
+    want: usize,
+    from: std::fmt::Arguments<'_>,
+) -> RnncellStatus {
+    fail(
+        RnncellStatus::SizeMismatch,
+        format_args!("{what} is {got}, the model needs {want} ({from})"),
+    )
+}
+
+/// Where Hr comes from, for messages.
+fn state_size_name(m: &Model) -> &'static str {
+    if m.spec().proj_size() > 0 {
+        "the state size Hr = lstm_proj_size"
+    } else {
+        "the state size Hr = hidden_size"
+    }
 }
 
 /// Advances one stream by one time step: reads `x` (I floats), updates
@@ -377,13 +472,17 @@ pub unsafe extern "C" fn rnncell_model_step(
     y: *mut f32,
     y_len: usize,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_model_step", || {
         // SAFETY: `model` is null or live (caller).
         let m = unsafe { model_ref(model) }?;
         // SAFETY: `state` is null or live and exclusively ours (caller).
         let st = unsafe { state_mut(state) }?;
         if x.is_null() || y.is_null() {
-            return Err(RnncellStatus::NullPointer);
+            let which = if x.is_null() { "x" } else { "y" };
+            return Err(fail(
+                RnncellStatus::NullPointer,
+                format_args!("{which} is NULL"),
+            ));
         }
         step_precheck(m, st, x_len, y_len)?;
         let mut reg = Regions::<2>::new();
@@ -481,17 +580,40 @@ unsafe fn out_buf<'a>(t: RnncellTensorMut) -> FfiResult<Option<Out<'a>>> {
 /// What a buffer of `rnncell_model_run` must be: its count is compared with
 /// `want` (`None`: not allowed for this model) before it is read or
 /// written. `{NULL, 0}` is absent; `required` buffers must be present.
-fn check_buf(data_null: bool, len: usize, want: Option<usize>, required: bool) -> FfiResult<()> {
+/// `name` and `shape` (how `want` is made) go into the error detail.
+fn check_buf(
+    name: &str,
+    (data_null, len): (bool, usize),
+    want: Option<usize>,
+    required: bool,
+    shape: &dyn Fn() -> String,
+) -> FfiResult<()> {
     if data_null {
-        return if len != 0 || required {
-            Err(RnncellStatus::NullPointer)
+        return if len != 0 {
+            Err(fail(
+                RnncellStatus::NullPointer,
+                format_args!("{name}.data is NULL but {name}.len is {len}"),
+            ))
+        } else if required {
+            Err(fail(
+                RnncellStatus::NullPointer,
+                format_args!("{name}.data is NULL ({name} is required)"),
+            ))
         } else {
             Ok(())
         };
     }
     match want {
-        None => Err(RnncellStatus::InvalidArgument),
-        Some(n) if n != len => Err(RnncellStatus::SizeMismatch),
+        None => Err(fail(
+            RnncellStatus::InvalidArgument,
+            format_args!("{name} is given but the model has none ({})", shape()),
+        )),
+        Some(n) if n != len => Err(size_mismatch(
+            format_args!("{name}.len"),
+            len,
+            n,
+            format_args!("{}", shape()),
+        )),
         Some(_) => Ok(()),
     }
 }
@@ -528,19 +650,21 @@ pub unsafe extern "C" fn rnncell_model_run(
     seq: *const RnncellSequence,
     out: *const RnncellSequenceOutput,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_model_run", || {
         // SAFETY: `model` is null or live (caller).
         let m = unsafe { model_ref(model) }?;
         // SAFETY: `seq` and `out` are null or valid (caller).
         let (sq, o) = unsafe { (read_in(seq)?, read_in(out)?) };
-        let batch_major =
-            flag("seq.batch_major", sq.batch_major).map_err(|_| RnncellStatus::InvalidArgument)?;
+        let batch_major = flag("seq.batch_major", sq.batch_major)?;
         let s = m.spec();
         // 1. Every count, before any buffer is touched.
         let ld = s.num_layers * s.directions();
         let (t, b) = (sq.steps, sq.batch);
         if t == 0 || b == 0 {
-            return Err(RnncellStatus::InvalidArgument);
+            return Err(fail(
+                RnncellStatus::InvalidArgument,
+                format_args!("seq.steps is {t} and seq.batch is {b}: both must be at least 1"),
+            ));
         }
         let n_in = count_of::<f32>(&[t, b, s.input_size])?;
         let n_out = count_of::<f32>(&[t, b, s.output_size()])?;
@@ -549,16 +673,62 @@ pub unsafe extern "C" fn rnncell_model_run(
         let n_c = s.has_cell_state().then_some(n_c);
         let tens = |t: RnncellTensor| (t.data.is_null(), t.len);
         let tmut = |t: RnncellTensorMut| (t.data.is_null(), t.len);
-        for ((null, len), want, required) in [
-            (tens(sq.input), Some(n_in), true),
-            (tens(sq.h0), Some(n_h), false),
-            (tens(sq.c0), n_c, false),
-            ((sq.seq_lens.is_null(), sq.seq_lens_len), Some(b), false),
-            (tmut(o.output), Some(n_out), true),
-            (tmut(o.h_n), Some(n_h), false),
-            (tmut(o.c_n), n_c, false),
-        ] {
-            check_buf(null, len, want, required)?;
+        let hr = state_size_name(m);
+        let (ldn, out_n) = (
+            "L*D = num_layers x directions",
+            if s.directions() == 2 && s.merge == crate::cell::spec::MergeMode::Concat {
+                "D*Hr, concat of both directions"
+            } else {
+                "Hr"
+            },
+        );
+        // The shapes, for error messages only (formatted on failure).
+        let s_in = || {
+            format!(
+                "[T={t}, B={b}, I={}] = steps x batch x input_size",
+                s.input_size
+            )
+        };
+        let s_out = || {
+            format!(
+                "[T={t}, B={b}, {}] = steps x batch x output size ({out_n}, {hr})",
+                s.output_size()
+            )
+        };
+        let s_h = || format!("[L*D={ld}, B={b}, Hr={}]: {ldn}, {hr}", s.state_size());
+        let s_c = || {
+            if s.has_cell_state() {
+                format!("[L*D={ld}, B={b}, H={}]: {ldn}, hidden_size", s.hidden_size)
+            } else {
+                "only an LSTM has a c state".to_owned()
+            }
+        };
+        let s_lens = || format!("one length per sequence: seq.batch = {b}");
+        // (name, (data is NULL, len), wanted len, required, shape)
+        type Check<'s> = (
+            &'s str,
+            (bool, usize),
+            Option<usize>,
+            bool,
+            &'s dyn Fn() -> String,
+        );
+        let list: [Check; 7] = [
+            ("seq.input", tens(sq.input), Some(n_in), true, &s_in),
+            ("seq.h0", tens(sq.h0), Some(n_h), false, &s_h),
+            ("seq.c0", tens(sq.c0), n_c, false, &s_c),
+            (
+                "seq.seq_lens",
+                (sq.seq_lens.is_null(), sq.seq_lens_len),
+                Some(b),
+                false,
+                &s_lens,
+            ),
+            ("out.output", tmut(o.output), Some(n_out), true, &s_out),
+            ("out.h_n", tmut(o.h_n), Some(n_h), false, &s_h),
+            ("out.c_n", tmut(o.c_n), n_c, false, &s_c),
+        ];
+        for (name, buf, want, required, shape) in list {
+            check_buf(name, buf, want, required, shape)?;
         }
         // 2. Regions: outputs pairwise disjoint; inputs overlapping an
         //    output are copied before anything is written.
@@ -657,26 +827,47 @@ pub unsafe extern "C" fn rnncell_model_step_many(
     ys: *mut f32,
     ys_len: usize,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_model_step_many", || {
         // SAFETY: `model` is null or live (caller).
         let m = unsafe { model_ref(model) }?;
-        if states.is_null() || xs.is_null() || ys.is_null() {
-            return Err(RnncellStatus::NullPointer);
+        for (null, name) in [
+            (states.is_null(), "states"),
+            (xs.is_null(), "xs"),
+            (ys.is_null(), "ys"),
+        ] {
+            if null {
+                return Err(fail(
+                    RnncellStatus::NullPointer,
+                    format_args!("{name} is NULL"),
+                ));
+            }
         }
         let s = m.spec();
-        if s.direction != Direction::Forward {
-            return Err(RnncellStatus::Unsupported);
-        }
+        check_forward(m)?;
         // 1. Counts.
         let mut reg = Regions::<3>::new();
         let r_states = reg.read(states, n_states)?;
         let r_xs = reg.read(xs, xs_len)?;
         reg.write(ys, ys_len)?;
         let (i_sz, hr) = (s.input_size, s.state_size());
-        if xs_len != count_of::<f32>(&[n_states, i_sz])?
-            || ys_len != count_of::<f32>(&[n_states, hr])?
-        {
-            return Err(RnncellStatus::SizeMismatch);
+        if xs_len != count_of::<f32>(&[n_states, i_sz])? {
+            return Err(size_mismatch(
+                format_args!("xs_len"),
+                xs_len,
+                n_states * i_sz,
+                format_args!("[N={n_states}, I={i_sz}] = n_states x input_size"),
+            ));
+        }
+        if ys_len != count_of::<f32>(&[n_states, hr])? {
+            return Err(size_mismatch(
+                format_args!("ys_len"),
+                ys_len,
+                n_states * hr,
+                format_args!(
+                    "[N={n_states}, Hr={hr}] = n_states x {}",
+                    state_size_name(m)
+                ),
+            ));
         }
         if n_states == 0 {
             return Ok(());
@@ -684,19 +875,25 @@ pub unsafe extern "C" fn rnncell_model_step_many(
         // 2. Regions: the pointer array is read again after ys is written
         //    (groups, copy-out), so it may not overlap ys at all.
         if reg.aliased(r_states) {
-            return Err(RnncellStatus::InvalidArgument);
+            return Err(fail(
+                RnncellStatus::InvalidArgument,
+                format_args!("the states array overlaps ys"),
+            ));
         }
         // SAFETY: non-null, readable for n_states pointers (caller), count
         // checked, any alignment, and disjoint from the only writable
         // region, so it stays unchanged during the call.
         let handles = unsafe { unaligned_slice(states, n_states) };
         // 3. Every handle: live, ours, distinct.
-        for p in handles.iter().map(Unaligned::get) {
+        for (i, p) in handles.iter().map(Unaligned::get).enumerate() {
             // SAFETY: null or a state handle (caller); only shared
             // references exist during this loop.
-            let st = unsafe { state_ref(p) }?;
+            let st = unsafe { state_ref(p) }.map_err(|e| {
+                // Name the entry (the handle check recorded what is wrong).
+                fail(e, format_args!("states[{i}] is NULL or not a live state"))
+            })?;
             if !m.owns(&st.state) {
-                return Err(RnncellStatus::StateMismatch);
+                return Err(state_mismatch(format_args!("states[{i}]")));
             }
         }
         // Distinctness in O(N) without allocating: mark each state, a mark
@@ -719,7 +916,10 @@ pub unsafe extern "C" fn rnncell_model_step_many(
             unsafe { inner_mut(h.get()).marked = false };
         }
         if dup {
-            return Err(RnncellStatus::InvalidArgument);
+            return Err(fail(
+                RnncellStatus::InvalidArgument,
+                format_args!("states[{marked}] appears earlier in states too (each stream once)"),
+            ));
         }
         // 4. Inputs: misaligned or aliased rows go to each state's scratch
         //    before anything is written.
@@ -820,29 +1020,48 @@ pub unsafe extern "C" fn rnncell_model_step_chunk(
     ys: *mut f32,
     ys_len: usize,
 ) -> RnncellStatus {
-    guarded(|| {
+    guarded("rnncell_model_step_chunk", || {
         // SAFETY: `model` is null or live (caller).
         let m = unsafe { model_ref(model) }?;
         // SAFETY: `state` is null or live and exclusively ours (caller).
         let st = unsafe { state_mut(state) }?;
         if xs.is_null() || ys.is_null() {
-            return Err(RnncellStatus::NullPointer);
+            let which = if xs.is_null() { "xs" } else { "ys" };
+            return Err(fail(
+                RnncellStatus::NullPointer,
+                format_args!("{which} is NULL"),
+            ));
         }
         let mut reg = Regions::<2>::new();
         let r_xs = reg.read(xs, xs_len)?;
         reg.write(ys, ys_len)?;
         let s = m.spec();
-        if s.direction != Direction::Forward {
-            return Err(RnncellStatus::Unsupported);
-        }
+        check_forward(m)?;
         if !m.owns(&st.state) {
-            return Err(RnncellStatus::StateMismatch);
+            return Err(state_mismatch(format_args!("state")));
         }
         if xs_len == 0 || !xs_len.is_multiple_of(s.input_size) {
-            return Err(RnncellStatus::InvalidArgument);
+            return Err(fail(
+                RnncellStatus::InvalidArgument,
+                format_args!(
+                    "xs_len is {xs_len}: it must be a positive multiple of input_size {} \
+                     (T steps x I)",
+                    s.input_size
+                ),
+            ));
         }
-        if ys_len != count_of::<f32>(&[xs_len / s.input_size, s.state_size()])? {
-            return Err(RnncellStatus::SizeMismatch);
+        let steps = xs_len / s.input_size;
+        if ys_len != count_of::<f32>(&[steps, s.state_size()])? {
+            return Err(size_mismatch(
+                format_args!("ys_len"),
+                ys_len,
+                steps * s.state_size(),
+                format_args!(
+                    "[T={steps}, Hr={}] = xs_len / input_size x {}",
+                    s.state_size(),
+                    state_size_name(m)
+                ),
+            ));
         }
         // SAFETY: `xs` is readable for xs_len floats (caller); it is copied
         // when it overlaps `ys`, so a borrowed slice never aliases `ys`.

@@ -97,9 +97,18 @@ impl RnncellStatus {
     }
 }
 
+impl RnncellStatus {
+    /// The description `rnncell_status_str` returns, as a Rust string.
+    pub(crate) fn describe_str(self) -> &'static str {
+        RnncellStatus::describe(self as u32).to_str().unwrap_or("")
+    }
+}
+
+/// The status of a Rust error; its message becomes the call's error detail
+/// (`rnncell_last_error`).
 impl From<Error> for RnncellStatus {
     fn from(e: Error) -> RnncellStatus {
-        match e {
+        let status = match &e {
             Error::SizeMismatch { .. } => RnncellStatus::SizeMismatch,
             Error::InvalidArgument(_) => RnncellStatus::InvalidArgument,
             Error::Unsupported(_) => RnncellStatus::Unsupported,
@@ -108,7 +117,8 @@ impl From<Error> for RnncellStatus {
             Error::Format(_) => RnncellStatus::Format,
             Error::Io(_) => RnncellStatus::Io,
             Error::Allocation(_) => RnncellStatus::Allocation,
-        }
+        };
+        super::detail::record(status, format_args!("{e}"))
     }
 }
 

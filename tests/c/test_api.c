@@ -837,9 +837,19 @@ static void test_boundary(void) {
     EXPECT(rnncell_model_step(m, NULL, x, 7, y, 7), RNNCELL_STATUS_NULL_POINTER);
     EXPECT(rnncell_model_step(m, st, NULL, 7, y, 7), RNNCELL_STATUS_NULL_POINTER);
     EXPECT(rnncell_model_step(m, st, x, 7, NULL, 7), RNNCELL_STATUS_NULL_POINTER);
+    CHECK(strcmp(rnncell_last_error(), "rnncell_model_step: x is NULL") == 0
+          || strcmp(rnncell_last_error(), "rnncell_model_step: y is NULL") == 0);
     EXPECT(rnncell_model_step(m, st, x, 6, y, 7), RNNCELL_STATUS_SIZE_MISMATCH);
+    /* Every call's error detail names the buffer, the count given and wanted. */
+    CHECK(strcmp(rnncell_last_error(),
+                 "rnncell_model_step: x_len is 6, the model needs 7 (input_size (I))") == 0);
     EXPECT(rnncell_model_step(m, st, x, 0, y, 7), RNNCELL_STATUS_SIZE_MISMATCH);
     EXPECT(rnncell_model_step(m, st, x, 7, y, 8), RNNCELL_STATUS_SIZE_MISMATCH);
+    CHECK(strstr(rnncell_last_error(), "rnncell_model_step: y_len is 8, the model needs 7") != NULL);
+    OK(rnncell_state_get_h(st, 0, h, 7));
+    CHECK(strstr(rnncell_last_error(), "y_len is 8") != NULL); /* success leaves it */
+    EXPECT(rnncell_model_step(NULL, st, x, 7, y, 7), RNNCELL_STATUS_NULL_POINTER);
+    CHECK(strcmp(rnncell_last_error(), "rnncell_model_step: model is NULL") == 0);
     EXPECT(rnncell_model_step(m, st, x, SIZE_MAX, y, 7), RNNCELL_STATUS_SIZE_OVERFLOW);
     EXPECT(rnncell_model_step(m, st, x, 7, y, SIZE_MAX / 4 + 1), RNNCELL_STATUS_SIZE_OVERFLOW);
     OK(rnncell_state_get_h(st, 0, h, 7));
