@@ -12,6 +12,7 @@ use super::tensor::Tensor;
 use super::{
     SafetensorsOptions, cell_with, format_err, gate_names, inferred_spec, model_precision,
 };
+use crate::cell::frameworks::pytorch;
 use crate::cell::model::Model;
 use crate::cell::spec::{CellKind, MergeMode};
 use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
@@ -73,10 +74,7 @@ impl PtName {
     fn format(kind: PtKind, layer: usize, dir: usize, naming: Naming) -> String {
         match naming {
             Naming::Cell => kind.base().to_string(),
-            Naming::Module => {
-                let sfx = if dir == 1 { "_reverse" } else { "" };
-                format!("{}_l{layer}{sfx}", kind.base())
-            }
+            Naming::Module => pytorch::tensor_name(kind.base(), layer, dir),
         }
     }
 }
