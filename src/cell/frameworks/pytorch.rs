@@ -1,6 +1,8 @@
 //! PyTorch: `nn.LSTM` / `nn.GRU` / `nn.RNN` `state_dict` tensors (`weight_ih_l0`,
 //! `bias_hh_l1_reverse`, `weight_hr_l0`, …) in rnncell's canonical layout, the
-//! `_l{k}` / `_reverse` suffixes, and [`Model::from_pytorch`].
+//! `_l{k}` / `_reverse` suffixes, the cell modules' names without them
+//! (`nn.LSTMCell`: `weight_ih`, `bias_hh`, …) and their parser, and
+//! [`Model::from_pytorch`].
 
 use crate::cell::fit::{self, Api, Counts};
 use crate::cell::model::Model;
@@ -26,6 +28,104 @@ pub(crate) fn direction_suffix(dir: usize) -> &'static str {
 /// `layer`, direction `dir` of `nn.LSTM`/`nn.GRU`/`nn.RNN`.
 pub(crate) fn tensor_name(base: &str, layer: usize, dir: usize) -> String {
     format!("{base}_l{layer}{}", direction_suffix(dir))
+}
+
+// ---- tensor names (the safetensors loader parses them with these) ----
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum PtKind {
+    WeightIh,
+    WeightHh,
+    BiasIh,
+    BiasHh,
+    WeightHr,
+}
+
+impl PtKind {
+    pub(crate) const ALL: [PtKind; 5] = [
+        PtKind::WeightIh,
+        PtKind::WeightHh,
+        PtKind::BiasIh,
+        PtKind::BiasHh,
+        PtKind::WeightHr,
+    ];
+
+    pub(crate) fn base(self) -> &'static str {
+        match self {
+            PtKind::WeightIh => "weight_ih",
+            PtKind::WeightHh => "weight_hh",
+            PtKind::BiasIh => "bias_ih",
+            PtKind::BiasHh => "bias_hh",
+            PtKind::WeightHr => "weight_hr",
+        }
+    }
+}
+
+/// Which PyTorch module wrote the names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Naming {
+    /// `nn.LSTM`, `nn.GRU`, `nn.RNN`: `weight_ih_l0`, `bias_hh_l1_reverse`.
+    Module,
+    /// `nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`: `weight_ih`, `bias_hh`.
+    Cell,
+}
+
+/// One parsed tensor name: what it is, of which layer and direction (0 or
+/// 1), in which naming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PtName {
+    pub(crate) kind: PtKind,
+    pub(crate) layer: usize,
+    pub(crate) dir: usize,
+    pub(crate) naming: Naming,
+}
+
+impl PtName {
+    /// The name of `kind` of layer `layer`, direction `dir` in `naming`
+    /// (the inverse of [`parse_pytorch_name`]; a cell module has only layer
+    /// 0, direction 0 and no `weight_hr`).
+    pub(crate) fn format(kind: PtKind, layer: usize, dir: usize, naming: Naming) -> String {
+        match naming {
+            Naming::Cell => kind.base().to_string(),
+            Naming::Module => tensor_name(kind.base(), layer, dir),
+        }
+    }
+}
+
+/// `weight_ih_l3_reverse` → WeightIh of layer 3, direction 1 (module
+/// naming: only canonical layer numbers, no leading zeros, at most 4096);
+/// `bias_hh` → BiasHh of layer 0, direction 0 (cell naming: no
+/// `weight_hr`, which the cell modules do not have).
+pub(crate) fn parse_pytorch_name(rel: &str) -> Option<PtName> {
+    let kind_of = |base: &str| PtKind::ALL.into_iter().find(|k| k.base() == base);
+    if let Some(kind) = kind_of(rel).filter(|&k| k != PtKind::WeightHr) {
+        return Some(PtName {
+            kind,
+            layer: 0,
+            dir: 0,
+            naming: Naming::Cell,
+        });
+    }
+    let (rest, rev) = match rel.strip_suffix("_reverse") {
+        Some(r) => (r, true),
+        None => (rel, false),
+    };
+    let (base, num) = rest.rsplit_once("_l")?;
+    let kind = kind_of(base)?;
+    let canonical = !num.is_empty()
+        && num.len() <= 4
+        && num.bytes().all(|b| b.is_ascii_digit())
+        && (num == "0" || !num.starts_with('0'));
+    if !canonical {
+        return None;
+    }
+    let layer: usize = num.parse().ok()?;
+    (layer < 4096).then_some(PtName {
+        kind,
+        layer,
+        dir: usize::from(rev),
+        naming: Naming::Module,
+    })
 }
 
 impl Model {
@@ -156,5 +256,65 @@ fn rename(e: Error, l: usize, d: usize) -> Error {
             hint,
         },
         e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pytorch_names() {
+        use PtKind::*;
+        let n = |kind, layer, dir, naming| {
+            Some(PtName {
+                kind,
+                layer,
+                dir,
+                naming,
+            })
+        };
+        assert_eq!(
+            parse_pytorch_name("weight_ih_l0"),
+            n(WeightIh, 0, 0, Naming::Module)
+        );
+        assert_eq!(
+            parse_pytorch_name("bias_hh_l12_reverse"),
+            n(BiasHh, 12, 1, Naming::Module)
+        );
+        assert_eq!(
+            parse_pytorch_name("weight_hr_l1"),
+            n(WeightHr, 1, 0, Naming::Module)
+        );
+        assert_eq!(
+            parse_pytorch_name("weight_ih"),
+            n(WeightIh, 0, 0, Naming::Cell)
+        );
+        assert_eq!(parse_pytorch_name("bias_hh"), n(BiasHh, 0, 0, Naming::Cell));
+        for bad in [
+            "weight_ih_l01",
+            "weight_ih_l",
+            "weight_ih_l-1",
+            "weight_ih_l99999",
+            "weight_hr",
+            "weight_ih_reverse",
+            "weight_xx_l0",
+            "weight_ih_l0_reverse_reverse",
+            "weight_ih_l0x",
+            "Weight_ih",
+        ] {
+            assert_eq!(parse_pytorch_name(bad), None, "{bad}");
+        }
+        // format is the inverse of parse
+        for kind in PtKind::ALL {
+            for (l, d) in [(0, 0), (3, 1)] {
+                let s = PtName::format(kind, l, d, Naming::Module);
+                assert_eq!(parse_pytorch_name(&s), n(kind, l, d, Naming::Module));
+            }
+            if kind != WeightHr {
+                let s = PtName::format(kind, 0, 0, Naming::Cell);
+                assert_eq!(parse_pytorch_name(&s), n(kind, 0, 0, Naming::Cell));
+            }
+        }
     }
 }
