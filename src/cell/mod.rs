@@ -5,6 +5,7 @@
 
 pub(crate) mod activation;
 pub(crate) mod fit;
+pub(crate) mod frameworks;
 pub(crate) mod model;
 pub(crate) mod spec;
 pub(crate) mod weights;

@@ -2,9 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::fit::{self, Api, Counts};
 use super::spec::{Direction, ModelSpec};
-use super::weights::{LayerTensors, LayerWeights, Layout};
+use super::weights::LayerWeights;
 use crate::error::{Error, Result};
 use crate::isa::Isa;
 use crate::kernels::buf::try_vec;
@@ -15,6 +14,9 @@ use crate::pack::{LayerState, PackedLayer};
 
 mod sequence;
 pub use sequence::{SeqLens, Sequence, SequenceLayout, SequenceOutput};
+// The framework constructors (`Model::from_pytorch`, `from_onnx`,
+// `from_keras`) and their tensor types live in `cell/frameworks/`.
+pub use super::frameworks::{KerasTensors, OnnxTensors};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -200,40 +202,6 @@ impl State {
     }
 }
 
-/// The tensors of one ONNX LSTM/GRU/RNN node, all directions (`D` = 1 or 2).
-///
-/// ```
-/// let t = rnncell::OnnxTensors { w: &[], r: &[], b: None, p: None };
-/// assert!(t.b.is_none());
-/// ```
-#[derive(Clone, Copy, Debug)]
-pub struct OnnxTensors<'a> {
-    /// W [D, G·H, in].
-    pub w: &'a [f32],
-    /// R [D, G·H, H].
-    pub r: &'a [f32],
-    /// B [D, 2·G·H] = Wb ‖ Rb, optional.
-    pub b: Option<&'a [f32]>,
-    /// P [D, 3H] = p_i ‖ p_o ‖ p_f, LSTM with peepholes only.
-    pub p: Option<&'a [f32]>,
-}
-
-/// The weights of one Keras LSTM/GRU/SimpleRNN layer (one direction).
-///
-/// ```
-/// let t = rnncell::KerasTensors { kernel: &[], recurrent_kernel: &[], bias: None };
-/// assert!(t.bias.is_none());
-/// ```
-#[derive(Clone, Copy, Debug)]
-pub struct KerasTensors<'a> {
-    /// kernel [in, G·H].
-    pub kernel: &'a [f32],
-    /// recurrent_kernel [H, G·H].
-    pub recurrent_kernel: &'a [f32],
-    /// bias [G·H], or [2, G·H] for a GRU with `reset_after=True`.
-    pub bias: Option<&'a [f32]>,
-}
-
 fn checked_mul(a: &[usize], what: &str) -> Result<usize> {
     a.iter()
         .try_fold(1usize, |acc, &v| acc.checked_mul(v))
@@ -322,257 +290,6 @@ impl Model {
             layers,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
-    }
-
-    /// Builds a model from a PyTorch `state_dict` of `nn.LSTM`, `nn.GRU` or
-    /// `nn.RNN`: `get(name)` returns the tensor named `weight_ih_l0`,
-    /// `bias_hh_l1_reverse`, `weight_hr_l0`, … (flattened, row-major), or
-    /// `None` if absent (missing biases are zeros).
-    ///
-    /// ```
-    /// use rnncell::*;
-    /// use std::collections::HashMap;
-    /// let mut sd: HashMap<String, Vec<f32>> = HashMap::new();
-    /// sd.insert("weight_ih_l0".into(), vec![0.1; 3 * 4 * 2]);
-    /// sd.insert("weight_hh_l0".into(), vec![0.1; 3 * 4 * 4]);
-    /// let spec = ModelSpec::new(CellKind::gru(), 2, 4);
-    /// let m = Model::from_pytorch(spec, |n| sd.get(n).map(|v| v.as_slice())).unwrap();
-    /// assert_eq!(m.spec().hidden_size, 4);
-    /// ```
-    pub fn from_pytorch<'a>(
-        spec: ModelSpec,
-        get: impl Fn(&str) -> Option<&'a [f32]>,
-    ) -> Result<Model> {
-        Model::from_pytorch_with_isa(spec, get, Isa::try_detect()?)
-    }
-
-    /// [`Model::from_pytorch`] for a chosen ISA.
-    ///
-    /// ```
-    /// use rnncell::*;
-    /// let spec = ModelSpec::new(CellKind::gru(), 2, 4);
-    /// let err = Model::from_pytorch_with_isa(spec, |_| None, Isa::Scalar).unwrap_err();
-    /// assert!(err.to_string().contains("weight_ih_l0"));
-    /// ```
-    pub fn from_pytorch_with_isa<'a>(
-        spec: ModelSpec,
-        get: impl Fn(&str) -> Option<&'a [f32]>,
-        isa: Isa,
-    ) -> Result<Model> {
-        Model::pytorch_unhinted(spec, &get, isa).map_err(|e| {
-            e.with_hint(fit::hint(
-                Layout::PyTorch,
-                &spec,
-                &pytorch_counts(&get),
-                Api::Rust,
-            ))
-        })
-    }
-
-    fn pytorch_unhinted<'a>(
-        spec: ModelSpec,
-        get: &impl Fn(&str) -> Option<&'a [f32]>,
-        isa: Isa,
-    ) -> Result<Model> {
-        spec.validate()?;
-        let mut all = Vec::new();
-        for l in 0..spec.num_layers {
-            for d in 0..spec.directions() {
-                let sfx = if d == 1 { "_reverse" } else { "" };
-                let name = |base: &str| format!("{base}_l{l}{sfx}");
-                let req = |base: &str| {
-                    get(&name(base))
-                        .ok_or_else(|| Error::invalid(format!("missing tensor {}", name(base))))
-                };
-                let t = LayerTensors {
-                    w: req("weight_ih")?,
-                    r: req("weight_hh")?,
-                    b_w: get(&name("bias_ih")),
-                    b_r: get(&name("bias_hh")),
-                    peephole: None,
-                    proj: if spec.proj_size() > 0 {
-                        Some(req("weight_hr")?)
-                    } else {
-                        None
-                    },
-                    proj_bias: None,
-                };
-                all.push(
-                    LayerWeights::from_layout(Layout::PyTorch, &spec, l, &t)
-                        .map_err(|e| rename(e, l, sfx))?,
-                );
-            }
-        }
-        Model::with_isa(spec, &all, isa)
-    }
-
-    /// Builds a model from ONNX LSTM/GRU/RNN node tensors, one
-    /// [`OnnxTensors`] per layer (ONNX nodes are single-layer; a stack is a
-    /// chain of nodes). Gate orders and the B = Wb ‖ Rb and P = p_i ‖ p_o ‖
-    /// p_f layouts are converted. The spec's GRU form is used as given:
-    /// ONNX's default (`linear_before_reset = 0`) is
-    /// `CellKind::gru_for(Framework::Onnx)`, not [`CellKind::gru`]
-    /// (PyTorch's form, ONNX `linear_before_reset = 1`).
-    ///
-    /// [`CellKind::gru`]: crate::CellKind::gru
-    ///
-    /// ```
-    /// use rnncell::*;
-    /// let spec = ModelSpec::new(CellKind::gru_reset_before(), 2, 3);
-    /// let (w, r) = (vec![0.0; 18], vec![0.0; 27]);
-    /// let m = Model::from_onnx(spec, &[OnnxTensors { w: &w, r: &r, b: None, p: None }]).unwrap();
-    /// assert_eq!(m.spec().input_size, 2);
-    /// ```
-    pub fn from_onnx(spec: ModelSpec, layers: &[OnnxTensors<'_>]) -> Result<Model> {
-        Model::from_onnx_with_isa(spec, layers, Isa::try_detect()?)
-    }
-
-    /// [`Model::from_onnx`] for a chosen ISA.
-    ///
-    /// ```
-    /// use rnncell::*;
-    /// let spec = ModelSpec::new(CellKind::gru(), 2, 3);
-    /// assert!(Model::from_onnx_with_isa(spec, &[], Isa::Scalar).is_err());
-    /// ```
-    pub fn from_onnx_with_isa(
-        spec: ModelSpec,
-        layers: &[OnnxTensors<'_>],
-        isa: Isa,
-    ) -> Result<Model> {
-        Model::onnx_for_c(spec, layers, isa).map_err(|e| {
-            let counts: Vec<Counts> = layers
-                .iter()
-                .map(|t| Counts {
-                    w: t.w.len(),
-                    r: t.r.len(),
-                    b_w: t.b.map(<[f32]>::len),
-                    peephole: t.p.map(<[f32]>::len),
-                    ..Counts::default()
-                })
-                .collect();
-            e.with_hint(fit::hint(Layout::Onnx, &spec, &counts, Api::Rust))
-        })
-    }
-
-    /// [`Model::from_onnx_with_isa`] without the hint in Rust names (the C
-    /// builder adds its own).
-    pub(crate) fn onnx_for_c(
-        spec: ModelSpec,
-        layers: &[OnnxTensors<'_>],
-        isa: Isa,
-    ) -> Result<Model> {
-        spec.validate()?;
-        if layers.len() != spec.num_layers {
-            return Err(Error::size("ONNX layers", spec.num_layers, layers.len()));
-        }
-        let d = spec.directions();
-        let g = spec.cell.gates();
-        let h = spec.hidden_size;
-        let mut all = Vec::new();
-        for (l, t) in layers.iter().enumerate() {
-            let wn = g * h * spec.layer_input_size(l);
-            let rn = g * h * spec.state_size();
-            expect_len(t.w, d * wn, &format!("layer {l} W"))?;
-            expect_len(t.r, d * rn, &format!("layer {l} R"))?;
-            if let Some(b) = t.b {
-                expect_len(b, d * 2 * g * h, &format!("layer {l} B"))?;
-            }
-            if let Some(p) = t.p {
-                expect_len(p, d * 3 * h, &format!("layer {l} P"))?;
-            }
-            for dir in 0..d {
-                let b = t.b.map(|b| &b[dir * 2 * g * h..(dir + 1) * 2 * g * h]);
-                let lt = LayerTensors {
-                    w: &t.w[dir * wn..(dir + 1) * wn],
-                    r: &t.r[dir * rn..(dir + 1) * rn],
-                    b_w: b.map(|b| &b[..g * h]),
-                    b_r: b.map(|b| &b[g * h..]),
-                    peephole: t.p.map(|p| &p[dir * 3 * h..(dir + 1) * 3 * h]),
-                    proj: None,
-                    proj_bias: None,
-                };
-                all.push(LayerWeights::from_layout(Layout::Onnx, &spec, l, &lt)?);
-            }
-        }
-        Model::with_isa(spec, &all, isa)
-    }
-
-    /// Builds a model from Keras layer weights, one [`KerasTensors`] per
-    /// layer and direction (index `layer * directions + direction`).
-    /// A GRU bias of [2, 3H] (`reset_after=True`) is split into input and
-    /// recurrent biases.
-    ///
-    /// ```
-    /// use rnncell::*;
-    /// let spec = ModelSpec::new(CellKind::lstm(), 2, 3);
-    /// let (k, rk, b) = (vec![0.0; 2 * 12], vec![0.0; 3 * 12], vec![0.0; 12]);
-    /// let t = KerasTensors { kernel: &k, recurrent_kernel: &rk, bias: Some(&b) };
-    /// let m = Model::from_keras(spec, &[t]).unwrap();
-    /// assert_eq!(m.spec().hidden_size, 3);
-    /// ```
-    pub fn from_keras(spec: ModelSpec, layers: &[KerasTensors<'_>]) -> Result<Model> {
-        Model::from_keras_with_isa(spec, layers, Isa::try_detect()?)
-    }
-
-    /// [`Model::from_keras`] for a chosen ISA.
-    ///
-    /// ```
-    /// use rnncell::*;
-    /// let spec = ModelSpec::new(CellKind::lstm(), 2, 3);
-    /// assert!(Model::from_keras_with_isa(spec, &[], Isa::Scalar).is_err());
-    /// ```
-    pub fn from_keras_with_isa(
-        spec: ModelSpec,
-        layers: &[KerasTensors<'_>],
-        isa: Isa,
-    ) -> Result<Model> {
-        Model::keras_for_c(spec, layers, isa).map_err(|e| {
-            let counts: Vec<Counts> = layers
-                .iter()
-                .map(|t| Counts {
-                    w: t.kernel.len(),
-                    r: t.recurrent_kernel.len(),
-                    b_w: t.bias.map(<[f32]>::len),
-                    ..Counts::default()
-                })
-                .collect();
-            e.with_hint(fit::hint(Layout::Keras, &spec, &counts, Api::Rust))
-        })
-    }
-
-    /// [`Model::from_keras_with_isa`] without the hint in Rust names (the C
-    /// builder adds its own).
-    pub(crate) fn keras_for_c(
-        spec: ModelSpec,
-        layers: &[KerasTensors<'_>],
-        isa: Isa,
-    ) -> Result<Model> {
-        spec.validate()?;
-        let d = spec.directions();
-        if layers.len() != spec.num_layers * d {
-            return Err(Error::size(
-                "Keras layers (layers × directions)",
-                spec.num_layers * d,
-                layers.len(),
-            ));
-        }
-        let gh = spec.cell.gates() * spec.hidden_size;
-        let mut all = Vec::new();
-        for (i, t) in layers.iter().enumerate() {
-            let (b_w, b_r) = match t.bias {
-                Some(b) if b.len() == 2 * gh => (Some(&b[..gh]), Some(&b[gh..])),
-                b => (b, None),
-            };
-            let lt = LayerTensors {
-                w: t.kernel,
-                r: t.recurrent_kernel,
-                b_w,
-                b_r,
-                ..LayerTensors::default()
-            };
-            all.push(LayerWeights::from_layout(Layout::Keras, &spec, i / d, &lt)?);
-        }
-        Model::with_isa(spec, &all, isa)
     }
 
     /// The spec the model was built from.
@@ -822,57 +539,5 @@ impl Model {
             }
         }
         Ok(())
-    }
-}
-
-/// The element counts of the tensors `get` has, for [`fit::hint`]: the
-/// layers `weight_ih_l0`, `weight_ih_l1`, … present, each with its
-/// `_reverse` direction if layer 0 has one.
-fn pytorch_counts<'a>(get: &impl Fn(&str) -> Option<&'a [f32]>) -> Vec<Counts> {
-    let dirs = if get("weight_ih_l0_reverse").is_some() {
-        2
-    } else {
-        1
-    };
-    let mut out = Vec::new();
-    for l in 0..4096 {
-        if get(&format!("weight_ih_l{l}")).is_none() {
-            break;
-        }
-        for d in 0..dirs {
-            let sfx = if d == 1 { "_reverse" } else { "" };
-            let n = |base: &str| get(&format!("{base}_l{l}{sfx}")).map(<[f32]>::len);
-            out.push(Counts {
-                w: n("weight_ih").unwrap_or(0),
-                r: n("weight_hh").unwrap_or(0),
-                b_w: n("bias_ih"),
-                b_r: n("bias_hh"),
-                proj: n("weight_hr"),
-                peephole: None,
-            });
-        }
-    }
-    out
-}
-
-/// Renames a size error of PyTorch layer `l` to the `state_dict` name of
-/// the tensor ("layer 1 weight_hh" -> "weight_hh_l1_reverse").
-fn rename(e: Error, l: usize, sfx: &str) -> Error {
-    match e {
-        Error::SizeMismatch {
-            what,
-            expected,
-            actual,
-            hint,
-        } => Error::SizeMismatch {
-            what: format!(
-                "{}_l{l}{sfx}",
-                what.trim_start_matches(&format!("layer {l} "))
-            ),
-            expected,
-            actual,
-            hint,
-        },
-        e => e,
     }
 }

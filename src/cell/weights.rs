@@ -1,7 +1,9 @@
 //! Weights of one layer and direction in the canonical form (PyTorch
-//! orientation and gate order), and the converters from the ONNX and Keras
-//! layouts (DESIGN §1 table).
+//! orientation and gate order), and the conversion from a framework's
+//! layout (DESIGN §1 table; each framework's gate order and tensor names
+//! are in `cell/frameworks/`).
 
+use super::frameworks::{keras, onnx, pytorch};
 use super::spec::{CellKind, ModelSpec};
 use crate::error::{Error, Result};
 use crate::kernels::buf::try_vec;
@@ -165,15 +167,17 @@ impl LayerWeights {
         let hr = spec.state_size();
         let p = spec.proj_size();
         let name = |n: &str| format!("layer {layer} {n}");
-        // perm[canonical gate] = source gate
-        let perm: &[usize] = match (layout, spec.cell) {
-            (Layout::PyTorch, _) | (_, CellKind::Rnn(_)) => &[0, 1, 2, 3][..g],
-            // ONNX i o f c -> canonical i f g o
-            (Layout::Onnx, CellKind::Lstm(_)) => &[0, 2, 3, 1],
-            // Keras i f c o == canonical
-            (Layout::Keras, CellKind::Lstm(_)) => &[0, 1, 2, 3],
-            // ONNX/Keras z r h -> canonical r z n
-            (_, CellKind::Gru(_)) => &[1, 0, 2],
+        // perm[canonical gate] = source gate; each framework's order and
+        // names are in `cell/frameworks/`.
+        let (lstm_perm, gru_perm, names) = match layout {
+            Layout::PyTorch => (&pytorch::LSTM_GATES, &pytorch::GRU_GATES, pytorch::NAMES),
+            Layout::Onnx => (&onnx::LSTM_GATES, &onnx::GRU_GATES, onnx::NAMES),
+            Layout::Keras => (&keras::LSTM_GATES, &keras::GRU_GATES, keras::NAMES),
+        };
+        let perm: &[usize] = match spec.cell {
+            CellKind::Lstm(_) => lstm_perm,
+            CellKind::Gru(_) => gru_perm,
+            CellKind::Rnn(_) => &[0],
         };
         let transposed = layout == Layout::Keras;
         let mat = |src: &[f32], cols: usize, what: &str| -> Result<Vec<f32>> {
@@ -206,11 +210,7 @@ impl LayerWeights {
                 }
             }
         };
-        let (wn, rn, bwn, brn) = match layout {
-            Layout::PyTorch => ("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
-            Layout::Onnx => ("W", "R", "B (input half)", "B (recurrent half)"),
-            Layout::Keras => ("kernel", "recurrent_kernel", "bias", "bias (recurrent row)"),
-        };
+        let [wn, rn, bwn, brn] = names;
         let mut lw = LayerWeights {
             w: mat(t.w, input, wn)?,
             r: mat(t.r, hr, rn)?,
@@ -227,8 +227,7 @@ impl LayerWeights {
                 check(pp, 3 * h, &name("peephole"))?;
                 lw.peephole = try_vec(3 * h, &name("peephole"))?;
                 if layout == Layout::Onnx {
-                    // ONNX P = p_i ‖ p_o ‖ p_f
-                    for part in [&pp[..h], &pp[2 * h..], &pp[h..2 * h]] {
+                    for part in onnx::peephole_parts(pp, h) {
                         lw.peephole.extend_from_slice(part);
                     }
                 } else {

@@ -8,7 +8,8 @@ use super::tensor::Tensor;
 use super::{
     SafetensorsOptions, cell_with, format_err, gate_names, inferred_spec, model_precision,
 };
-use crate::cell::model::{KerasTensors, Model};
+use crate::cell::frameworks::keras::KerasTensors;
+use crate::cell::model::Model;
 use crate::cell::spec::CellKind;
 use crate::error::{Error, Result};
 use crate::isa::Isa;

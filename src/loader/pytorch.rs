@@ -1,10 +1,8 @@
-//! PyTorch `state_dict` naming, in one place (see
-//! [`super::WeightFormat::PyTorch`]): the modules `nn.LSTM`, `nn.GRU`,
-//! `nn.RNN` name their tensors `weight_ih_l{k}`, `weight_hh_l{k}`,
-//! `bias_ih_l{k}`, `bias_hh_l{k}`, `weight_hr_l{k}`, with `_reverse` for the
-//! backward direction; the cell modules `nn.LSTMCell`, `nn.GRUCell`,
-//! `nn.RNNCell` (one layer, one direction, no projection) name them
-//! `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
+//! Loading a PyTorch `state_dict` from safetensors (see
+//! [`super::WeightFormat::PyTorch`]): the names are parsed by
+//! `cell/frameworks/pytorch.rs` (`weight_ih_l{k}`, … with `_reverse`, and
+//! the cell modules' `weight_ih`, …); this file groups the tensors by layer
+//! and direction, infers the spec from their shapes and reads them.
 
 use std::collections::BTreeMap;
 
@@ -12,110 +10,12 @@ use super::tensor::Tensor;
 use super::{
     SafetensorsOptions, cell_with, format_err, gate_names, inferred_spec, model_precision,
 };
+use crate::cell::frameworks::pytorch::{Naming, PtKind, PtName, parse_pytorch_name};
 use crate::cell::model::Model;
 use crate::cell::spec::{CellKind, MergeMode};
 use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum PtKind {
-    WeightIh,
-    WeightHh,
-    BiasIh,
-    BiasHh,
-    WeightHr,
-}
-
-impl PtKind {
-    const ALL: [PtKind; 5] = [
-        PtKind::WeightIh,
-        PtKind::WeightHh,
-        PtKind::BiasIh,
-        PtKind::BiasHh,
-        PtKind::WeightHr,
-    ];
-
-    fn base(self) -> &'static str {
-        match self {
-            PtKind::WeightIh => "weight_ih",
-            PtKind::WeightHh => "weight_hh",
-            PtKind::BiasIh => "bias_ih",
-            PtKind::BiasHh => "bias_hh",
-            PtKind::WeightHr => "weight_hr",
-        }
-    }
-}
-
-/// Which PyTorch module wrote the names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Naming {
-    /// `nn.LSTM`, `nn.GRU`, `nn.RNN`: `weight_ih_l0`, `bias_hh_l1_reverse`.
-    Module,
-    /// `nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`: `weight_ih`, `bias_hh`.
-    Cell,
-}
-
-/// One parsed tensor name: what it is, of which layer and direction (0 or
-/// 1), in which naming.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PtName {
-    kind: PtKind,
-    layer: usize,
-    dir: usize,
-    naming: Naming,
-}
-
-impl PtName {
-    /// The name of `kind` of layer `layer`, direction `dir` in `naming`
-    /// (the inverse of [`parse_pytorch_name`]; a cell module has only layer
-    /// 0, direction 0 and no `weight_hr`).
-    fn format(kind: PtKind, layer: usize, dir: usize, naming: Naming) -> String {
-        match naming {
-            Naming::Cell => kind.base().to_string(),
-            Naming::Module => {
-                let sfx = if dir == 1 { "_reverse" } else { "" };
-                format!("{}_l{layer}{sfx}", kind.base())
-            }
-        }
-    }
-}
-
-/// `weight_ih_l3_reverse` → WeightIh of layer 3, direction 1 (module
-/// naming: only canonical layer numbers, no leading zeros, at most 4096);
-/// `bias_hh` → BiasHh of layer 0, direction 0 (cell naming: no
-/// `weight_hr`, which the cell modules do not have).
-fn parse_pytorch_name(rel: &str) -> Option<PtName> {
-    let kind_of = |base: &str| PtKind::ALL.into_iter().find(|k| k.base() == base);
-    if let Some(kind) = kind_of(rel).filter(|&k| k != PtKind::WeightHr) {
-        return Some(PtName {
-            kind,
-            layer: 0,
-            dir: 0,
-            naming: Naming::Cell,
-        });
-    }
-    let (rest, rev) = match rel.strip_suffix("_reverse") {
-        Some(r) => (r, true),
-        None => (rel, false),
-    };
-    let (base, num) = rest.rsplit_once("_l")?;
-    let kind = kind_of(base)?;
-    let canonical = !num.is_empty()
-        && num.len() <= 4
-        && num.bytes().all(|b| b.is_ascii_digit())
-        && (num == "0" || !num.starts_with('0'));
-    if !canonical {
-        return None;
-    }
-    let layer: usize = num.parse().ok()?;
-    (layer < 4096).then_some(PtName {
-        kind,
-        layer,
-        dir: usize::from(rev),
-        naming: Naming::Module,
-    })
-}
 
 /// Builds the model from the tensors under the prefix, as (name relative
 /// to the prefix, tensor), sorted by name.
@@ -333,64 +233,4 @@ pub(super) fn load<'t, 'a: 't>(
         }
     }
     Model::with_isa(spec, &all, isa)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pytorch_names() {
-        use PtKind::*;
-        let n = |kind, layer, dir, naming| {
-            Some(PtName {
-                kind,
-                layer,
-                dir,
-                naming,
-            })
-        };
-        assert_eq!(
-            parse_pytorch_name("weight_ih_l0"),
-            n(WeightIh, 0, 0, Naming::Module)
-        );
-        assert_eq!(
-            parse_pytorch_name("bias_hh_l12_reverse"),
-            n(BiasHh, 12, 1, Naming::Module)
-        );
-        assert_eq!(
-            parse_pytorch_name("weight_hr_l1"),
-            n(WeightHr, 1, 0, Naming::Module)
-        );
-        assert_eq!(
-            parse_pytorch_name("weight_ih"),
-            n(WeightIh, 0, 0, Naming::Cell)
-        );
-        assert_eq!(parse_pytorch_name("bias_hh"), n(BiasHh, 0, 0, Naming::Cell));
-        for bad in [
-            "weight_ih_l01",
-            "weight_ih_l",
-            "weight_ih_l-1",
-            "weight_ih_l99999",
-            "weight_hr",
-            "weight_ih_reverse",
-            "weight_xx_l0",
-            "weight_ih_l0_reverse_reverse",
-            "weight_ih_l0x",
-            "Weight_ih",
-        ] {
-            assert_eq!(parse_pytorch_name(bad), None, "{bad}");
-        }
-        // format is the inverse of parse
-        for kind in PtKind::ALL {
-            for (l, d) in [(0, 0), (3, 1)] {
-                let s = PtName::format(kind, l, d, Naming::Module);
-                assert_eq!(parse_pytorch_name(&s), n(kind, l, d, Naming::Module));
-            }
-            if kind != WeightHr {
-                let s = PtName::format(kind, 0, 0, Naming::Cell);
-                assert_eq!(parse_pytorch_name(&s), n(kind, 0, 0, Naming::Cell));
-            }
-        }
-    }
 }

@@ -7,7 +7,8 @@
 //! P are folded to constants (`fold.rs`: initializers and `Constant` nodes
 //! through Identity, Cast, Slice, Concat, Split, Squeeze, Unsqueeze,
 //! Reshape, Transpose and Gather). The node attributes become a
-//! [`ModelSpec`] and the tensors go to [`Model::from_onnx_with_isa`], which
+//! [`ModelSpec`] and the tensors go to [`Model::from_onnx_with_isa`]
+//! (`cell/frameworks/onnx.rs`), which
 //! owns the ONNX gate orders. One node is a model; nodes that chain (one
 //! node's `Y` feeding the next one's `X`, through `Squeeze`, `Reshape` or a
 //! `Transpose` with `perm = [0, 2, 1, 3]` only, as PyTorch's exporter
@@ -36,7 +37,8 @@ use std::path::Path;
 
 use prost::Message;
 
-use crate::cell::model::{Model, OnnxTensors};
+use crate::cell::frameworks::onnx::OnnxTensors;
+use crate::cell::model::Model;
 use crate::cell::spec::{CellKind, Direction, MergeMode, ModelSpec, WeightPrecision};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
