@@ -12,6 +12,7 @@ use super::{
     write_out,
 };
 use crate::cell::fit::{self, Api, Counts};
+use crate::cell::frameworks::pytorch::tensor_name;
 use crate::cell::model::{KerasTensors, Model, OnnxTensors};
 use crate::cell::spec::{CellKind, Framework, ModelSpec};
 use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
@@ -357,10 +358,10 @@ pub unsafe extern "C" fn rnncell_model_new_pytorch(
                 // direction of a bidirectional model).
                 let name = |f: &str| {
                     if d == 2 {
-                        let sfx = if i % d == 1 { "_reverse" } else { "" };
-                        format!("layer {l} {f} ({f}_l{l}{sfx}, direction {})", i % d)
+                        let n = tensor_name(f, l, i % d);
+                        format!("layer {l} {f} ({n}, direction {})", i % d)
                     } else {
-                        format!("layer {l} {f} ({f}_l{l})")
+                        format!("layer {l} {f} ({})", tensor_name(f, l, 0))
                     }
                 };
                 let gh = g * h;
