@@ -49,7 +49,7 @@ if ! cargo cinstall --help >/dev/null 2>&1; then
 fi
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
-cargo cinstall --release --prefix="$prefix" --libdir="$prefix/lib"
+cargo cinstall --release -p rnncell-capi --prefix="$prefix" --libdir="$prefix/lib"
 ls -l "$prefix/include" "$prefix/lib" "$prefix/lib/pkgconfig"
 cmp "$prefix/include/rnncell.h" include/rnncell.h
 PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs rnncell

@@ -42,6 +42,7 @@
 
 mod cell;
 mod error;
+#[cfg(feature = "capi")]
 pub mod ffi;
 mod isa;
 mod kernels;

@@ -426,6 +426,7 @@ pub(crate) fn hint(
 /// The hint for a wrong number of entries when the entries themselves
 /// cannot be read (the C builders read no struct past the count the spec
 /// needs): the layer and direction counts that `n` entries make.
+#[cfg_attr(not(feature = "capi"), allow(dead_code))] // used by src/ffi only
 pub(crate) fn count_hint(layout: Layout, spec: &ModelSpec, n: usize, api: Api) -> Option<String> {
     let c = |rust: &'static str, capi: &'static str| if api == Api::C { capi } else { rust };
     let mut opts = Vec::new();
