@@ -48,9 +48,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#define RNNCELL_VERSION "0.3.0"
+#define RNNCELL_VERSION "0.4.0"
 #define RNNCELL_VERSION_MAJOR 0
-#define RNNCELL_VERSION_MINOR 3
+#define RNNCELL_VERSION_MINOR 4
 #define RNNCELL_VERSION_PATCH 0
 
 
@@ -1050,7 +1050,7 @@ RnncellStatus rnncell_spec_init_keras(struct RnncellSpec *spec,
                                       size_t hidden_size);
 
 /**
- * The library version, e.g. `"0.3.0"` (the `RNNCELL_VERSION` the library
+ * The library version, e.g. `"0.4.0"` (the `RNNCELL_VERSION` the library
  * was built with; compare it with the header's macro). Static; never free.
  */
 const char *rnncell_version(void);

@@ -846,7 +846,7 @@ unsafe fn spec_init(
     })
 }
 
-/// The library version, e.g. `"0.3.0"` (the `RNNCELL_VERSION` the library
+/// The library version, e.g. `"0.4.0"` (the `RNNCELL_VERSION` the library
 /// was built with; compare it with the header's macro). Static; never free.
 #[unsafe(no_mangle)]
 pub extern "C" fn rnncell_version() -> *const c_char {
