@@ -6,6 +6,7 @@
 //! cargo run --release --example bench -- --quick           # H = 64, 256 only
 //! cargo run --release --example bench -- --json out.json   # also write JSON
 //! cargo run --release --example bench -- --sizes 64,128 --cells lstm --modes step,seq --isa avx2
+//! cargo run --release --example bench -- --cells lstm,gru,gru0,rnn   # gru0: reset-before GRU
 //! cargo run --release --example bench -- --modes seq --batches 1     # seq with batch 1 only
 //! cargo run --release --example bench -- --precision f32,bf16   # or `all`; default f32
 //! ```
@@ -207,6 +208,8 @@ fn main() -> Result<()> {
         let (cell_name, cell): (&'static str, CellKind) = match cell_name.as_str() {
             "lstm" => ("lstm", CellKind::lstm()),
             "gru" => ("gru", CellKind::gru()),
+            // The reset-before GRU (ONNX's default, the peers' `gru0`).
+            "gru0" => ("gru0", CellKind::gru_for(Framework::Onnx)),
             "rnn" => ("rnn", CellKind::rnn_tanh()),
             other => {
                 eprintln!("unknown cell {other}");

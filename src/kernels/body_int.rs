@@ -43,7 +43,12 @@ pub(crate) trait IntDot: Simd {
     fn iload(self, s: &[f32]) -> Self::I;
     /// Parks `v` as bits in the f32 slice `s`.
     fn istore(self, s: &mut [f32], v: Self::I);
-    /// Broadcasts one activation word.
+    /// What [`quantize`] XORs into every activation word for these
+    /// kernels: `0x8080_8080` for dots that take the activations as
+    /// unsigned bytes q + 128 (`vpdpbusd`: q ^ 0x80 = q + 128, done once
+    /// per vector instead of once per broadcast), 0 otherwise.
+    const WORD_XOR: u32 = 0;
+    /// Broadcasts one activation word (as [`quantize`] stored it).
     fn prep(self, word: u32) -> Self::Q;
     /// Loads `4 · LANES` weight bytes from the start of `w`.
     fn wload(self, w: &[i8]) -> Self::W;
@@ -72,38 +77,56 @@ pub(crate) fn words(k: usize) -> usize {
 
 /// Quantizes `v` by the i8 rule into `out` (the first `words(v.len())`
 /// slots: 4 int8 per word, little-endian, k ascending, the last word
-/// padded with zero bytes) and returns σ:
+/// padded with zero bytes), each word stored XORed with `xor` (the
+/// [`IntDot::WORD_XOR`] of the kernels that read it), and returns σ:
 /// `mb = max (bits & 0x7fffffff)` as integers; an ∞ or NaN gives σ = NaN
 /// and q = 0; `inv = 127 / m` not finite (m = 0 or tiny) gives σ = 0 and
 /// q = 0; otherwise `q = round_ties_even(v · inv)` clamped to ±127 and
 /// σ = m / 127. Plain scalar code, the same on every ISA; inlined into
 /// each ISA's entry so that the rounding is an instruction there, not a
-/// libm call (PERF: `rintf` was 14 % of an LSTM H = 1024 step).
+/// libm call (PERF: `rintf` was 14 % of an LSTM H = 1024 step), and
+/// written in blocks of 16 so that LLVM packs the bytes with vector
+/// instructions (a word at a time it inserted them one by one).
 #[inline(always)]
-pub(crate) fn quantize(v: &[f32], out: &mut [f32]) -> f32 {
+pub(crate) fn quantize(v: &[f32], out: &mut [f32], xor: u32) -> f32 {
     let out = &mut out[..words(v.len())];
     let mb = v.iter().fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff));
     if mb >= 0x7f80_0000 {
-        out.fill(0.0);
+        out.fill(f32::from_bits(xor));
         return f32::NAN;
     }
     let m = f32::from_bits(mb);
     let inv = 127.0 / m;
     if !inv.is_finite() {
-        out.fill(0.0);
+        out.fill(f32::from_bits(xor));
         return 0.0;
     }
-    let q = |x: f32| (x * inv).round_ties_even().clamp(-127.0, 127.0) as i8 as u8;
-    let (whole, tail) = v.split_at(v.len() / 4 * 4);
-    for (o, c) in out.iter_mut().zip(whole.chunks_exact(4)) {
-        *o = f32::from_bits(u32::from_le_bytes([q(c[0]), q(c[1]), q(c[2]), q(c[3])]));
-    }
-    if !tail.is_empty() {
-        let mut b = [0u8; 4];
-        for (bi, &x) in b.iter_mut().zip(tail) {
+    // The byte of a rounded, clamped value without a float-to-int
+    // conversion (Rust's saturating `as i8` did not vectorize): adding
+    // 1.5 · 2^23 to an integer-valued f32 in [−127, 127] is exact and puts
+    // its two's complement in the low bits of the sum.
+    let q = |x: f32| {
+        let r = (x * inv).round_ties_even().clamp(-127.0, 127.0);
+        (r + 12_582_912.0).to_bits() as u8
+    };
+    let word = |b: &[u8]| f32::from_bits(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) ^ xor);
+    let (blocks, rest) = v.split_at(v.len() / 16 * 16);
+    let (out_blocks, out_rest) = out.split_at_mut(blocks.len() / 4);
+    for (o, c) in out_blocks.chunks_exact_mut(4).zip(blocks.chunks_exact(16)) {
+        let mut b = [0u8; 16];
+        for (bi, &x) in b.iter_mut().zip(c) {
             *bi = q(x);
         }
-        out[whole.len() / 4] = f32::from_bits(u32::from_le_bytes(b));
+        for (oj, bj) in o.iter_mut().zip(b.chunks_exact(4)) {
+            *oj = word(bj);
+        }
+    }
+    for (o, c) in out_rest.iter_mut().zip(rest.chunks(4)) {
+        let mut b = [0u8; 4];
+        for (bi, &x) in b.iter_mut().zip(c) {
+            *bi = q(x);
+        }
+        *o = word(&b);
     }
     m / 127.0
 }
@@ -180,10 +203,10 @@ pub(crate) fn layer_step_q<S: IntDot>(s: S, pl: &PackedLayer, input: In<'_>, st:
     let (wx, xw) = (pl.wx.all::<i8>(), gx.panel_len());
     let (wh, hw) = (pl.wh.all::<i8>(), gh.panel_len());
     let sx = match input {
-        In::X(x) => quantize(&x[..pl.input], &mut st.qx),
+        In::X(x) => quantize(&x[..pl.input], &mut st.qx, S::WORD_XOR),
         In::Pre(_) => 0.0,
     };
-    let sh = quantize(&st.h[..pl.hr], &mut st.qh);
+    let sh = quantize(&st.h[..pl.hr], &mut st.qh, S::WORD_XOR);
     let flip = st.flip;
     st.flip = !flip;
     for i in 0..panels {
@@ -219,8 +242,8 @@ fn single_gate_q<S: IntDot>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Pha
     };
     let (g, n) = (&w.geom, w.geom.panels);
     let sv = match ph {
-        Phase2::Gru => quantize(&st.s2[..g.k], &mut st.qh),
-        Phase2::Proj => quantize(&st.s0[..g.k], &mut st.qh),
+        Phase2::Gru => quantize(&st.s2[..g.k], &mut st.qh, S::WORD_XOR),
+        Phase2::Proj => quantize(&st.s0[..g.k], &mut st.qh, S::WORD_XOR),
     };
     for i in 0..n {
         let p = if flip { n - 1 - i } else { i };
@@ -377,7 +400,7 @@ pub(crate) fn input_proj_q<S: MicroQ>(
         let (c0, c1) = (r.start, r.end);
         for (c, o) in (c0..c1).zip(out[c0..c1].iter_mut()) {
             let (_, tail) = o.split_at_mut(base);
-            let sg = quantize(&xs[c][..pl.input], tail);
+            let sg = quantize(&xs[c][..pl.input], tail, S::WORD_XOR);
             tail[nw] = sg;
         }
         for p in 0..g.panels {
@@ -437,10 +460,10 @@ pub(crate) fn layer_step_cols_q<S: MicroQ>(
     let mut sh = [0.0f32; MAX_COLS];
     for (c, st) in sts.iter_mut().enumerate() {
         if let In::X(x) = inputs[c] {
-            sx[c] = quantize(&x[..pl.input], &mut st.qx);
+            sx[c] = quantize(&x[..pl.input], &mut st.qx, S::WORD_XOR);
         }
         let LayerState { h, qh, .. } = &mut **st;
-        sh[c] = quantize(&h[..pl.hr], qh);
+        sh[c] = quantize(&h[..pl.hr], qh, S::WORD_XOR);
     }
     for p in 0..gx.panels {
         for (c, st) in sts.iter_mut().enumerate() {
@@ -518,8 +541,8 @@ fn single_gate_cols_q<S: MicroQ>(s: S, pl: &PackedLayer, sts: &mut [&mut LayerSt
     for (c, st) in sts.iter_mut().enumerate() {
         let LayerState { s0, s2, qh, .. } = &mut **st;
         sv[c] = match ph {
-            Phase2::Gru => quantize(&s2[..g.k], qh),
-            Phase2::Proj => quantize(&s0[..g.k], qh),
+            Phase2::Gru => quantize(&s2[..g.k], qh, S::WORD_XOR),
+            Phase2::Proj => quantize(&s0[..g.k], qh, S::WORD_XOR),
         };
     }
     for p in 0..g.panels {
@@ -629,9 +652,10 @@ impl IntDot for Wide16 {
             *d = f32::from_bits(x as u32);
         }
     }
+    const WORD_XOR: u32 = 0x8080_8080;
     #[inline(never)]
     fn prep(self, word: u32) -> [u8; 4] {
-        (word ^ 0x8080_8080).to_le_bytes()
+        word.to_le_bytes()
     }
     #[inline(never)]
     fn wload(self, w: &[i8]) -> [i8; 64] {
@@ -695,10 +719,15 @@ mod tests {
             let scale = [1e-30, 1e-3, 1.0, 7.5, 1e30][n % 5];
             cases.push((0..n).map(|_| rng.sym() * scale).collect());
         }
-        for v in cases {
+        for v in cases.iter().flat_map(|v| [(v, 0), (v, 0x8080_8080)]) {
+            let (v, xor) = (v.0, v.1);
             let mut out = vec![f32::from_bits(0xdead_beef); words(v.len()) + 2];
-            let sigma = quantize(&v, &mut out);
-            let (q, s) = quantize_i8_activations(&v);
+            let sigma = quantize(v, &mut out, xor);
+            // The XOR is on every word the call writes, and nowhere else.
+            for o in &mut out[..words(v.len())] {
+                *o = f32::from_bits(o.to_bits() ^ xor);
+            }
+            let (q, s) = quantize_i8_activations(v);
             assert_eq!(sigma.to_bits(), s.to_bits(), "{v:?}");
             assert_eq!(unpack(&out, v.len()), q, "{v:?}");
             // The padding bytes of the last word are zero, and nothing past
@@ -782,7 +811,7 @@ mod tests {
                 for (r, (wr, _)) in lanes.iter().enumerate() {
                     w[4 * r..4 * r + 4].copy_from_slice(&wr[j]);
                 }
-                acc = s.dot4(acc, s.prep(x[j]), s.wload(&w));
+                acc = s.dot4(acc, s.prep(x[j] ^ S::WORD_XOR), s.wload(&w));
             }
             let qsum: Vec<i32> = lanes
                 .iter()

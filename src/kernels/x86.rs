@@ -543,10 +543,11 @@ impl IntDot for AvxVnni {
     fn istore(self, s: &mut [f32], v: __m256i) {
         Avx2(()).istore(s, v)
     }
+    const WORD_XOR: u32 = 0x8080_8080;
     #[inline(always)]
     fn prep(self, word: u32) -> __m256i {
         // SAFETY: the AvxVnni token proves AVX is available (registers only).
-        unsafe { _mm256_set1_epi32((word ^ 0x8080_8080) as i32) }
+        unsafe { _mm256_set1_epi32(word as i32) }
     }
     #[inline(always)]
     fn wload(self, w: &[i8]) -> __m256i {
@@ -590,10 +591,11 @@ impl IntDot for Avx512Vnni {
     fn istore(self, s: &mut [f32], v: __m512i) {
         Avx512(()).istore(s, v)
     }
+    const WORD_XOR: u32 = 0x8080_8080;
     #[inline(always)]
     fn prep(self, word: u32) -> __m512i {
         // SAFETY: the token proves AVX-512F is available (registers only).
-        unsafe { _mm512_set1_epi32((word ^ 0x8080_8080) as i32) }
+        unsafe { _mm512_set1_epi32(word as i32) }
     }
     #[inline(always)]
     fn wload(self, w: &[i8]) -> __m512i {
