@@ -82,13 +82,20 @@ pub(crate) fn words(k: usize) -> usize {
 /// `mb = max (bits & 0x7fffffff)` as integers; an ∞ or NaN gives σ = NaN
 /// and q = 0; `inv = 127 / m` not finite (m = 0 or tiny) gives σ = 0 and
 /// q = 0; otherwise `q = round_ties_even(v · inv)` clamped to ±127 and
-/// σ = m / 127. Plain scalar code, the same on every ISA; inlined into
-/// each ISA's entry so that the rounding is an instruction there, not a
-/// libm call (PERF: `rintf` was 14 % of an LSTM H = 1024 step), and
-/// written in blocks of 16 so that LLVM packs the bytes with vector
-/// instructions (a word at a time it inserted them one by one).
+/// σ = m / 127.
+///
+/// How: `clamp(v · inv, ±127) + 1.5 · 2^23` rounds the clamped value to
+/// the nearest integer, ties to even (the compute calls run in the
+/// default rounding mode, `fpenv.rs`), and leaves its two's complement in
+/// the low byte of the sum's bits; every step is an exact IEEE operation
+/// (no NaN can reach them), so vectors of any width, and the scalar tail,
+/// give the same bytes. Vectors of `S::LANES` (`LANES ≥ 4`) do the
+/// arithmetic (PERF: LLVM turned the scalar loop into gathers or byte
+/// inserts, 4–5 % of a 16-stream LSTM step), inlined into each ISA's
+/// entry.
 #[inline(always)]
-pub(crate) fn quantize(v: &[f32], out: &mut [f32], xor: u32) -> f32 {
+pub(crate) fn quantize<S: Simd>(s: S, v: &[f32], out: &mut [f32], xor: u32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
     let out = &mut out[..words(v.len())];
     let mb = v.iter().fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff));
     if mb >= 0x7f80_0000 {
@@ -101,35 +108,39 @@ pub(crate) fn quantize(v: &[f32], out: &mut [f32], xor: u32) -> f32 {
         out.fill(f32::from_bits(xor));
         return 0.0;
     }
-    // The byte of a rounded, clamped value without a float-to-int
-    // conversion (Rust's saturating `as i8` did not vectorize): adding
-    // 1.5 · 2^23 to an integer-valued f32 in [−127, 127] is exact and puts
-    // its two's complement in the low bits of the sum.
-    let q = |x: f32| {
-        let r = (x * inv).round_ties_even().clamp(-127.0, 127.0);
-        (r + 12_582_912.0).to_bits() as u8
+    let qf = |x: f32| (x * inv).clamp(-127.0, 127.0) + MAGIC;
+    let word = |u: &[f32]| {
+        let b = [0, 1, 2, 3].map(|i| u.get(i).map_or(0, |x| x.to_bits() as u8));
+        f32::from_bits(u32::from_le_bytes(b) ^ xor)
     };
-    let word = |b: &[u8]| f32::from_bits(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) ^ xor);
-    let (blocks, rest) = v.split_at(v.len() / 16 * 16);
-    let (out_blocks, out_rest) = out.split_at_mut(blocks.len() / 4);
-    for (o, c) in out_blocks.chunks_exact_mut(4).zip(blocks.chunks_exact(16)) {
-        let mut b = [0u8; 16];
-        for (bi, &x) in b.iter_mut().zip(c) {
-            *bi = q(x);
-        }
-        for (oj, bj) in o.iter_mut().zip(b.chunks_exact(4)) {
-            *oj = word(bj);
+    let l = S::LANES;
+    let bl = if l >= 4 { l } else { 0 };
+    let whole = if bl > 0 { v.len() / bl * bl } else { 0 };
+    let (blocks, rest) = v.split_at(whole);
+    let (out_blocks, out_rest) = out.split_at_mut(whole / 4);
+    if bl > 0 {
+        let (vi, lo, hi, mg) = (s.splat(inv), s.splat(-127.0), s.splat(127.0), s.splat(MAGIC));
+        let mut u = [0.0f32; MAX_LANES];
+        for (o, c) in out_blocks.chunks_exact_mut(bl / 4).zip(blocks.chunks_exact(bl)) {
+            let y = s.add(s.min(hi, s.max(lo, s.mul(s.load(c), vi))), mg);
+            s.store(&mut u[..l], y);
+            for (oj, uj) in o.iter_mut().zip(u.chunks_exact(4)) {
+                *oj = word(uj);
+            }
         }
     }
+    let mut u = [0.0f32; 4];
     for (o, c) in out_rest.iter_mut().zip(rest.chunks(4)) {
-        let mut b = [0u8; 4];
-        for (bi, &x) in b.iter_mut().zip(c) {
-            *bi = q(x);
+        for (ui, &x) in u.iter_mut().zip(c) {
+            *ui = qf(x);
         }
-        *o = word(&b);
+        *o = word(&u[..c.len()]);
     }
     m / 127.0
 }
+
+/// The widest vector of any ISA, in f32 lanes (the quantizer's scratch).
+const MAX_LANES: usize = 16;
 
 /// The integer chains of one panel for one column: `NV` vectors of
 /// `Σ_k panel · q`, converted to f32.
@@ -203,10 +214,10 @@ pub(crate) fn layer_step_q<S: IntDot>(s: S, pl: &PackedLayer, input: In<'_>, st:
     let (wx, xw) = (pl.wx.all::<i8>(), gx.panel_len());
     let (wh, hw) = (pl.wh.all::<i8>(), gh.panel_len());
     let sx = match input {
-        In::X(x) => quantize(&x[..pl.input], &mut st.qx, S::WORD_XOR),
+        In::X(x) => quantize(s, &x[..pl.input], &mut st.qx, S::WORD_XOR),
         In::Pre(_) => 0.0,
     };
-    let sh = quantize(&st.h[..pl.hr], &mut st.qh, S::WORD_XOR);
+    let sh = quantize(s, &st.h[..pl.hr], &mut st.qh, S::WORD_XOR);
     let flip = st.flip;
     st.flip = !flip;
     for i in 0..panels {
@@ -242,8 +253,8 @@ fn single_gate_q<S: IntDot>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Pha
     };
     let (g, n) = (&w.geom, w.geom.panels);
     let sv = match ph {
-        Phase2::Gru => quantize(&st.s2[..g.k], &mut st.qh, S::WORD_XOR),
-        Phase2::Proj => quantize(&st.s0[..g.k], &mut st.qh, S::WORD_XOR),
+        Phase2::Gru => quantize(s, &st.s2[..g.k], &mut st.qh, S::WORD_XOR),
+        Phase2::Proj => quantize(s, &st.s0[..g.k], &mut st.qh, S::WORD_XOR),
     };
     for i in 0..n {
         let p = if flip { n - 1 - i } else { i };
@@ -400,7 +411,7 @@ pub(crate) fn input_proj_q<S: MicroQ>(
         let (c0, c1) = (r.start, r.end);
         for (c, o) in (c0..c1).zip(out[c0..c1].iter_mut()) {
             let (_, tail) = o.split_at_mut(base);
-            let sg = quantize(&xs[c][..pl.input], tail, S::WORD_XOR);
+            let sg = quantize(s, &xs[c][..pl.input], tail, S::WORD_XOR);
             tail[nw] = sg;
         }
         for p in 0..g.panels {
@@ -460,10 +471,10 @@ pub(crate) fn layer_step_cols_q<S: MicroQ>(
     let mut sh = [0.0f32; MAX_COLS];
     for (c, st) in sts.iter_mut().enumerate() {
         if let In::X(x) = inputs[c] {
-            sx[c] = quantize(&x[..pl.input], &mut st.qx, S::WORD_XOR);
+            sx[c] = quantize(s, &x[..pl.input], &mut st.qx, S::WORD_XOR);
         }
         let LayerState { h, qh, .. } = &mut **st;
-        sh[c] = quantize(&h[..pl.hr], qh, S::WORD_XOR);
+        sh[c] = quantize(s, &h[..pl.hr], qh, S::WORD_XOR);
     }
     for p in 0..gx.panels {
         for (c, st) in sts.iter_mut().enumerate() {
@@ -541,8 +552,8 @@ fn single_gate_cols_q<S: MicroQ>(s: S, pl: &PackedLayer, sts: &mut [&mut LayerSt
     for (c, st) in sts.iter_mut().enumerate() {
         let LayerState { s0, s2, qh, .. } = &mut **st;
         sv[c] = match ph {
-            Phase2::Gru => quantize(&s2[..g.k], qh, S::WORD_XOR),
-            Phase2::Proj => quantize(&s0[..g.k], qh, S::WORD_XOR),
+            Phase2::Gru => quantize(s, &s2[..g.k], qh, S::WORD_XOR),
+            Phase2::Proj => quantize(s, &s0[..g.k], qh, S::WORD_XOR),
         };
     }
     for p in 0..g.panels {
@@ -719,10 +730,39 @@ mod tests {
             let scale = [1e-30, 1e-3, 1.0, 7.5, 1e30][n % 5];
             cases.push((0..n).map(|_| rng.sym() * scale).collect());
         }
+        // Ties at every position of a vector: round half to even.
+        cases.push((0..=80).map(|i| i as f32 * 0.5 - 20.0).chain([127.0]).collect());
+        cases.push((0..37).map(|i| if i % 2 == 0 { 2.5 } else { -3.5 }).chain([-127.0]).collect());
+        check_quantize(Scalar, &cases);
+        check_quantize(Wide16, &cases);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(t) = crate::kernels::x86::Avx2::new() {
+                check_quantize(t, &cases);
+            }
+            if let Some(t) = crate::kernels::x86::Avx512::new() {
+                check_quantize(t, &cases);
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        check_quantize(crate::kernels::neon::Neon::new().expect("NEON"), &cases);
+        // The edge rules, stated.
+        assert_eq!(quantize_i8_activations(&[0.0, -0.0]).1, 0.0);
+        assert_eq!(quantize_i8_activations(&[1e-38]).1, 0.0); // 127 / m overflows
+        assert!(quantize_i8_activations(&[f32::INFINITY]).1.is_nan());
+        let (q, s) = quantize_i8_activations(&[f32::MAX, -f32::MAX]);
+        assert_eq!((q, s), (vec![127, -127], f32::MAX / 127.0));
+        let (q, _) = quantize_i8_activations(&[127.0, 0.5, 1.5, 2.5, -0.5, -1.5]);
+        assert_eq!(q, vec![127, 0, 2, 2, 0, -2]);
+    }
+
+    /// [`quantize`] with the vectors of `s` equals the reference rule on
+    /// every case, with and without the VNNI XOR.
+    fn check_quantize<S: Simd>(s: S, cases: &[Vec<f32>]) {
         for v in cases.iter().flat_map(|v| [(v, 0), (v, 0x8080_8080)]) {
             let (v, xor) = (v.0, v.1);
             let mut out = vec![f32::from_bits(0xdead_beef); words(v.len()) + 2];
-            let sigma = quantize(v, &mut out, xor);
+            let sigma = quantize(s, v, &mut out, xor);
             // The XOR is on every word the call writes, and nowhere else.
             for o in &mut out[..words(v.len())] {
                 *o = f32::from_bits(o.to_bits() ^ xor);
@@ -744,12 +784,6 @@ mod tests {
             );
             assert!(q.iter().all(|&x| x != -128));
         }
-        // The edge rules, stated.
-        assert_eq!(quantize_i8_activations(&[0.0, -0.0]).1, 0.0);
-        assert_eq!(quantize_i8_activations(&[1e-38]).1, 0.0); // 127 / m overflows
-        assert!(quantize_i8_activations(&[f32::INFINITY]).1.is_nan());
-        let (q, s) = quantize_i8_activations(&[f32::MAX, -f32::MAX]);
-        assert_eq!((q, s), (vec![127, -127], f32::MAX / 127.0));
     }
 
     /// The weights and activations of the extreme cases, one quad each.
