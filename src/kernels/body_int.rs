@@ -115,13 +115,21 @@ pub(crate) fn quantize<S: Simd>(s: S, v: &[f32], out: &mut [f32], xor: u32) -> f
     };
     let l = S::LANES;
     let bl = if l >= 4 { l } else { 0 };
-    let whole = if bl > 0 { v.len() / bl * bl } else { 0 };
+    let whole = v.len().checked_div(bl).map_or(0, |n| n * bl);
     let (blocks, rest) = v.split_at(whole);
     let (out_blocks, out_rest) = out.split_at_mut(whole / 4);
     if bl > 0 {
-        let (vi, lo, hi, mg) = (s.splat(inv), s.splat(-127.0), s.splat(127.0), s.splat(MAGIC));
+        let (vi, lo, hi, mg) = (
+            s.splat(inv),
+            s.splat(-127.0),
+            s.splat(127.0),
+            s.splat(MAGIC),
+        );
         let mut u = [0.0f32; MAX_LANES];
-        for (o, c) in out_blocks.chunks_exact_mut(bl / 4).zip(blocks.chunks_exact(bl)) {
+        for (o, c) in out_blocks
+            .chunks_exact_mut(bl / 4)
+            .zip(blocks.chunks_exact(bl))
+        {
             let y = s.add(s.min(hi, s.max(lo, s.mul(s.load(c), vi))), mg);
             s.store(&mut u[..l], y);
             for (oj, uj) in o.iter_mut().zip(u.chunks_exact(4)) {
@@ -731,8 +739,18 @@ mod tests {
             cases.push((0..n).map(|_| rng.sym() * scale).collect());
         }
         // Ties at every position of a vector: round half to even.
-        cases.push((0..=80).map(|i| i as f32 * 0.5 - 20.0).chain([127.0]).collect());
-        cases.push((0..37).map(|i| if i % 2 == 0 { 2.5 } else { -3.5 }).chain([-127.0]).collect());
+        cases.push(
+            (0..=80)
+                .map(|i| i as f32 * 0.5 - 20.0)
+                .chain([127.0])
+                .collect(),
+        );
+        cases.push(
+            (0..37)
+                .map(|i| if i % 2 == 0 { 2.5 } else { -3.5 })
+                .chain([-127.0])
+                .collect(),
+        );
         check_quantize(Scalar, &cases);
         check_quantize(Wide16, &cases);
         #[cfg(target_arch = "x86_64")]
