@@ -778,6 +778,31 @@ fn size_errors_name_the_spec_field_the_tensors_imply() {
         &sd,
     ));
     assert!(m.contains("set direction = Direction::Forward?"), "{m}");
+    // A spec that says less than the tensors is an error, not a smaller
+    // model: one layer of a two-layer state_dict, one direction of a
+    // bidirectional one, no projection for an LSTMP one.
+    let m = message(from_sd(lstm_p(6, 10, 0), &sd));
+    assert!(
+        m.contains("weight_ih_l1") && m.contains("spec.num_layers = 1"),
+        "{m}"
+    );
+    let mut bi = lstm_state_dict(6, 10, 0, 1);
+    for (k, v) in lstm_state_dict(6, 10, 0, 1) {
+        bi.push((format!("{k}_reverse"), v));
+    }
+    from_sd(lstm_p(6, 10, 0).direction(Direction::Bidirectional), &bi).unwrap();
+    let m = message(from_sd(lstm_p(6, 10, 0), &bi));
+    assert!(
+        m.contains("weight_ih_l0_reverse") && m.contains("unidirectional"),
+        "{m}"
+    );
+    let mut p = lstm_state_dict(6, 10, 0, 1);
+    p.push(("weight_hr_l0".into(), vec![0.0; 40]));
+    let m = message(from_sd(lstm_p(6, 10, 0), &p));
+    assert!(
+        m.contains("weight_hr_l0") && m.contains("projection"),
+        "{m}"
+    );
     // A tensor that is simply wrong gets no suggestion.
     let mut bad = sd.clone();
     bad[1].1.pop();

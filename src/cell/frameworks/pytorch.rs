@@ -207,8 +207,41 @@ impl Model {
                 );
             }
         }
+        // After the layers the spec names built: a size error (with its
+        // hint) comes first.
+        contradictions(&spec, get)?;
         Model::with_isa(spec, &all, isa)
     }
+}
+
+/// A spec that says less than the tensors do is an error, not a smaller
+/// model: a layer past `num_layers`, a `_reverse` direction on a
+/// unidirectional spec, or a projection the spec does not have would
+/// otherwise be ignored and the model would run, wrong.
+fn contradictions<'a>(spec: &ModelSpec, get: &impl Fn(&str) -> Option<&'a [f32]>) -> Result<()> {
+    let extra = tensor_name("weight_ih", spec.num_layers, 0);
+    if get(&extra).is_some() {
+        return Err(Error::invalid(format!(
+            "the tensors have {extra}, a layer past spec.num_layers = {} (set num_layers to \
+             the state_dict's number of layers)",
+            spec.num_layers
+        )));
+    }
+    let rev = tensor_name("weight_ih", 0, 1);
+    if spec.directions() == 1 && get(&rev).is_some() {
+        return Err(Error::invalid(format!(
+            "the tensors have {rev}, a reverse direction, but the spec is unidirectional (set \
+             direction to bidirectional)"
+        )));
+    }
+    let hr = tensor_name("weight_hr", 0, 0);
+    if spec.proj_size() == 0 && get(&hr).is_some() {
+        return Err(Error::invalid(format!(
+            "the tensors have {hr}, an LSTM projection, but the spec has none (set the \
+             projection size, PyTorch proj_size)"
+        )));
+    }
+    Ok(())
 }
 
 /// The element counts of the tensors `get` has, for [`fit::hint`]: the
