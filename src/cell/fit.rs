@@ -9,6 +9,7 @@
 //! spec with that one change fits every tensor given, so a truncated tensor
 //! gets no (wrong) suggestion.
 
+use super::frameworks::{keras, onnx, pytorch};
 use super::spec::{CellKind, Direction, GruOptions, LstmOptions, ModelSpec, RnnOptions};
 use super::weights::Layout;
 
@@ -40,8 +41,9 @@ pub(crate) enum Api {
     C,
 }
 
+/// One tensor of an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Which {
+pub(crate) enum Which {
     W,
     R,
     BW,
@@ -51,10 +53,11 @@ enum Which {
 }
 
 /// One factor of an expected count, with what it is.
-type Factor = (usize, &'static str);
+pub(crate) type Factor = (usize, &'static str);
 
-/// What one tensor may be under a spec.
-enum Allowed {
+/// What one tensor may be under a spec (each framework module's `allowed`
+/// states its own layout).
+pub(crate) enum Allowed {
     Required(Vec<Factor>),
     Optional(Vec<Factor>),
     /// Either count (a Keras GRU bias: [G·H] or [2, G·H]); optional.
@@ -69,18 +72,39 @@ fn product(f: &[Factor]) -> Option<usize> {
 /// The number of entries a spec takes in a layout.
 fn entries_of(layout: Layout, spec: &ModelSpec) -> usize {
     match layout {
-        Layout::Onnx => spec.num_layers,
-        _ => spec.num_layers * spec.directions(),
+        Layout::PyTorch => pytorch::entries(spec),
+        Layout::Onnx => onnx::entries(spec),
+        Layout::Keras => keras::entries(spec),
     }
 }
 
+/// What tensor `which` of entry `i` may be, in the framework's own terms.
 fn allowed(layout: Layout, spec: &ModelSpec, i: usize, which: Which) -> Allowed {
-    let g = (spec.cell.gates(), "gates");
-    let h = (spec.hidden_size, "hidden_size");
-    let (d, layer) = match layout {
-        Layout::Onnx => ((spec.directions(), "directions"), i),
-        _ => ((1, ""), i / spec.directions()),
-    };
+    match layout {
+        Layout::PyTorch => pytorch::allowed(spec, i, which),
+        Layout::Onnx => onnx::allowed(spec, i, which),
+        Layout::Keras => keras::allowed(spec, i, which),
+    }
+}
+
+/// The factors every layout's counts are made of, for one layer.
+pub(crate) struct Dims {
+    /// Gates.
+    pub g: Factor,
+    /// Hidden size.
+    pub h: Factor,
+    /// The layer's input size.
+    pub input: Factor,
+    /// The state size (P with a projection, else H).
+    pub hr: Factor,
+    /// LSTM peepholes on.
+    pub peephole: bool,
+    /// LSTM projection size (0: none).
+    pub proj_size: usize,
+}
+
+/// [`Dims`] of layer `layer` of `spec`.
+pub(crate) fn dims(spec: &ModelSpec, layer: usize) -> Dims {
     let input = if layer == 0 {
         (spec.input_size, "input_size")
     } else {
@@ -97,30 +121,13 @@ fn allowed(layout: Layout, spec: &ModelSpec, i: usize, which: Which) -> Allowed 
         CellKind::Lstm(o) => (o.peephole, o.proj_size),
         _ => (false, 0),
     };
-    let with_d = |f: Vec<Factor>| {
-        let mut v = Vec::with_capacity(f.len() + 1);
-        if layout == Layout::Onnx {
-            v.push(d);
-        }
-        v.extend(f);
-        v
-    };
-    match (layout, which) {
-        (_, Which::W) => Allowed::Required(with_d(vec![g, h, input])),
-        (_, Which::R) => Allowed::Required(with_d(vec![g, h, hr])),
-        (Layout::Keras, Which::BW) if matches!(spec.cell, CellKind::Gru(_)) => {
-            Allowed::OneOf(vec![g, h], vec![(2, "2"), g, h])
-        }
-        (Layout::Onnx, Which::BW) => Allowed::Optional(vec![d, (2, "2"), g, h]),
-        (_, Which::BW) => Allowed::Optional(vec![g, h]),
-        (Layout::PyTorch, Which::BR) => Allowed::Optional(vec![g, h]),
-        (Layout::PyTorch, Which::Proj) if proj_size > 0 => {
-            Allowed::Required(vec![(proj_size, "proj_size"), h])
-        }
-        (_, Which::Peephole) if peephole && layout != Layout::Keras => {
-            Allowed::Optional(with_d(vec![(3, "3"), h]))
-        }
-        _ => Allowed::Forbidden,
+    Dims {
+        g: (spec.cell.gates(), "gates"),
+        h: (spec.hidden_size, "hidden_size"),
+        input,
+        hr,
+        peephole,
+        proj_size,
     }
 }
 

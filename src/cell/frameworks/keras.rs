@@ -3,9 +3,9 @@
 //! [`Model::from_keras`]. The transposed layout and gate orders (i f c o,
 //! z r h) are [`Layout::Keras`], converted in [`LayerWeights::from_layout`].
 
-use crate::cell::fit::{self, Api, Counts};
+use crate::cell::fit::{self, Allowed, Api, Counts, Which};
 use crate::cell::model::Model;
-use crate::cell::spec::ModelSpec;
+use crate::cell::spec::{CellKind, ModelSpec};
 use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::{Error, Result};
 use crate::isa::Isa;
@@ -111,5 +111,26 @@ impl Model {
             all.push(LayerWeights::from_layout(Layout::Keras, &spec, i / d, &lt)?);
         }
         Model::with_isa(spec, &all, isa)
+    }
+}
+
+/// Entries of a spec in Keras: one per layer and direction.
+pub(crate) fn entries(spec: &ModelSpec) -> usize {
+    spec.num_layers * spec.directions()
+}
+
+/// The element count each tensor of entry `i` may have (`fit`'s table for
+/// this layout): `kernel` [in, G·H], `recurrent_kernel` [Hr, G·H], `bias`
+/// [G·H] optional (a GRU's [2, G·H] with `reset_after`); nothing else.
+pub(crate) fn allowed(spec: &ModelSpec, i: usize, which: Which) -> Allowed {
+    let d = fit::dims(spec, i / spec.directions());
+    match which {
+        Which::W => Allowed::Required(vec![d.g, d.h, d.input]),
+        Which::R => Allowed::Required(vec![d.g, d.h, d.hr]),
+        Which::BW if matches!(spec.cell, CellKind::Gru(_)) => {
+            Allowed::OneOf(vec![d.g, d.h], vec![(2, "2"), d.g, d.h])
+        }
+        Which::BW => Allowed::Optional(vec![d.g, d.h]),
+        _ => Allowed::Forbidden,
     }
 }

@@ -3,7 +3,7 @@
 //! [`Model::from_onnx`]. The gate orders (i o f c, z r h) are
 //! [`Layout::Onnx`], converted in [`LayerWeights::from_layout`].
 
-use crate::cell::fit::{self, Api, Counts};
+use crate::cell::fit::{self, Allowed, Api, Counts, Which};
 use crate::cell::model::Model;
 use crate::cell::spec::ModelSpec;
 use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
@@ -140,4 +140,24 @@ fn expect_len(s: &[f32], n: usize, what: &str) -> Result<()> {
         return Err(Error::size(what, n, s.len()));
     }
     Ok(())
+}
+
+/// Entries of a spec in ONNX: one node per layer (its directions inside).
+pub(crate) fn entries(spec: &ModelSpec) -> usize {
+    spec.num_layers
+}
+
+/// The element count each tensor of node `i` may have (`fit`'s table for
+/// this layout): `W` [D, G·H, in], `R` [D, G·H, Hr], `B` [D, 2·G·H] and
+/// `P` [D, 3·H] optional; no separate recurrent bias or projection.
+pub(crate) fn allowed(spec: &ModelSpec, i: usize, which: Which) -> Allowed {
+    let d = fit::dims(spec, i);
+    let dirs = (spec.directions(), "directions");
+    match which {
+        Which::W => Allowed::Required(vec![dirs, d.g, d.h, d.input]),
+        Which::R => Allowed::Required(vec![dirs, d.g, d.h, d.hr]),
+        Which::BW => Allowed::Optional(vec![dirs, (2, "2"), d.g, d.h]),
+        Which::Peephole if d.peephole => Allowed::Optional(vec![dirs, (3, "3"), d.h]),
+        _ => Allowed::Forbidden,
+    }
 }

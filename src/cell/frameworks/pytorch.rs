@@ -4,7 +4,7 @@
 //! (`nn.LSTMCell`: `weight_ih`, `bias_hh`, …) and their parser, and
 //! [`Model::from_pytorch`].
 
-use crate::cell::fit::{self, Api, Counts};
+use crate::cell::fit::{self, Allowed, Api, Counts, Which};
 use crate::cell::model::Model;
 use crate::cell::spec::ModelSpec;
 use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
@@ -289,6 +289,27 @@ fn rename(e: Error, l: usize, d: usize) -> Error {
             hint,
         },
         e => e,
+    }
+}
+
+/// Entries of a spec in a `state_dict`: one per layer and direction.
+pub(crate) fn entries(spec: &ModelSpec) -> usize {
+    spec.num_layers * spec.directions()
+}
+
+/// The element count each tensor of entry `i` may have (`fit`'s table
+/// for this layout): `weight_ih` [G·H, in], `weight_hh` [G·H, Hr], the two
+/// biases [G·H] optional, `weight_hr` [P, H] with a projection, and
+/// rnncell's peephole extension [3, H].
+pub(crate) fn allowed(spec: &ModelSpec, i: usize, which: Which) -> Allowed {
+    let d = fit::dims(spec, i / spec.directions());
+    match which {
+        Which::W => Allowed::Required(vec![d.g, d.h, d.input]),
+        Which::R => Allowed::Required(vec![d.g, d.h, d.hr]),
+        Which::BW | Which::BR => Allowed::Optional(vec![d.g, d.h]),
+        Which::Proj if d.proj_size > 0 => Allowed::Required(vec![(d.proj_size, "proj_size"), d.h]),
+        Which::Peephole if d.peephole => Allowed::Optional(vec![(3, "3"), d.h]),
+        _ => Allowed::Forbidden,
     }
 }
 
