@@ -10,6 +10,8 @@
 
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use rnncell::*;
 
@@ -38,26 +40,7 @@ fn options() -> Vec<SafetensorsOptions> {
 
 fuzz_target!(|data: &[u8]| {
     let all = options();
-    let pick = data.last().map_or(0, |&b| usize::from(b) % all.len());
-    for opts in &all[pick..=pick] {
-        let Ok(model) = load_safetensors_bytes(data, opts) else {
-            continue;
-        };
-        // The sizes come from tensors that are in the input, so this is small.
-        let sp = *model.spec();
-        let x: Vec<f32> = (0..2 * sp.input_size)
-            .map(|i| (i as f32 * 0.7).sin())
-            .collect();
-        let mut y = vec![0.0f32; 2 * sp.output_size()];
-        model
-            .run(
-                &Sequence::new(&x, 2, 1),
-                &mut SequenceOutput {
-                    output: &mut y,
-                    h_n: None,
-                    c_n: None,
-                },
-            )
-            .expect("a loaded model runs");
+    if let Ok(model) = load_safetensors_bytes(data, &all[common::pick(data, &all)]) {
+        common::runs(&model);
     }
 });

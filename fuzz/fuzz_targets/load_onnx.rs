@@ -10,6 +10,8 @@
 
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use rnncell::*;
 
@@ -29,23 +31,7 @@ fn options() -> Vec<OnnxOptions> {
 fuzz_target!(|data: &[u8]| {
     let _ = onnx_nodes(data);
     let all = options();
-    let pick = data.last().map_or(0, |&b| usize::from(b) % all.len());
-    let Ok(model) = load_onnx_bytes(data, &all[pick]) else {
-        return;
-    };
-    let sp = *model.spec();
-    let x: Vec<f32> = (0..2 * sp.input_size)
-        .map(|i| (i as f32 * 0.7).sin())
-        .collect();
-    let mut y = vec![0.0f32; 2 * sp.output_size()];
-    model
-        .run(
-            &Sequence::new(&x, 2, 1),
-            &mut SequenceOutput {
-                output: &mut y,
-                h_n: None,
-                c_n: None,
-            },
-        )
-        .expect("a loaded model runs");
+    if let Ok(model) = load_onnx_bytes(data, &all[common::pick(data, &all)]) {
+        common::runs(&model);
+    }
 });
