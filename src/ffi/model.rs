@@ -8,8 +8,7 @@ use super::marshal::{Handle, Regions, Tagged, Unaligned, unaligned_slice};
 use super::{
     FfiResult, RnncellIsa, RnncellKerasLayer, RnncellModelInfo, RnncellOnnxLayer,
     RnncellPytorchLayer, RnncellSafetensorsOptions, RnncellSpec, RnncellStatus, RnncellTensor,
-    RnncellWeightPrecision, boundary, check_count, fail, floats_in, guarded, read_in, write_msg,
-    write_out,
+    RnncellWeightPrecision, boundary, check_count, fail, floats_in, guarded, versioned, write_msg,
 };
 use crate::cell::fit::{self, Api, Counts};
 use crate::cell::frameworks::pytorch::tensor_name;
@@ -19,6 +18,7 @@ use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::Error;
 use crate::isa::Isa;
 use crate::loader::{SafetensorsOptions, WeightFormat};
+use std::mem::size_of;
 
 /// An immutable, packed model. Opaque: create with `rnncell_model_new_*`,
 /// free with `rnncell_model_free`. Any number of threads may use one model
@@ -64,8 +64,13 @@ impl super::OnPanic for Result<*mut RnncellModel, Failure> {
 }
 
 impl From<RnncellStatus> for Failure {
+    /// A status from a check that recorded its message (`fail`): the
+    /// message goes into the builder's `err_msg` too.
     fn from(status: RnncellStatus) -> Failure {
-        Failure { status, msg: None }
+        Failure {
+            status,
+            msg: super::detail::fresh_text(),
+        }
     }
 }
 
@@ -141,8 +146,9 @@ unsafe fn build_model(
                 "out_model is NULL",
             ));
         }
-        // SAFETY: `spec` is null or a valid RnncellSpec (caller).
-        let spec = unsafe { read_in(spec) }.map_err(|s| Failure::new(s, "spec is NULL"))?;
+        // SAFETY: `spec` is null or a valid RnncellSpec of its struct_size
+        // (caller).
+        let spec = unsafe { versioned::read(spec, "spec") }?;
         let isa = match RnncellIsa::to_isa(isa)
             .map_err(|s| Failure::new(s, format!("{isa} is not an RnncellIsa value")))?
         {
@@ -656,10 +662,14 @@ pub(crate) unsafe fn model_ref<'a>(model: *const RnncellModel) -> FfiResult<&'a 
 }
 
 /// Writes the sizes of `model` to `*out`: what each buffer of
-/// `rnncell_model_step` and `rnncell_model_run` must hold.
+/// `rnncell_model_step` and `rnncell_model_run` must hold. Set
+/// `out->struct_size` first (`RnncellModelInfo info = {sizeof info};`): at
+/// most that many bytes are written (`RNNCELL_STATUS_INVALID_ARGUMENT` if
+/// it is less than the 0.5 size).
 ///
 /// # Safety
-/// `model` NULL or live; `out` NULL or writable.
+/// `model` NULL or live; `out` NULL or readable and writable for its
+/// `struct_size`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rnncell_model_info(
     model: *const RnncellModel,
@@ -670,6 +680,7 @@ pub unsafe extern "C" fn rnncell_model_info(
         let m = unsafe { model_ref(model) }?;
         let s = m.spec();
         let info = RnncellModelInfo {
+            struct_size: size_of::<RnncellModelInfo>(),
             cell: RnncellSpec::from_model_spec(s).cell,
             input_size: s.input_size,
             hidden_size: s.hidden_size,
@@ -681,18 +692,24 @@ pub unsafe extern "C" fn rnncell_model_info(
             isa: RnncellIsa::from_isa(m.isa()),
             weight_bytes: m.weight_bytes(),
             weight_precision: RnncellWeightPrecision::from_precision(m.precision()) as u32,
+            int_dot: m.int_dot().map_or(std::ptr::null(), int_dot_name),
         };
-        // SAFETY: `out` is null or writable (caller).
-        unsafe { write_out(out, info) }
+        // SAFETY: `out` is null or readable and writable for its struct_size
+        // (caller).
+        unsafe { versioned::write(out, info, "out") }
     })
 }
 
 /// Writes the spec `model` was built from to `*out` (every option of other
-/// cell kinds at its `rnncell_spec_init` default), so that it can be
-/// inspected or used to build another model.
+/// cell kinds at its `rnncell_spec_init` default; activations set
+/// explicitly, slot by slot, when the model has non-standard ones), so
+/// that it can be inspected or used to build another model. Set
+/// `out->struct_size` first (`rnncell_spec_init` does): at most that many
+/// bytes are written, and it is kept.
 ///
 /// # Safety
-/// `model` NULL or live; `out` NULL or writable.
+/// `model` NULL or live; `out` NULL or readable and writable for its
+/// `struct_size`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rnncell_model_spec(
     model: *const RnncellModel,
@@ -701,152 +718,13 @@ pub unsafe extern "C" fn rnncell_model_spec(
     guarded("rnncell_model_spec", || {
         // SAFETY: `model` is null or live (caller).
         let m = unsafe { model_ref(model) }?;
-        // SAFETY: `out` is null or writable (caller).
-        unsafe { write_out(out, RnncellSpec::from_model_spec(m.spec())) }
+        // SAFETY: `out` is null or readable and writable for its
+        // struct_size (caller).
+        unsafe { versioned::write(out, RnncellSpec::from_model_spec(m.spec()), "out") }
     })
 }
 
-/// Fills `*spec` with the defaults for `cell` (an `RnncellCell`) with the
-/// given sizes: one forward layer, concat merge, no clipping, no LSTM
-/// peepholes, projection or coupling, tanh RNN, f32 weights
-/// (`weight_precision` 0), and `gru_linear_before_reset` =
-/// `RNNCELL_FRAMEWORK_DEFAULT`: the GRU form of the framework whose builder
-/// reads the spec (reset-before for `rnncell_model_new_onnx`,
-/// linear-before-reset for PyTorch and Keras). Sizes are checked when a
-/// model is built, not here.
-///
-/// # Safety
-/// `spec` NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_spec_init(
-    spec: *mut RnncellSpec,
-    cell: u32,
-    input_size: usize,
-    hidden_size: usize,
-) -> RnncellStatus {
-    // SAFETY: forwarded (caller).
-    unsafe {
-        spec_init(
-            "rnncell_spec_init",
-            spec,
-            cell,
-            input_size,
-            hidden_size,
-            None,
-        )
-    }
-}
-
-/// As `rnncell_spec_init`, with PyTorch's defaults written out: a GRU is
-/// linear-before-reset (`gru_linear_before_reset` = 1, PyTorch's only form).
-///
-/// # Safety
-/// `spec` NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_spec_init_pytorch(
-    spec: *mut RnncellSpec,
-    cell: u32,
-    input_size: usize,
-    hidden_size: usize,
-) -> RnncellStatus {
-    // SAFETY: forwarded (caller).
-    unsafe {
-        spec_init(
-            "rnncell_spec_init_pytorch",
-            spec,
-            cell,
-            input_size,
-            hidden_size,
-            Some(Framework::PyTorch),
-        )
-    }
-}
-
-/// As `rnncell_spec_init`, with ONNX's defaults written out: a GRU is
-/// reset-before (`gru_linear_before_reset` = 0, as ONNX's
-/// `linear_before_reset` defaults to 0; set it to 1 for a node with
-/// `linear_before_reset=1`, as PyTorch's exporter writes).
-///
-/// # Safety
-/// `spec` NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_spec_init_onnx(
-    spec: *mut RnncellSpec,
-    cell: u32,
-    input_size: usize,
-    hidden_size: usize,
-) -> RnncellStatus {
-    // SAFETY: forwarded (caller).
-    unsafe {
-        spec_init(
-            "rnncell_spec_init_onnx",
-            spec,
-            cell,
-            input_size,
-            hidden_size,
-            Some(Framework::Onnx),
-        )
-    }
-}
-
-/// As `rnncell_spec_init`, with Keras's defaults written out: a GRU is
-/// linear-before-reset (`gru_linear_before_reset` = 1: Keras 3 and tf.keras
-/// 2 default to `reset_after=True`; set 0 for `reset_after=False`).
-///
-/// # Safety
-/// `spec` NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_spec_init_keras(
-    spec: *mut RnncellSpec,
-    cell: u32,
-    input_size: usize,
-    hidden_size: usize,
-) -> RnncellStatus {
-    // SAFETY: forwarded (caller).
-    unsafe {
-        spec_init(
-            "rnncell_spec_init_keras",
-            spec,
-            cell,
-            input_size,
-            hidden_size,
-            Some(Framework::Keras),
-        )
-    }
-}
-
-/// The body of every `rnncell_spec_init*`.
-///
-/// # Safety
-/// `spec` NULL or writable.
-unsafe fn spec_init(
-    name: &str,
-    spec: *mut RnncellSpec,
-    cell: u32,
-    input_size: usize,
-    hidden_size: usize,
-    framework: Option<Framework>,
-) -> RnncellStatus {
-    guarded(name, || {
-        if spec.is_null() {
-            return Err(fail(
-                RnncellStatus::NullPointer,
-                format_args!("spec is NULL"),
-            ));
-        }
-        if !(1..=3).contains(&cell) {
-            return Err(fail(
-                RnncellStatus::InvalidArgument,
-                format_args!("cell: {cell} is not an RnncellCell (1 LSTM, 2 GRU, 3 RNN)"),
-            ));
-        }
-        let s = RnncellSpec::defaults(cell, input_size, hidden_size, framework);
-        // SAFETY: `spec` is non-null and writable (caller).
-        unsafe { write_out(spec, s) }
-    })
-}
-
-/// The library version, e.g. `"0.4.0"` (the `RNNCELL_VERSION` the library
+/// The library version, e.g. `"0.5.0"` (the `RNNCELL_VERSION` the library
 /// was built with; compare it with the header's macro). Static; never free.
 #[unsafe(no_mangle)]
 pub extern "C" fn rnncell_version() -> *const c_char {
@@ -919,8 +797,8 @@ unsafe fn load_options(
     let o = if opts.is_null() {
         RnncellSafetensorsOptions::default()
     } else {
-        // SAFETY: non-null and valid (caller).
-        unsafe { read_in(opts) }?
+        // SAFETY: non-null and valid for its struct_size (caller).
+        unsafe { versioned::read(opts, "options") }?
     };
     let (format, framework) = match o.format {
         0 => (WeightFormat::PyTorch, Framework::PyTorch),
@@ -959,15 +837,18 @@ unsafe fn load_options(
         // SAFETY: non-null, NUL-terminated (caller).
         layers.push(unsafe { utf8(p, "options.keras_layers entry") }?.to_owned());
     }
+    let cell = spec.cell_kind(framework)?;
+    // The file decides the directions: a backward set is validated then.
+    let activations = spec.model_activations(&cell, None)?;
     Ok(SafetensorsOptions {
-        cell: spec.cell_kind(framework)?,
+        cell,
         format,
         prefix: prefix.to_owned(),
         merge: spec.merge_mode()?,
         keras_layers: layers,
         isa: Some(isa),
         precision: spec.load_precision()?,
-        activations: None,
+        activations,
     })
 }
 
@@ -1085,5 +966,42 @@ pub unsafe extern "C" fn rnncell_model_load_safetensors_bytes(
             err_msg_len,
             build,
         )
+    }
+}
+
+/// The static C string of an integer dot sequence's name (`Model::int_dot`);
+/// NUL-terminated `'static` data, nothing allocated. An unknown name (a
+/// bug: every name of `kernels::int_dots` is listed) is `"unknown"`.
+fn int_dot_name(name: &str) -> *const c_char {
+    const NAMES: [&std::ffi::CStr; 7] = [
+        c"portable",
+        c"avx2-sign",
+        c"avx-vnni",
+        c"avx512-vnni",
+        c"avx512bw-sign",
+        c"neon-sdot",
+        c"neon-smull",
+    ];
+    NAMES
+        .iter()
+        .find(|c| c.to_bytes() == name.as_bytes())
+        .map_or(c"unknown".as_ptr(), |c| c.as_ptr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::Isa;
+
+    #[test]
+    fn every_int_dot_has_a_c_name() {
+        for isa in Isa::ALL {
+            for name in crate::kernels::int_dots(isa) {
+                let p = int_dot_name(name);
+                // SAFETY: int_dot_name returns static NUL-terminated strings.
+                let c = unsafe { std::ffi::CStr::from_ptr(p) };
+                assert_eq!(c.to_str().unwrap(), name);
+            }
+        }
     }
 }

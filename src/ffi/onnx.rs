@@ -10,7 +10,7 @@ use super::marshal::{Handle, Regions, unaligned_slice};
 use super::model::{Failure, RnncellModel, report, utf8};
 use super::{
     RnncellCell, RnncellDirection, RnncellIsa, RnncellStatus, RnncellWeightPrecision, boundary,
-    check_count, read_in, write_msg,
+    check_count, versioned, write_msg,
 };
 use crate::cell::model::Model;
 use crate::cell::spec::{Direction, WeightPrecision};
@@ -18,11 +18,18 @@ use crate::error::Error;
 use crate::isa::Isa;
 use crate::loader::{OnnxNodeInfo, OnnxOptions, onnx_nodes};
 
-/// Options of `rnncell_model_load_onnx`. All zero / NULL (or a NULL pointer
-/// to it) is: the file's one chain of recurrent nodes, f32 weights.
+/// Options of `rnncell_model_load_onnx`. All zero / NULL but `struct_size`
+/// (or a NULL pointer to it) is: the file's one chain of recurrent nodes,
+/// f32 weights. Versioned: fill it with `rnncell_onnx_options_init` (or set
+/// `struct_size` to `sizeof(RnncellOnnxOptions)`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RnncellOnnxOptions {
+    /// `sizeof(RnncellOnnxOptions)`.
+    pub struct_size: usize,
+    /// An `RnncellWeightPrecision` (0: f32). `RNNCELL_WEIGHT_PRECISION_STORED`
+    /// keeps the file's type of W and R (float16, bfloat16, float32).
+    pub weight_precision: u32,
     /// The nodes to load, first layer first, as NUL-terminated UTF-8 names
     /// (a node's name, `OP#i` for an unnamed node, or the qualified name
     /// `rnncell_onnx_node_info` returns). One node, or nodes that chain
@@ -33,14 +40,17 @@ pub struct RnncellOnnxOptions {
     pub nodes: *const *const c_char,
     /// Entries of `nodes`.
     pub nodes_len: usize,
-    /// An `RnncellWeightPrecision` (0: f32). `RNNCELL_WEIGHT_PRECISION_STORED`
-    /// keeps the file's type of W and R (float16, bfloat16, float32).
-    pub weight_precision: u32,
 }
+
+const _: () = assert!(
+    std::mem::offset_of!(RnncellOnnxOptions, nodes_len) + std::mem::size_of::<usize>()
+        == std::mem::size_of::<RnncellOnnxOptions>()
+);
 
 impl Default for RnncellOnnxOptions {
     fn default() -> RnncellOnnxOptions {
         RnncellOnnxOptions {
+            struct_size: std::mem::size_of::<RnncellOnnxOptions>(),
             nodes: ptr::null(),
             nodes_len: 0,
             weight_precision: RnncellWeightPrecision::F32 as u32,
@@ -48,10 +58,15 @@ impl Default for RnncellOnnxOptions {
     }
 }
 
-/// One recurrent node of an ONNX file (`rnncell_onnx_node_info`).
+/// One recurrent node of an ONNX file (`rnncell_onnx_node_info`). Versioned
+/// output: set `struct_size` to `sizeof(RnncellOnnxNodeInfo)` before the
+/// call (`RnncellOnnxNodeInfo info = {sizeof info};`); fields past it are
+/// not written.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RnncellOnnxNodeInfo {
+    /// `sizeof(RnncellOnnxNodeInfo)`, set by the caller.
+    pub struct_size: usize,
     /// An `RnncellCell`: LSTM, GRU or RNN.
     pub cell: u32,
     /// An `RnncellDirection` (its `direction` attribute).
@@ -77,6 +92,29 @@ pub struct RnncellOnnxNodeInfo {
     /// (through Squeeze, Reshape, Transpose only), or `SIZE_MAX` if none:
     /// the next layer of a chain.
     pub next_index: usize,
+}
+
+const _: () = assert!(
+    std::mem::offset_of!(RnncellOnnxNodeInfo, next_index) + std::mem::size_of::<usize>()
+        == std::mem::size_of::<RnncellOnnxNodeInfo>()
+);
+
+impl Default for RnncellOnnxNodeInfo {
+    fn default() -> RnncellOnnxNodeInfo {
+        RnncellOnnxNodeInfo {
+            struct_size: std::mem::size_of::<RnncellOnnxNodeInfo>(),
+            cell: 0,
+            direction: 0,
+            layout: 0,
+            has_bias: 0,
+            has_peephole: 0,
+            loadable: 0,
+            hidden_size: 0,
+            input_size: 0,
+            name_size: 0,
+            next_index: 0,
+        }
+    }
 }
 
 /// The precision a C value names.
@@ -112,8 +150,8 @@ unsafe fn options(opts: *const RnncellOnnxOptions, isa: Isa) -> Result<OnnxOptio
     let o = if opts.is_null() {
         RnncellOnnxOptions::default()
     } else {
-        // SAFETY: non-null and valid (caller).
-        unsafe { read_in(opts) }?
+        // SAFETY: non-null and valid for its struct_size (caller).
+        unsafe { versioned::read(opts, "options") }?
     };
     let mut names = Vec::new();
     if o.nodes_len > 0 {
@@ -464,10 +502,11 @@ pub unsafe extern "C" fn rnncell_onnx_node_info(
         };
         let info = c_info(n, &nodes);
         let q = n.qualified_name();
-        // SAFETY: non-null (checked), writable (caller); `name` null or
-        // writable for name_len bytes (caller), disjoint (checked).
+        // SAFETY: non-null (checked), readable and writable for its
+        // struct_size (caller); `name` null or writable for name_len bytes
+        // (caller), disjoint (checked).
         unsafe {
-            out_info.write_unaligned(info);
+            versioned::write(out_info, info, "out_info")?;
             write_msg(name, name_len, &q);
         }
         Ok(())
@@ -493,6 +532,7 @@ fn c_info(n: &OnnxNodeInfo, all: &[OnnxNodeInfo]) -> RnncellOnnxNodeInfo {
         .and_then(|nx| all.iter().position(|m| m.graph == n.graph && m.name == *nx))
         .unwrap_or(usize::MAX);
     RnncellOnnxNodeInfo {
+        struct_size: std::mem::size_of::<RnncellOnnxNodeInfo>(),
         cell: cell as u32,
         direction: direction as u32,
         layout: n.layout,
