@@ -8,7 +8,7 @@ use crate::cell::spec::{CellKind, ModelSpec, RnnActivation};
 use crate::error::Error;
 
 /// An activation function of `RnncellActivationSpec.kind`: ONNX's eleven
-/// (same names; α and β as ONNX defines them) and Keras 3's hard sigmoid.
+/// (same names; alpha and beta as ONNX defines them) and Keras 3's hard sigmoid.
 /// 0 is "the cell's default for this slot" (sigmoid for f, tanh for g and
 /// h; an RNN's f follows `rnn_activation`).
 #[repr(u32)]
@@ -197,9 +197,13 @@ impl RnncellSpec {
                         d,
                         s,
                         format_args!(
-                            "{} is set, but a {} has no {} function (leave it 0)",
+                            "{} is set, but {} has no {} function (leave it 0)",
                             f.name(),
-                            cell.name(),
+                            match cell {
+                                CellKind::Lstm(_) => "an LSTM",
+                                CellKind::Gru(_) => "a GRU",
+                                CellKind::Rnn(_) => "an RNN",
+                            },
                             SLOTS[s]
                         ),
                     ));
