@@ -864,7 +864,7 @@ typedef struct RnncellOnnxOptions {
 /**
  * The sizes of a model, as `rnncell_model_info` reports them. Versioned
  * output: set `struct_size` to `sizeof(RnncellModelInfo)` before the call
- * (`RnncellModelInfo info = {sizeof info};` or
+ * (`RnncellModelInfo info = {.struct_size = sizeof info};` or
  * `rnncell_model_info_init`); fields past it are not written.
  */
 typedef struct RnncellModelInfo {
@@ -933,7 +933,7 @@ typedef struct RnncellModelInfo {
 /**
  * One recurrent node of an ONNX file (`rnncell_onnx_node_info`). Versioned
  * output: set `struct_size` to `sizeof(RnncellOnnxNodeInfo)` before the
- * call (`RnncellOnnxNodeInfo info = {sizeof info};`); fields past it are
+ * call (`RnncellOnnxNodeInfo info = {.struct_size = sizeof info};`); fields past it are
  * not written.
  */
 typedef struct RnncellOnnxNodeInfo {
@@ -1243,7 +1243,7 @@ RnncellStatus rnncell_onnx_options_init(struct RnncellOnnxOptions *opts, size_t 
 /**
  * Zeros `*info` and sets `info->struct_size = struct_size` (`sizeof
  * *info`), ready for `rnncell_model_info` (the same as
- * `RnncellModelInfo info = {sizeof info};`).
+ * `RnncellModelInfo info = {.struct_size = sizeof info};`).
  *
  * # Safety
  * `info` NULL or writable for `struct_size` bytes.
@@ -1332,7 +1332,7 @@ void rnncell_model_free(struct RnncellModel *model);
 /**
  * Writes the sizes of `model` to `*out`: what each buffer of
  * `rnncell_model_step` and `rnncell_model_run` must hold. Set
- * `out->struct_size` first (`RnncellModelInfo info = {sizeof info};`): at
+ * `out->struct_size` first (`RnncellModelInfo info = {.struct_size = sizeof info};`): at
  * most that many bytes are written (`RNNCELL_STATUS_INVALID_ARGUMENT` if
  * it is less than the 0.5 size).
  *
@@ -1506,11 +1506,12 @@ RnncellStatus rnncell_onnx_node_count(const uint8_t *bytes,
  * may be NULL with 0). Each call decodes the file again (about as long as
  * loading the weights). `index` past the count is
  * `RNNCELL_STATUS_INVALID_ARGUMENT`; an undecodable file
- * `RNNCELL_STATUS_FORMAT`.
+ * `RNNCELL_STATUS_FORMAT`. `out_info->struct_size` must be set before the
+ * call (versioned output: at most that many bytes are written).
  *
  * # Safety
- * `bytes` NULL or readable for `len` bytes; `out_info` NULL or writable;
- * `name` NULL or writable for `name_len` bytes; `err_msg` NULL or writable
+ * `bytes` NULL or readable for `len` bytes; `out_info` NULL or readable
+ * and writable for its `struct_size` (set it first); `name` NULL or writable for `name_len` bytes; `err_msg` NULL or writable
  * for `err_msg_len` bytes; the three outputs disjoint.
  */
 RnncellStatus rnncell_onnx_node_info(const uint8_t *bytes,

@@ -223,7 +223,7 @@ pub unsafe extern "C" fn rnncell_onnx_options_init(
 
 /// Zeros `*info` and sets `info->struct_size = struct_size` (`sizeof
 /// *info`), ready for `rnncell_model_info` (the same as
-/// `RnncellModelInfo info = {sizeof info};`).
+/// `RnncellModelInfo info = {.struct_size = sizeof info};`).
 ///
 /// # Safety
 /// `info` NULL or writable for `struct_size` bytes.

@@ -663,7 +663,7 @@ pub(crate) unsafe fn model_ref<'a>(model: *const RnncellModel) -> FfiResult<&'a 
 
 /// Writes the sizes of `model` to `*out`: what each buffer of
 /// `rnncell_model_step` and `rnncell_model_run` must hold. Set
-/// `out->struct_size` first (`RnncellModelInfo info = {sizeof info};`): at
+/// `out->struct_size` first (`RnncellModelInfo info = {.struct_size = sizeof info};`): at
 /// most that many bytes are written (`RNNCELL_STATUS_INVALID_ARGUMENT` if
 /// it is less than the 0.5 size).
 ///

@@ -60,7 +60,7 @@ impl Default for RnncellOnnxOptions {
 
 /// One recurrent node of an ONNX file (`rnncell_onnx_node_info`). Versioned
 /// output: set `struct_size` to `sizeof(RnncellOnnxNodeInfo)` before the
-/// call (`RnncellOnnxNodeInfo info = {sizeof info};`); fields past it are
+/// call (`RnncellOnnxNodeInfo info = {.struct_size = sizeof info};`); fields past it are
 /// not written.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -452,11 +452,12 @@ pub unsafe extern "C" fn rnncell_onnx_node_count(
 /// may be NULL with 0). Each call decodes the file again (about as long as
 /// loading the weights). `index` past the count is
 /// `RNNCELL_STATUS_INVALID_ARGUMENT`; an undecodable file
-/// `RNNCELL_STATUS_FORMAT`.
+/// `RNNCELL_STATUS_FORMAT`. `out_info->struct_size` must be set before the
+/// call (versioned output: at most that many bytes are written).
 ///
 /// # Safety
-/// `bytes` NULL or readable for `len` bytes; `out_info` NULL or writable;
-/// `name` NULL or writable for `name_len` bytes; `err_msg` NULL or writable
+/// `bytes` NULL or readable for `len` bytes; `out_info` NULL or readable
+/// and writable for its `struct_size` (set it first); `name` NULL or writable for `name_len` bytes; `err_msg` NULL or writable
 /// for `err_msg_len` bytes; the three outputs disjoint.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]

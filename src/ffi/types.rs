@@ -625,7 +625,7 @@ pub struct RnncellKerasLayer {
 
 /// The sizes of a model, as `rnncell_model_info` reports them. Versioned
 /// output: set `struct_size` to `sizeof(RnncellModelInfo)` before the call
-/// (`RnncellModelInfo info = {sizeof info};` or
+/// (`RnncellModelInfo info = {.struct_size = sizeof info};` or
 /// `rnncell_model_info_init`); fields past it are not written.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
