@@ -2788,8 +2788,8 @@ type SpecInit = unsafe extern "C" fn(*mut RnncellSpec, usize, u32, usize, usize)
 
 fn spec_init_with(init: SpecInit, cell: RnncellCell, i: usize, h: usize) -> RnncellSpec {
     let mut s = RnncellSpec::default();
-    // SAFETY: `s` is writable.
     assert_eq!(
+        // SAFETY: `s` is writable.
         unsafe { init(&mut s, size_of::<RnncellSpec>(), cell as u32, i, h) },
         S::Ok
     );
@@ -2839,14 +2839,14 @@ fn each_framework_init_writes_its_defaults() {
             assert_eq!(st, S::Ok, "{name} {cell:?}: {msg}");
         }
         // NULL and bad cells, as rnncell_spec_init.
-        // SAFETY: null is reported.
         assert_eq!(
+            // SAFETY: null is reported.
             unsafe { init(null_mut(), size_of::<RnncellSpec>(), 2, 3, 4) },
             S::NullPointer
         );
         let mut s = RnncellSpec::default();
-        // SAFETY: `s` writable.
         assert_eq!(
+            // SAFETY: `s` writable.
             unsafe { init(&mut s, size_of::<RnncellSpec>(), 9, 3, 4) },
             S::InvalidArgument
         );

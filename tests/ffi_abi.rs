@@ -212,8 +212,8 @@ fn init_functions_write_the_callers_size_and_zero_a_newer_tail() {
         steps: 5,
         ..Default::default()
     };
-    // SAFETY: `s` is writable for its size (more than asked).
     assert_eq!(
+        // SAFETY: `s` is writable for its size (more than asked).
         unsafe { rnncell_sequence_init(&mut s, 16) },
         S::InvalidArgument
     );
@@ -223,8 +223,8 @@ fn init_functions_write_the_callers_size_and_zero_a_newer_tail() {
         "{}",
         last_error()
     );
-    // SAFETY: NULL is reported.
     assert_eq!(
+        // SAFETY: NULL is reported.
         unsafe { rnncell_sequence_init(null_mut(), size_of::<RnncellSequence>()) },
         S::NullPointer
     );
@@ -303,8 +303,8 @@ fn output_structs_write_at_most_struct_size() {
         hidden_size: 99,
         ..Default::default()
     };
-    // SAFETY: as above.
     assert_eq!(
+        // SAFETY: as above.
         unsafe { rnncell_model_info(m.0, &mut z) },
         S::InvalidArgument
     );
@@ -357,8 +357,8 @@ fn sequence_struct_size_is_checked_before_anything_is_read() {
         output: tm(&mut y2),
         ..Default::default()
     };
-    // SAFETY: as above.
     assert_eq!(
+        // SAFETY: as above.
         unsafe { rnncell_model_run(m.0, &bad, &out2) },
         S::InvalidArgument
     );
@@ -374,8 +374,8 @@ fn sequence_struct_size_is_checked_before_anything_is_read() {
     assert_eq!(unsafe { rnncell_model_run(m.0, &n.known, &out2) }, S::Ok);
     assert_eq!(bits(&y2), bits(&y));
     n.tail[15] = 0x80;
-    // SAFETY: as above.
     assert_eq!(
+        // SAFETY: as above.
         unsafe { rnncell_model_run(m.0, &n.known, &out2) },
         S::InvalidArgument
     );
@@ -812,8 +812,8 @@ fn onnx_layout_case(layout: SequenceLayout, lens64: bool) {
         h_n: tm(&mut hc),
         c_n: tm(&mut cc),
     };
-    // SAFETY: live model, valid structs.
     assert_eq!(
+        // SAFETY: live model, valid structs.
         unsafe { rnncell_model_run(cm.0, &cseq, &out) },
         S::Ok,
         "{}",
@@ -845,8 +845,8 @@ fn onnx_layout_case(layout: SequenceLayout, lens64: bool) {
         output: tm(&mut short),
         ..Default::default()
     };
-    // SAFETY: as above.
     assert_eq!(
+        // SAFETY: as above.
         unsafe { rnncell_model_run(cm.0, &cseq, &out) },
         S::SizeMismatch
     );
@@ -861,8 +861,8 @@ fn onnx_layout_case(layout: SequenceLayout, lens64: bool) {
         h_n: tm(&mut short),
         ..Default::default()
     };
-    // SAFETY: as above.
     assert_eq!(
+        // SAFETY: as above.
         unsafe { rnncell_model_run(cm.0, &cseq, &out) },
         S::SizeMismatch
     );
