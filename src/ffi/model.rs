@@ -111,14 +111,13 @@ fn count_of(t: RnncellTensor) -> Option<usize> {
     (!t.data.is_null()).then_some(t.len)
 }
 
-/// Shared tail of every `rnncell_model_new_*`: reads the spec and ISA, runs
-/// `build` inside the panic boundary, and only then, after the last read of
-/// caller memory, stores the handle (or NULL) and writes the message.
-/// `out` and the message buffer must not overlap.
+/// Shared tail of every `rnncell_model_new_*` and of the safetensors
+/// loaders: reads the spec (by the `struct_size` rule) and the ISA, then
+/// runs `build` (see [`build_with`]).
 ///
 /// # Safety
-/// `spec` null or a valid `RnncellSpec`; `out` null or writable; `msg` null
-/// or writable for `msg_len` bytes.
+/// `spec` null or a valid `RnncellSpec` of its `struct_size`; `out` null or
+/// writable; `msg` null or writable for `msg_len` bytes.
 unsafe fn build_model(
     name: &str,
     spec: *const RnncellSpec,
@@ -127,6 +126,42 @@ unsafe fn build_model(
     msg: *mut c_char,
     msg_len: usize,
     build: impl FnOnce(RnncellSpec, Isa) -> Result<Model, Failure>,
+) -> RnncellStatus {
+    let run = || {
+        // SAFETY: `spec` is null or a valid RnncellSpec of its struct_size
+        // (caller).
+        let spec = unsafe { versioned::read(spec, "spec") }?;
+        build(spec, resolve_isa(isa)?)
+    };
+    // SAFETY: `out` and `msg` forwarded (caller).
+    unsafe { build_with(name, out, msg, msg_len, run) }
+}
+
+/// The ISA a C `isa` argument names; `RNNCELL_ISA_AUTO` is the detected one
+/// (an unknown `RNNCELL_ISA` value is an error naming it).
+pub(super) fn resolve_isa(isa: u32) -> Result<Isa, Failure> {
+    match RnncellIsa::to_isa(isa)
+        .map_err(|s| Failure::new(s, format!("{isa} is not an RnncellIsa value")))?
+    {
+        Some(isa) => Ok(isa),
+        None => Ok(Isa::try_detect()?),
+    }
+}
+
+/// The one tail of every call that makes a model (builders and loaders):
+/// checks that `*out` and the message buffer are disjoint, runs `build`
+/// inside the panic boundary, and only then, after the last read of caller
+/// memory, stores the handle (or NULL on failure) and writes the message
+/// (and the error detail, through [`report`]).
+///
+/// # Safety
+/// `out` null or writable; `msg` null or writable for `msg_len` bytes.
+pub(super) unsafe fn build_with(
+    name: &str,
+    out: *mut *mut RnncellModel,
+    msg: *mut c_char,
+    msg_len: usize,
+    build: impl FnOnce() -> Result<Model, Failure>,
 ) -> RnncellStatus {
     // The two outputs: each message byte written must not land in *out.
     let mut outs = Regions::<2>::new();
@@ -146,17 +181,7 @@ unsafe fn build_model(
                 "out_model is NULL",
             ));
         }
-        // SAFETY: `spec` is null or a valid RnncellSpec of its struct_size
-        // (caller).
-        let spec = unsafe { versioned::read(spec, "spec") }?;
-        let isa = match RnncellIsa::to_isa(isa)
-            .map_err(|s| Failure::new(s, format!("{isa} is not an RnncellIsa value")))?
-        {
-            Some(isa) => isa,
-            // An unknown RNNCELL_ISA value is an error naming it.
-            None => Isa::try_detect()?,
-        };
-        let model = build(spec, isa)?;
+        let model = build()?;
         Ok(RnncellModel::into_raw(RnncellModel::new(model)))
     });
     // Every input has been read: now the outputs may be written.

@@ -6,11 +6,11 @@
 use std::ffi::c_char;
 use std::ptr;
 
-use super::marshal::{Handle, Regions, unaligned_slice};
-use super::model::{Failure, RnncellModel, report, utf8};
+use super::marshal::{Regions, unaligned_slice};
+use super::model::{Failure, RnncellModel, build_with, report, resolve_isa, utf8};
 use super::{
-    RnncellCell, RnncellDirection, RnncellIsa, RnncellStatus, RnncellWeightPrecision, boundary,
-    check_count, versioned, write_msg,
+    RnncellCell, RnncellDirection, RnncellStatus, RnncellWeightPrecision, boundary, check_count,
+    versioned, write_msg,
 };
 use crate::cell::model::Model;
 use crate::cell::spec::{Direction, WeightPrecision};
@@ -188,68 +188,6 @@ unsafe fn options(opts: *const RnncellOnnxOptions, isa: Isa) -> Result<OnnxOptio
     })
 }
 
-/// Shared tail of the two loaders: reads the ISA, runs `build` inside the
-/// panic boundary, then stores the handle (or NULL) and writes the message
-/// (after the last read of caller memory). As `build_model` in model.rs,
-/// without a spec.
-///
-/// # Safety
-/// `out` null or writable; `msg` null or writable for `msg_len` bytes.
-unsafe fn load_model(
-    name: &str,
-    isa: u32,
-    out: *mut *mut RnncellModel,
-    msg: *mut c_char,
-    msg_len: usize,
-    build: impl FnOnce(Isa) -> Result<Model, Failure>,
-) -> RnncellStatus {
-    let mut outs = Regions::<2>::new();
-    let regions = outs
-        .write(out, 1)
-        .and_then(|_| outs.write(msg, msg_len))
-        .and_then(|_| outs.check_writes());
-    if let Err(s) = regions {
-        report(name, s, "");
-        return s;
-    }
-    let r = boundary(|| -> Result<*mut RnncellModel, Failure> {
-        if out.is_null() {
-            return Err(Failure::new(
-                RnncellStatus::NullPointer,
-                "out_model is NULL",
-            ));
-        }
-        let isa = match RnncellIsa::to_isa(isa)
-            .map_err(|s| Failure::new(s, format!("{isa} is not an RnncellIsa value")))?
-        {
-            Some(isa) => isa,
-            None => Isa::try_detect()?,
-        };
-        let model = build(isa)?;
-        Ok(RnncellModel::into_raw(RnncellModel::new(model)))
-    });
-    let (status, text) = match r {
-        Ok(p) => {
-            // SAFETY: `out` is non-null (checked in the boundary, which
-            // returned Ok) and writable (caller).
-            unsafe { out.write_unaligned(p) };
-            (RnncellStatus::Ok, String::new())
-        }
-        Err(f) => {
-            if !out.is_null() {
-                // SAFETY: non-null and writable (caller).
-                unsafe { out.write_unaligned(ptr::null_mut()) };
-            }
-            (f.status, f.msg.unwrap_or_default())
-        }
-    };
-    // SAFETY: `msg` null or writable for msg_len bytes (caller), disjoint
-    // from `*out` (checked).
-    unsafe { write_msg(msg, msg_len, &text) };
-    report(name, status, &text);
-    status
-}
-
 /// The path argument as a `Path`.
 ///
 /// # Safety
@@ -315,7 +253,8 @@ pub unsafe extern "C" fn rnncell_model_load_onnx(
     err_msg: *mut c_char,
     err_msg_len: usize,
 ) -> RnncellStatus {
-    let build = |isa: Isa| -> Result<Model, Failure> {
+    let build = || -> Result<Model, Failure> {
+        let isa = resolve_isa(isa)?;
         // SAFETY: forwarded (caller).
         let path = unsafe { path_arg(path) }?;
         // SAFETY: forwarded (caller).
@@ -324,9 +263,8 @@ pub unsafe extern "C" fn rnncell_model_load_onnx(
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
     unsafe {
-        load_model(
+        build_with(
             "rnncell_model_load_onnx",
-            isa,
             out_model,
             err_msg,
             err_msg_len,
@@ -351,7 +289,8 @@ pub unsafe extern "C" fn rnncell_model_load_onnx_bytes(
     err_msg: *mut c_char,
     err_msg_len: usize,
 ) -> RnncellStatus {
-    let build = |isa: Isa| -> Result<Model, Failure> {
+    let build = || -> Result<Model, Failure> {
+        let isa = resolve_isa(isa)?;
         // SAFETY: forwarded (caller).
         let data = unsafe { bytes_arg(bytes, len) }?;
         // SAFETY: forwarded (caller).
@@ -360,9 +299,8 @@ pub unsafe extern "C" fn rnncell_model_load_onnx_bytes(
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
     unsafe {
-        load_model(
+        build_with(
             "rnncell_model_load_onnx_bytes",
-            isa,
             out_model,
             err_msg,
             err_msg_len,
