@@ -1386,57 +1386,6 @@ uint32_t rnncell_isa_available(void);
 const char *rnncell_isa_name(uint32_t isa);
 
 /**
- * Loads a model from a safetensors file (PyTorch `state_dict` or Keras
- * weights, F32/F16/BF16): layers, directions and every size are read from
- * the tensors. From `spec` only the cell kind, its options (clips, LSTM
- * coupling, RNN activation, GRU form for a Keras GRU without bias),
- * `merge` and `weight_precision` are used (`RNNCELL_WEIGHT_PRECISION_STORED`
- * keeps the precision the file stores its weight matrices in; a file that
- * mixes F32, F16 and BF16 weight matrices is then `RNNCELL_STATUS_FORMAT`;
- * biases may have any of the three dtypes and are always widened); sizes, `num_layers` and `direction` are ignored (read
- * them back with `rnncell_model_info` / `rnncell_model_spec`). `opts` may
- * be NULL (PyTorch, whole file). `path` is a NUL-terminated path (bytes on
- * Unix, UTF-8 elsewhere). A malformed file is `RNNCELL_STATUS_FORMAT`, an
- * unreadable one `RNNCELL_STATUS_IO`; `err_msg` then names the tensor or
- * the problem. Only a regular file is read (symbolic links are followed):
- * a directory, FIFO, device or socket is `RNNCELL_STATUS_IO` (the message
- * names the path and its kind), and a FIFO does not block. The header
- * length is capped at 100 MB before anything else is read, and at most the
- * data the header declares is read. Ownership, `isa` and `err_msg` as in
- * `rnncell_model_new_pytorch`.
- *
- * # Safety
- * `path` NULL or NUL-terminated; `spec`, `opts` NULL or valid (strings
- * NUL-terminated, arrays readable for their counts); `out_model` NULL or
- * writable; `err_msg` NULL or writable for `err_msg_len` bytes.
- */
-RnncellStatus rnncell_model_load_safetensors(const char *path,
-                                             const struct RnncellSpec *spec,
-                                             const struct RnncellSafetensorsOptions *opts,
-                                             uint32_t isa,
-                                             struct RnncellModel **out_model,
-                                             char *err_msg,
-                                             size_t err_msg_len);
-
-/**
- * Loads a model from the bytes of a safetensors file in memory (`bytes`,
- * `len` bytes, any alignment; copied as needed, free it afterwards). As
- * `rnncell_model_load_safetensors` otherwise.
- *
- * # Safety
- * `bytes` NULL or readable for `len` bytes; the rest as
- * `rnncell_model_load_safetensors`.
- */
-RnncellStatus rnncell_model_load_safetensors_bytes(const uint8_t *bytes,
-                                                   size_t len,
-                                                   const struct RnncellSpec *spec,
-                                                   const struct RnncellSafetensorsOptions *opts,
-                                                   uint32_t isa,
-                                                   struct RnncellModel **out_model,
-                                                   char *err_msg,
-                                                   size_t err_msg_len);
-
-/**
  * Loads the recurrent nodes (`LSTM`, `GRU`, `RNN`, also inside `If`/`Loop`/
  * `Scan` subgraphs) of an ONNX model file: the cell, direction, sizes,
  * clip, `linear_before_reset`, `input_forget` and activations come from the
@@ -1557,6 +1506,57 @@ RnncellStatus rnncell_onnx_node_info(const uint8_t *bytes,
 RnncellStatus rnncell_model_run(const struct RnncellModel *model,
                                 const struct RnncellSequence *seq,
                                 const struct RnncellSequenceOutput *out);
+
+/**
+ * Loads a model from a safetensors file (PyTorch `state_dict` or Keras
+ * weights, F32/F16/BF16): layers, directions and every size are read from
+ * the tensors. From `spec` only the cell kind, its options (clips, LSTM
+ * coupling, RNN activation, GRU form for a Keras GRU without bias),
+ * `merge` and `weight_precision` are used (`RNNCELL_WEIGHT_PRECISION_STORED`
+ * keeps the precision the file stores its weight matrices in; a file that
+ * mixes F32, F16 and BF16 weight matrices is then `RNNCELL_STATUS_FORMAT`;
+ * biases may have any of the three dtypes and are always widened); sizes, `num_layers` and `direction` are ignored (read
+ * them back with `rnncell_model_info` / `rnncell_model_spec`). `opts` may
+ * be NULL (PyTorch, whole file). `path` is a NUL-terminated path (bytes on
+ * Unix, UTF-8 elsewhere). A malformed file is `RNNCELL_STATUS_FORMAT`, an
+ * unreadable one `RNNCELL_STATUS_IO`; `err_msg` then names the tensor or
+ * the problem. Only a regular file is read (symbolic links are followed):
+ * a directory, FIFO, device or socket is `RNNCELL_STATUS_IO` (the message
+ * names the path and its kind), and a FIFO does not block. The header
+ * length is capped at 100 MB before anything else is read, and at most the
+ * data the header declares is read. Ownership, `isa` and `err_msg` as in
+ * `rnncell_model_new_pytorch`.
+ *
+ * # Safety
+ * `path` NULL or NUL-terminated; `spec`, `opts` NULL or valid (strings
+ * NUL-terminated, arrays readable for their counts); `out_model` NULL or
+ * writable; `err_msg` NULL or writable for `err_msg_len` bytes.
+ */
+RnncellStatus rnncell_model_load_safetensors(const char *path,
+                                             const struct RnncellSpec *spec,
+                                             const struct RnncellSafetensorsOptions *opts,
+                                             uint32_t isa,
+                                             struct RnncellModel **out_model,
+                                             char *err_msg,
+                                             size_t err_msg_len);
+
+/**
+ * Loads a model from the bytes of a safetensors file in memory (`bytes`,
+ * `len` bytes, any alignment; copied as needed, free it afterwards). As
+ * `rnncell_model_load_safetensors` otherwise.
+ *
+ * # Safety
+ * `bytes` NULL or readable for `len` bytes; the rest as
+ * `rnncell_model_load_safetensors`.
+ */
+RnncellStatus rnncell_model_load_safetensors_bytes(const uint8_t *bytes,
+                                                   size_t len,
+                                                   const struct RnncellSpec *spec,
+                                                   const struct RnncellSafetensorsOptions *opts,
+                                                   uint32_t isa,
+                                                   struct RnncellModel **out_model,
+                                                   char *err_msg,
+                                                   size_t err_msg_len);
 
 /**
  * Creates a zero state for one stream of `model`. The caller owns
