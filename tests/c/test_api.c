@@ -1357,6 +1357,97 @@ static void test_marshal(void) {
     net_free(&n);
 }
 
+/* 0.5's versioned structs and their new fields, from C: struct_size,
+ * per-direction activations (explicit defaults build the same model,
+ * rnncell_model_spec reports them), the ONNX layout of a forward model. */
+static void test_versioned(void) {
+    RnncellSpec s, back;
+    RnncellModel *m = NULL, *ma, *mb, *mc;
+    RnncellPytorchLayer *a;
+    RnncellSequence sq;
+    RnncellSequenceOutput so;
+    Net n;
+    uint32_t seed = 21;
+    size_t T = 4, B = 2;
+    char msg[256];
+    float *x, *ya, *yb, *yc, *yo;
+    int32_t lens[2] = {4, 2};
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 3, 5));
+    CHECK(s.struct_size == sizeof s);
+    EXPECT(rnncell_spec_init(&s, 8, RNNCELL_CELL_LSTM, 3, 5), RNNCELL_STATUS_INVALID_ARGUMENT);
+    CHECK(s.struct_size == sizeof s); /* nothing written */
+    net_init(&n, &s, &seed);
+    a = net_pytorch_layers(&n);
+    s.struct_size = 0;
+    EXPECT(rnncell_model_new_pytorch(&s, a, 1, RNNCELL_ISA_AUTO, &m, msg, sizeof msg),
+           RNNCELL_STATUS_INVALID_ARGUMENT);
+    CHECK(m == NULL && strstr(msg, "spec.struct_size is 0, expected") != NULL);
+    CHECK(strstr(rnncell_last_error(), "rnncell_model_new_pytorch: spec.struct_size is 0") != NULL);
+    s.struct_size = sizeof s;
+    ma = net_model(&n, RNNCELL_ISA_AUTO);
+    /* explicit sigmoid, tanh, tanh: the same model */
+    s.activations[0][0].kind = RNNCELL_ACTIVATION_KIND_SIGMOID;
+    s.activations[0][1].kind = RNNCELL_ACTIVATION_KIND_TANH;
+    s.activations[0][2].kind = RNNCELL_ACTIVATION_KIND_TANH;
+    OK(rnncell_model_new_pytorch(&s, a, 1, RNNCELL_ISA_AUTO, &mb, msg, sizeof msg));
+    /* hard sigmoid gates: another model, reported back */
+    s.activations[0][0].kind = RNNCELL_ACTIVATION_KIND_HARD_SIGMOID;
+    s.activations[0][0].alpha = 0.2f;
+    s.activations[0][0].beta = 0.5f;
+    OK(rnncell_model_new_pytorch(&s, a, 1, RNNCELL_ISA_AUTO, &mc, msg, sizeof msg));
+    back.struct_size = sizeof back;
+    OK(rnncell_model_spec(mc, &back));
+    CHECK(back.activations[0][0].kind == RNNCELL_ACTIVATION_KIND_HARD_SIGMOID &&
+          back.activations[0][0].alpha == 0.2f && back.activations[0][0].beta == 0.5f);
+    CHECK(back.activations[1][0].kind == RNNCELL_ACTIVATION_KIND_DEFAULT);
+    /* a backward set on a forward model names the slot */
+    s.activations[1][1].kind = RNNCELL_ACTIVATION_KIND_RELU;
+    EXPECT(rnncell_model_new_pytorch(&s, a, 1, RNNCELL_ISA_AUTO, &m, msg, sizeof msg),
+           RNNCELL_STATUS_INVALID_ARGUMENT);
+    CHECK(m == NULL && strstr(msg, "spec.activations[1][1] (g)") != NULL);
+    x = rnd_vec(T * B * 3, &seed);
+    ya = (float *)malloc(T * B * 5 * sizeof(float));
+    yb = (float *)malloc(T * B * 5 * sizeof(float));
+    yc = (float *)malloc(T * B * 5 * sizeof(float));
+    yo = (float *)malloc(T * B * 5 * sizeof(float));
+    OK(rnncell_sequence_init(&sq, sizeof sq));
+    memset(&so, 0, sizeof so);
+    sq.input = tensor(x, T * B * 3);
+    sq.steps = T;
+    sq.batch = B;
+    sq.seq_lens_i32 = lens;
+    sq.seq_lens_len = B;
+    if (ma && mb && mc) {
+        so.output = tensor_mut(ya, T * B * 5);
+        OK(rnncell_model_run(ma, &sq, &so));
+        so.output = tensor_mut(yb, T * B * 5);
+        OK(rnncell_model_run(mb, &sq, &so));
+        so.output = tensor_mut(yc, T * B * 5);
+        OK(rnncell_model_run(mc, &sq, &so));
+        CHECK(same_bits(ya, yb, T * B * 5) && !same_bits(ya, yc, T * B * 5));
+        /* ONNX layout 0 of a forward model: Y [T, 1, B, H] is [T, B, H] */
+        sq.layout = RNNCELL_SEQUENCE_LAYOUT_ONNX0;
+        so.output = tensor_mut(yo, T * B * 5);
+        OK(rnncell_model_run(ma, &sq, &so));
+        CHECK(same_bits(ya, yo, T * B * 5));
+        /* two lengths arrays */
+        sq.seq_lens = (const size_t *)lens;
+        EXPECT(rnncell_model_run(ma, &sq, &so), RNNCELL_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(rnncell_last_error(), "give the lengths once") != NULL);
+    }
+    free(a);
+    free(x);
+    free(ya);
+    free(yb);
+    free(yc);
+    free(yo);
+    rnncell_model_free(ma);
+    rnncell_model_free(mb);
+    rnncell_model_free(mc);
+    net_free(&n);
+    printf("  versioned structs: struct_size, activations, ONNX layout, int32 lengths: ok\n");
+}
+
 int main(void) {
     test_queries();
     test_spec_errors();
@@ -1373,6 +1464,7 @@ int main(void) {
     test_boundary();
     test_safetensors();
     test_precisions();
+    test_versioned();
     if (failures) {
         fprintf(stderr, "test_api: %d check(s) FAILED\n", failures);
         return 1;
