@@ -33,10 +33,10 @@ valgrind --version
 step "include/rnncell.h is what cbindgen generates now; version macros match Cargo.toml"
 cargo test --release --features regen-header --test header
 
-step "the C ABI called from Rust (tests/ffi.rs, with the test-panic entry points)"
-cargo test --release --features test-panic --test ffi
+step "the C ABI called from Rust (tests/ffi*.rs, with the test-panic entry points)"
+cargo test --release --features test-panic --test ffi --test ffi_abi --test ffi_onnx --test ffi_marshal
 
-step "C side: header as C99/C11/C++11/C++17, tests under ASan+UBSan and valgrind, examples"
+step "C side: header as C99/C11/C++11/C++17, tests (test_api, test_threads, test_onnx) under ASan+UBSan and valgrind, examples"
 make -C c all
 
 step "cargo-c: cargo cinstall, then build the examples with pkg-config"

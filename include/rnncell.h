@@ -48,9 +48,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#define RNNCELL_VERSION "0.4.0"
+#define RNNCELL_VERSION "0.5.0"
 #define RNNCELL_VERSION_MAJOR 0
-#define RNNCELL_VERSION_MINOR 4
+#define RNNCELL_VERSION_MINOR 5
 #define RNNCELL_VERSION_PATCH 0
 
 
@@ -305,7 +305,8 @@ typedef uint32_t RnncellCoupling;
 #endif // __cplusplus
 
 /**
- * The nonlinearity of a vanilla RNN.
+ * The nonlinearity of a vanilla RNN (`RnncellSpec.rnn_activation`; for
+ * any other function, or other cells, see `RnncellSpec.activations`).
  */
 enum RnncellActivation
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -326,6 +327,110 @@ enum RnncellActivation
 typedef enum RnncellActivation RnncellActivation;
 #else
 typedef uint32_t RnncellActivation;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * An activation function of `RnncellActivationSpec.kind`: ONNX's eleven
+ * (same names; alpha and beta as ONNX defines them) and Keras 3's hard sigmoid.
+ * 0 is "the cell's default for this slot" (sigmoid for f, tanh for g and
+ * h; an RNN's f follows `rnn_activation`).
+ */
+enum RnncellActivationKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * The cell's default for the slot (what `rnncell_spec_init` writes).
+     */
+    RNNCELL_ACTIVATION_KIND_DEFAULT = 0,
+    /**
+     * 1 / (1 + e^-x).
+     */
+    RNNCELL_ACTIVATION_KIND_SIGMOID = 1,
+    /**
+     * tanh(x).
+     */
+    RNNCELL_ACTIVATION_KIND_TANH = 2,
+    /**
+     * max(0, x).
+     */
+    RNNCELL_ACTIVATION_KIND_RELU = 3,
+    /**
+     * min(1, max(0, alpha*x + beta)) (ONNX HardSigmoid; tf.keras 2's
+     * `hard_sigmoid` is alpha 0.2, beta 0.5).
+     */
+    RNNCELL_ACTIVATION_KIND_HARD_SIGMOID = 4,
+    /**
+     * x if x >= 0, else alpha*x.
+     */
+    RNNCELL_ACTIVATION_KIND_LEAKY_RELU = 5,
+    /**
+     * x if x > alpha, else 0.
+     */
+    RNNCELL_ACTIVATION_KIND_THRESHOLDED_RELU = 6,
+    /**
+     * alpha*tanh(beta*x).
+     */
+    RNNCELL_ACTIVATION_KIND_SCALED_TANH = 7,
+    /**
+     * alpha*x + beta (Keras `linear`: alpha 1, beta 0).
+     */
+    RNNCELL_ACTIVATION_KIND_AFFINE = 8,
+    /**
+     * x if x >= 0, else alpha*(e^x - 1).
+     */
+    RNNCELL_ACTIVATION_KIND_ELU = 9,
+    /**
+     * x / (1 + |x|).
+     */
+    RNNCELL_ACTIVATION_KIND_SOFTSIGN = 10,
+    /**
+     * ln(1 + e^x).
+     */
+    RNNCELL_ACTIVATION_KIND_SOFTPLUS = 11,
+    /**
+     * Keras 3's `hard_sigmoid`: min(6, max(0, x + 3)) / 6 (no parameters).
+     */
+    RNNCELL_ACTIVATION_KIND_KERAS_HARD_SIGMOID = 12,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum RnncellActivationKind RnncellActivationKind;
+#else
+typedef uint32_t RnncellActivationKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * How `rnncell_model_run` lays out the tensors of an `RnncellSequence` and
+ * its `RnncellSequenceOutput` (see `RnncellSequence`).
+ */
+enum RnncellSequenceLayout
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * rnncell's own layout, also PyTorch's (the default; `batch_major`
+     * picks time- or batch-major).
+     */
+    RNNCELL_SEQUENCE_LAYOUT_NATIVE = 0,
+    /**
+     * ONNX `layout = 0`: X [T, B, I], Y [T, D, B, Hr], states [L*D, B, .].
+     */
+    RNNCELL_SEQUENCE_LAYOUT_ONNX0 = 1,
+    /**
+     * ONNX `layout = 1`: X [B, T, I], Y [B, T, D, Hr], states [B, L*D, .].
+     */
+    RNNCELL_SEQUENCE_LAYOUT_ONNX1 = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum RnncellSequenceLayout RnncellSequenceLayout;
+#else
+typedef uint32_t RnncellSequenceLayout;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -444,10 +549,38 @@ typedef struct RnncellModel RnncellModel;
 typedef struct RnncellState RnncellState;
 
 /**
+ * One activation function of a spec: `kind` is an `RnncellActivationKind`;
+ * `alpha` and `beta` are its parameters, used exactly as given (no
+ * defaults are filled in: ONNX HardSigmoid's usual values are alpha 0.2,
+ * beta 0.5, LeakyRelu's alpha 0.01, Elu's alpha 1). A parameter the
+ * function does not take must be 0, and every parameter must be finite.
+ * Frozen: this struct is an array element and never grows.
+ */
+typedef struct RnncellActivationSpec {
+    /**
+     * An `RnncellActivationKind` (0: the cell's default).
+     */
+    uint32_t kind;
+    /**
+     * alpha (HardSigmoid, LeakyRelu, ThresholdedRelu, ScaledTanh, Affine,
+     * Elu), else 0.
+     */
+    float alpha;
+    /**
+     * beta (HardSigmoid, ScaledTanh, Affine), else 0.
+     */
+    float beta;
+} RnncellActivationSpec;
+
+/**
  * The whole shape of a model: cell, variant options, sizes, layers,
- * direction, weight precision. Fill it with `rnncell_spec_init` (or the
- * framework's `rnncell_spec_init_pytorch`, `_onnx`, `_keras`), then change
- * fields.
+ * direction, weight precision, activation functions. Fill it with
+ * `rnncell_spec_init` (or the framework's `rnncell_spec_init_pytorch`,
+ * `_onnx`, `_keras`), then change fields.
+ *
+ * Versioned: `struct_size` is `sizeof(RnncellSpec)` of the caller's
+ * header (the init functions write it); fields are only appended, 0 is
+ * each new field's default (see the README, "How the C ABI is versioned").
  *
  * Enum fields hold the values of the enum named in their comment. A clip
  * of 0 means "no clipping"; a negative or NaN clip is invalid. Options of
@@ -456,6 +589,10 @@ typedef struct RnncellState RnncellState;
  * option is an error rather than silently ignored.
  */
 typedef struct RnncellSpec {
+    /**
+     * `sizeof(RnncellSpec)` (set by `rnncell_spec_init*`).
+     */
+    size_t struct_size;
     /**
      * An `RnncellCell`.
      */
@@ -537,12 +674,32 @@ typedef struct RnncellSpec {
      * `RNNCELL_WEIGHT_PRECISION_STORED` only for the safetensors loaders.
      */
     uint32_t weight_precision;
+    /**
+     * The activation functions, `activations[direction][slot]`: direction
+     * 0 is forward (or the only direction), 1 the backward direction of a
+     * bidirectional model; slot 0 is f (LSTM gates i, f, o; GRU gates z,
+     * r; the RNN's one function), 1 is g (LSTM and GRU candidate), 2 is h
+     * (LSTM output, h = o * h(c')). A GRU uses slots 0 and 1, an RNN slot
+     * 0 only: the others must stay 0. Kind 0 is the cell's default
+     * (sigmoid, tanh, tanh; an RNN's f is `rnn_activation`'s function,
+     * and a relu RNN's f may only be relu). Direction 1 all 0 on a
+     * bidirectional model means "as direction 0"; on a model with one
+     * direction it must be all 0. All zero (what the init functions
+     * write): the standard functions. As ONNX's `activations`,
+     * `activation_alpha`, `activation_beta` attributes.
+     */
+    struct RnncellActivationSpec activations[2][3];
+    /**
+     * Must be 0 (room for a future option without trailing padding).
+     */
+    uint32_t reserved;
 } RnncellSpec;
 
 /**
  * A read-only float buffer and its element count. `{NULL, 0}` means
  * "absent" where a tensor is optional; `data == NULL` with `len > 0` is
- * `RNNCELL_STATUS_NULL_POINTER`. `data` may have any alignment.
+ * `RNNCELL_STATUS_NULL_POINTER`. `data` may have any alignment. Frozen
+ * (not versioned): its layout never changes.
  */
 typedef struct RnncellTensor {
     /**
@@ -556,92 +713,165 @@ typedef struct RnncellTensor {
 } RnncellTensor;
 
 /**
- * The weights of one layer and one direction in PyTorch's layout (also the
- * canonical layout: LSTM gate rows i, f, g, o; GRU r, z, n). G = 4, 3 or 1
- * gates, H hidden, `in` = I for layer 0 and the previous layer's output
- * size above it, Hr = P with a projection, else H.
+ * A batch of sequences for `rnncell_model_run`. T = `steps`, B = `batch`,
+ * L layers, D directions, Hr = state size, out = output size. Versioned:
+ * fill it with `rnncell_sequence_init` (or set `struct_size` to
+ * `sizeof(RnncellSequence)` and every other field to 0), then set fields.
+ *
+ * Shapes by `layout`:
+ *
+ * | layout | input | h0, c0, h_n, c_n | output |
+ * |---|---|---|---|
+ * | NATIVE, time-major | [T, B, I] | [L*D, B, Hr or H] | [T, B, out] |
+ * | NATIVE, `batch_major` | [B, T, I] | [L*D, B, Hr or H] | [B, T, out] |
+ * | ONNX0 | X [T, B, I] | [L*D, B, Hr or H] | Y [T, D, B, Hr] |
+ * | ONNX1 | X [B, T, I] | [B, L*D, Hr or H] | Y [B, T, D, Hr] |
+ *
+ * The ONNX layouts take ONNX's `X`, `initial_h`, `initial_c` and give
+ * `Y`, `Y_h`, `Y_c` unchanged; with `RNNCELL_MERGE_SUM` their output is
+ * [T, B, Hr] or [B, T, Hr]. The element counts are the same in every
+ * layout; only the order differs.
  */
-typedef struct RnncellPytorchLayer {
+typedef struct RnncellSequence {
     /**
-     * `weight_ih_l{k}` `[G*H, in]`, required.
+     * `sizeof(RnncellSequence)` (set by `rnncell_sequence_init`).
      */
-    struct RnncellTensor weight_ih;
+    size_t struct_size;
     /**
-     * `weight_hh_l{k}` `[G*H, Hr]`, required.
+     * The input, `[T, B, I]` or `[B, T, I]` (see the table), required.
      */
-    struct RnncellTensor weight_hh;
+    struct RnncellTensor input;
     /**
-     * `bias_ih_l{k}` `[G*H]`, optional (zeros).
+     * T, at least 1.
      */
-    struct RnncellTensor bias_ih;
+    size_t steps;
     /**
-     * `bias_hh_l{k}` `[G*H]`, optional (zeros).
+     * B, at least 1.
      */
-    struct RnncellTensor bias_hh;
+    size_t batch;
     /**
-     * `weight_hr_l{k}` `[P, H]`: required with `lstm_proj_size > 0`, else
-     * absent.
+     * 1 for `[B, T, ...]` input and output, 0 for `[T, B, ...]` (any
+     * other value is `RNNCELL_STATUS_INVALID_ARGUMENT`); native layout
+     * only (must be 0 with an ONNX layout, which decides the order).
      */
-    struct RnncellTensor weight_hr;
+    uint32_t batch_major;
     /**
-     * Peepholes `[3*H]` in the order p_i, p_f, p_o (not a PyTorch tensor:
-     * TFLite, oneDNN); only with `lstm_peephole` (absent: zeros).
+     * B per-sequence lengths as `size_t`, each <= T, or NULL for all T
+     * (at most one of `seq_lens`, `seq_lens_i32`, `seq_lens_i64` is
+     * non-NULL). ONNX
+     * semantics: outputs past a sequence's end are zero, its final state is
+     * the state after its last valid step, the reverse direction starts at
+     * its own last step; a length of 0 returns the initial state. Any
+     * alignment.
      */
-    struct RnncellTensor peephole;
+    const size_t *seq_lens;
     /**
-     * Projection bias `[P]`; only with `lstm_proj_bias` (absent: zeros).
+     * Elements of the lengths array given (B), or 0 when all three are
+     * NULL.
      */
-    struct RnncellTensor proj_bias;
-} RnncellPytorchLayer;
+    size_t seq_lens_len;
+    /**
+     * Initial h `[L*D, B, Hr]`, optional (zeros).
+     */
+    struct RnncellTensor h0;
+    /**
+     * Initial c `[L*D, B, H]` (LSTM), optional (zeros).
+     */
+    struct RnncellTensor c0;
+    /**
+     * An `RnncellSequenceLayout` (default native).
+     */
+    uint32_t layout;
+    /**
+     * B per-sequence lengths as int32 (ONNX `sequence_lens`), or NULL;
+     * semantics of `seq_lens`. A negative entry or one above T is
+     * `RNNCELL_STATUS_INVALID_ARGUMENT` naming it. Any alignment.
+     */
+    const int32_t *seq_lens_i32;
+    /**
+     * B per-sequence lengths as int64 (PyTorch), or NULL; as
+     * `seq_lens_i32`.
+     */
+    const int64_t *seq_lens_i64;
+} RnncellSequence;
 
 /**
- * The tensors of one ONNX LSTM/GRU/RNN node: one layer, all D directions
- * (ONNX gate order LSTM i, o, f, c; GRU z, r, h).
+ * Where the tensors are in a safetensors file. All fields but
+ * `struct_size` may be zero / NULL (a PyTorch `state_dict` holding only
+ * the RNN). Versioned: fill it with `rnncell_safetensors_options_init`
+ * (or set `struct_size` to `sizeof(RnncellSafetensorsOptions)`).
  */
-typedef struct RnncellOnnxLayer {
+typedef struct RnncellSafetensorsOptions {
     /**
-     * W `[D, G*H, in]`, required.
+     * `sizeof(RnncellSafetensorsOptions)`.
      */
-    struct RnncellTensor w;
+    size_t struct_size;
     /**
-     * R `[D, G*H, H]`, required.
+     * An `RnncellWeightFormat`.
      */
-    struct RnncellTensor r;
+    uint32_t format;
     /**
-     * B `[D, 2*G*H]` = Wb || Rb, optional (zeros).
+     * Only tensors whose names start with this NUL-terminated UTF-8 string
+     * are used, and all of them must belong to the model (include the
+     * separator: `"encoder.rnn."`, `"sequential/"`). NULL: the whole file.
      */
-    struct RnncellTensor b;
+    const char *prefix;
     /**
-     * P `[D, 3*H]` = p_i || p_o || p_f, LSTM with `lstm_peephole` only,
-     * optional (zeros).
+     * Keras only: the layer paths (relative to `prefix`) of the stack,
+     * first layer first, as NUL-terminated UTF-8 strings; other tensors
+     * under the prefix (a `Dense` head) are then ignored. NULL with 0:
+     * every layer under the prefix, in natural name order.
      */
-    struct RnncellTensor p;
-} RnncellOnnxLayer;
+    const char *const *keras_layers;
+    /**
+     * Entries of `keras_layers`.
+     */
+    size_t keras_layers_len;
+} RnncellSafetensorsOptions;
 
 /**
- * The weights of one Keras LSTM/GRU/SimpleRNN layer and direction (Keras
- * gate order LSTM i, f, c, o; GRU z, r, h; transposed).
+ * Options of `rnncell_model_load_onnx`. All zero / NULL but `struct_size`
+ * (or a NULL pointer to it) is: the file's one chain of recurrent nodes,
+ * f32 weights. Versioned: fill it with `rnncell_onnx_options_init` (or set
+ * `struct_size` to `sizeof(RnncellOnnxOptions)`).
  */
-typedef struct RnncellKerasLayer {
+typedef struct RnncellOnnxOptions {
     /**
-     * kernel `[in, G*H]`, required.
+     * `sizeof(RnncellOnnxOptions)`.
      */
-    struct RnncellTensor kernel;
+    size_t struct_size;
     /**
-     * recurrent_kernel `[H, G*H]`, required.
+     * An `RnncellWeightPrecision` (0: f32). `RNNCELL_WEIGHT_PRECISION_STORED`
+     * keeps the file's type of W and R (float16, bfloat16, float32).
      */
-    struct RnncellTensor recurrent_kernel;
+    uint32_t weight_precision;
     /**
-     * bias `[G*H]`, or `[2, G*H]` for a GRU with `reset_after=True`;
-     * optional (zeros).
+     * The nodes to load, first layer first, as NUL-terminated UTF-8 names
+     * (a node's name, `OP#i` for an unnamed node, or the qualified name
+     * `rnncell_onnx_node_info` returns). One node, or nodes that chain
+     * (each one's `Y` is the next one's `X`), loaded as one stacked model.
+     * NULL with 0: the model's recurrent nodes if they form exactly one
+     * chain (otherwise `RNNCELL_STATUS_INVALID_ARGUMENT`, `err_msg` lists
+     * them).
      */
-    struct RnncellTensor bias;
-} RnncellKerasLayer;
+    const char *const *nodes;
+    /**
+     * Entries of `nodes`.
+     */
+    size_t nodes_len;
+} RnncellOnnxOptions;
 
 /**
- * The sizes of a model, as `rnncell_model_info` reports them.
+ * The sizes of a model, as `rnncell_model_info` reports them. Versioned
+ * output: set `struct_size` to `sizeof(RnncellModelInfo)` before the call
+ * (`RnncellModelInfo info = {.struct_size = sizeof info};` or
+ * `rnncell_model_info_init`); fields past it are not written.
  */
 typedef struct RnncellModelInfo {
+    /**
+     * `sizeof(RnncellModelInfo)`, set by the caller.
+     */
+    size_t struct_size;
     /**
      * An `RnncellCell`.
      */
@@ -690,66 +920,27 @@ typedef struct RnncellModelInfo {
      * reports the file's precision).
      */
     uint32_t weight_precision;
+    /**
+     * The integer dot sequence an `RNNCELL_WEIGHT_PRECISION_I8` model's
+     * kernels run (`"portable"`, `"avx2-sign"`, `"avx-vnni"`,
+     * `"avx512-vnni"`, `"avx512bw-sign"`, `"neon-sdot"`, `"neon-smull"`),
+     * a static NUL-terminated string (never free it); NULL for every other
+     * precision.
+     */
+    const char *int_dot;
 } RnncellModelInfo;
 
 /**
- * Where the tensors are in a safetensors file. All fields may be zero /
- * NULL (a PyTorch `state_dict` holding only the RNN).
- */
-typedef struct RnncellSafetensorsOptions {
-    /**
-     * An `RnncellWeightFormat`.
-     */
-    uint32_t format;
-    /**
-     * Only tensors whose names start with this NUL-terminated UTF-8 string
-     * are used, and all of them must belong to the model (include the
-     * separator: `"encoder.rnn."`, `"sequential/"`). NULL: the whole file.
-     */
-    const char *prefix;
-    /**
-     * Keras only: the layer paths (relative to `prefix`) of the stack,
-     * first layer first, as NUL-terminated UTF-8 strings; other tensors
-     * under the prefix (a `Dense` head) are then ignored. NULL with 0:
-     * every layer under the prefix, in natural name order.
-     */
-    const char *const *keras_layers;
-    /**
-     * Entries of `keras_layers`.
-     */
-    size_t keras_layers_len;
-} RnncellSafetensorsOptions;
-
-/**
- * Options of `rnncell_model_load_onnx`. All zero / NULL (or a NULL pointer
- * to it) is: the file's one chain of recurrent nodes, f32 weights.
- */
-typedef struct RnncellOnnxOptions {
-    /**
-     * The nodes to load, first layer first, as NUL-terminated UTF-8 names
-     * (a node's name, `OP#i` for an unnamed node, or the qualified name
-     * `rnncell_onnx_node_info` returns). One node, or nodes that chain
-     * (each one's `Y` is the next one's `X`), loaded as one stacked model.
-     * NULL with 0: the model's recurrent nodes if they form exactly one
-     * chain (otherwise `RNNCELL_STATUS_INVALID_ARGUMENT`, `err_msg` lists
-     * them).
-     */
-    const char *const *nodes;
-    /**
-     * Entries of `nodes`.
-     */
-    size_t nodes_len;
-    /**
-     * An `RnncellWeightPrecision` (0: f32). `RNNCELL_WEIGHT_PRECISION_STORED`
-     * keeps the file's type of W and R (float16, bfloat16, float32).
-     */
-    uint32_t weight_precision;
-} RnncellOnnxOptions;
-
-/**
- * One recurrent node of an ONNX file (`rnncell_onnx_node_info`).
+ * One recurrent node of an ONNX file (`rnncell_onnx_node_info`). Versioned
+ * output: set `struct_size` to `sizeof(RnncellOnnxNodeInfo)` before the
+ * call (`RnncellOnnxNodeInfo info = {.struct_size = sizeof info};`); fields past it are
+ * not written.
  */
 typedef struct RnncellOnnxNodeInfo {
+    /**
+     * `sizeof(RnncellOnnxNodeInfo)`, set by the caller.
+     */
+    size_t struct_size;
     /**
      * An `RnncellCell`: LSTM, GRU or RNN.
      */
@@ -798,52 +989,95 @@ typedef struct RnncellOnnxNodeInfo {
 } RnncellOnnxNodeInfo;
 
 /**
- * A batch of sequences for `rnncell_model_run`. T = `steps`, B = `batch`,
- * L layers, D directions.
+ * The weights of one layer and one direction in PyTorch's layout (also the
+ * canonical layout: LSTM gate rows i, f, g, o; GRU r, z, n). G = 4, 3 or 1
+ * gates, H hidden, `in` = I for layer 0 and the previous layer's output
+ * size above it, Hr = P with a projection, else H. Frozen (an array
+ * element, not versioned): its layout never changes.
  */
-typedef struct RnncellSequence {
+typedef struct RnncellPytorchLayer {
     /**
-     * `[T, B, I]` (time-major) or `[B, T, I]` (`batch_major`), required.
+     * `weight_ih_l{k}` `[G*H, in]`, required.
      */
-    struct RnncellTensor input;
+    struct RnncellTensor weight_ih;
     /**
-     * T, at least 1.
+     * `weight_hh_l{k}` `[G*H, Hr]`, required.
      */
-    size_t steps;
+    struct RnncellTensor weight_hh;
     /**
-     * B, at least 1.
+     * `bias_ih_l{k}` `[G*H]`, optional (zeros).
      */
-    size_t batch;
+    struct RnncellTensor bias_ih;
     /**
-     * 1 for `[B, T, ...]` input and output, 0 for `[T, B, ...]` (any
-     * other value is `RNNCELL_STATUS_INVALID_ARGUMENT`).
+     * `bias_hh_l{k}` `[G*H]`, optional (zeros).
      */
-    uint32_t batch_major;
+    struct RnncellTensor bias_hh;
     /**
-     * B per-sequence lengths, each <= T, or NULL for all T. ONNX
-     * semantics: outputs past a sequence's end are zero, its final state is
-     * the state after its last valid step, the reverse direction starts at
-     * its own last step; a length of 0 returns the initial state. Any
-     * alignment.
+     * `weight_hr_l{k}` `[P, H]`: required with `lstm_proj_size > 0`, else
+     * absent.
      */
-    const size_t *seq_lens;
+    struct RnncellTensor weight_hr;
     /**
-     * Elements of `seq_lens` (B, or 0 with NULL).
+     * Peepholes `[3*H]` in the order p_i, p_f, p_o (not a PyTorch tensor:
+     * TFLite, oneDNN); only with `lstm_peephole` (absent: zeros).
      */
-    size_t seq_lens_len;
+    struct RnncellTensor peephole;
     /**
-     * Initial h `[L*D, B, Hr]`, optional (zeros).
+     * Projection bias `[P]`; only with `lstm_proj_bias` (absent: zeros).
      */
-    struct RnncellTensor h0;
+    struct RnncellTensor proj_bias;
+} RnncellPytorchLayer;
+
+/**
+ * The tensors of one ONNX LSTM/GRU/RNN node: one layer, all D directions
+ * (ONNX gate order LSTM i, o, f, c; GRU z, r, h). Frozen (an array
+ * element, not versioned).
+ */
+typedef struct RnncellOnnxLayer {
     /**
-     * Initial c `[L*D, B, H]` (LSTM), optional (zeros).
+     * W `[D, G*H, in]`, required.
      */
-    struct RnncellTensor c0;
-} RnncellSequence;
+    struct RnncellTensor w;
+    /**
+     * R `[D, G*H, H]`, required.
+     */
+    struct RnncellTensor r;
+    /**
+     * B `[D, 2*G*H]` = Wb || Rb, optional (zeros).
+     */
+    struct RnncellTensor b;
+    /**
+     * P `[D, 3*H]` = p_i || p_o || p_f, LSTM with `lstm_peephole` only,
+     * optional (zeros).
+     */
+    struct RnncellTensor p;
+} RnncellOnnxLayer;
+
+/**
+ * The weights of one Keras LSTM/GRU/SimpleRNN layer and direction (Keras
+ * gate order LSTM i, f, c, o; GRU z, r, h; transposed). Frozen (an array
+ * element, not versioned).
+ */
+typedef struct RnncellKerasLayer {
+    /**
+     * kernel `[in, G*H]`, required.
+     */
+    struct RnncellTensor kernel;
+    /**
+     * recurrent_kernel `[H, G*H]`, required.
+     */
+    struct RnncellTensor recurrent_kernel;
+    /**
+     * bias `[G*H]`, or `[2, G*H]` for a GRU with `reset_after=True`;
+     * optional (zeros).
+     */
+    struct RnncellTensor bias;
+} RnncellKerasLayer;
 
 /**
  * A writable float buffer and its element count; `{NULL, 0}` means
  * "not wanted" where an output is optional. `data` may have any alignment.
+ * Frozen (not versioned): its layout never changes.
  */
 typedef struct RnncellTensorMut {
     /**
@@ -859,7 +1093,8 @@ typedef struct RnncellTensorMut {
 /**
  * Where `rnncell_model_run` writes. Outputs must not overlap each other;
  * they may overlap the inputs (inputs are then read before anything is
- * written, e.g. `h_n == h0` updates a state in place).
+ * written, e.g. `h_n == h0` updates a state in place). Frozen (not
+ * versioned; new outputs would come with a new struct).
  */
 typedef struct RnncellSequenceOutput {
     /**
@@ -902,6 +1137,127 @@ extern "C" {
  * same text (without the function name) to their `err_msg` buffer.
  */
 const char *rnncell_last_error(void);
+
+/**
+ * Fills `*spec` with the defaults for `cell` (an `RnncellCell`) with the
+ * given sizes: one forward layer, concat merge, no clipping, no LSTM
+ * peepholes, projection or coupling, tanh RNN, f32 weights
+ * (`weight_precision` 0), and `gru_linear_before_reset` =
+ * `RNNCELL_FRAMEWORK_DEFAULT`: the GRU form of the framework whose builder
+ * reads the spec (reset-before for `rnncell_model_new_onnx`,
+ * linear-before-reset for PyTorch and Keras), standard activations
+ * (`activations` all 0). Sizes are checked when a model is built, not
+ * here.
+ *
+ * `struct_size` is `sizeof(RnncellSpec)` as the caller's header declares
+ * it (pass `sizeof *spec`): the library writes the fields it knows (at
+ * most `struct_size` bytes), zeros past them (the default of every field a
+ * newer header appends) and `spec->struct_size = struct_size`. Less than
+ * the 0.5 size, or more than 4096, is `RNNCELL_STATUS_INVALID_ARGUMENT`
+ * (nothing is written).
+ *
+ * # Safety
+ * `spec` NULL or writable for `struct_size` bytes.
+ */
+RnncellStatus rnncell_spec_init(struct RnncellSpec *spec,
+                                size_t struct_size,
+                                uint32_t cell,
+                                size_t input_size,
+                                size_t hidden_size);
+
+/**
+ * As `rnncell_spec_init`, with PyTorch's defaults written out: a GRU is
+ * linear-before-reset (`gru_linear_before_reset` = 1, PyTorch's only form).
+ *
+ * # Safety
+ * `spec` NULL or writable for `struct_size` bytes.
+ */
+RnncellStatus rnncell_spec_init_pytorch(struct RnncellSpec *spec,
+                                        size_t struct_size,
+                                        uint32_t cell,
+                                        size_t input_size,
+                                        size_t hidden_size);
+
+/**
+ * As `rnncell_spec_init`, with ONNX's defaults written out: a GRU is
+ * reset-before (`gru_linear_before_reset` = 0, as ONNX's
+ * `linear_before_reset` defaults to 0; set it to 1 for a node with
+ * `linear_before_reset=1`, as PyTorch's exporter writes).
+ *
+ * # Safety
+ * `spec` NULL or writable for `struct_size` bytes.
+ */
+RnncellStatus rnncell_spec_init_onnx(struct RnncellSpec *spec,
+                                     size_t struct_size,
+                                     uint32_t cell,
+                                     size_t input_size,
+                                     size_t hidden_size);
+
+/**
+ * As `rnncell_spec_init`, with Keras's defaults written out: a GRU is
+ * linear-before-reset (`gru_linear_before_reset` = 1: Keras 3 and tf.keras
+ * 2 default to `reset_after=True`; set 0 for `reset_after=False`).
+ *
+ * # Safety
+ * `spec` NULL or writable for `struct_size` bytes.
+ */
+RnncellStatus rnncell_spec_init_keras(struct RnncellSpec *spec,
+                                      size_t struct_size,
+                                      uint32_t cell,
+                                      size_t input_size,
+                                      size_t hidden_size);
+
+/**
+ * Fills `*seq` with the defaults of a sequence (every field 0 or NULL:
+ * no input yet, native layout, full lengths, zero initial state) and
+ * `seq->struct_size = struct_size`. `struct_size` is
+ * `sizeof(RnncellSequence)` of the caller's header (pass `sizeof *seq`);
+ * as `rnncell_spec_init` for the rule.
+ *
+ * # Safety
+ * `seq` NULL or writable for `struct_size` bytes.
+ */
+RnncellStatus rnncell_sequence_init(struct RnncellSequence *seq, size_t struct_size);
+
+/**
+ * Fills `*opts` with the defaults of safetensors options (PyTorch, whole
+ * file, every layer) and `opts->struct_size = struct_size`
+ * (`sizeof *opts`; as `rnncell_spec_init` for the rule).
+ *
+ * # Safety
+ * `opts` NULL or writable for `struct_size` bytes.
+ */
+RnncellStatus rnncell_safetensors_options_init(struct RnncellSafetensorsOptions *opts,
+                                               size_t struct_size);
+
+/**
+ * Fills `*opts` with the defaults of ONNX options (the file's one chain,
+ * f32 weights) and `opts->struct_size = struct_size` (`sizeof *opts`; as
+ * `rnncell_spec_init` for the rule).
+ *
+ * # Safety
+ * `opts` NULL or writable for `struct_size` bytes.
+ */
+RnncellStatus rnncell_onnx_options_init(struct RnncellOnnxOptions *opts, size_t struct_size);
+
+/**
+ * Zeros `*info` and sets `info->struct_size = struct_size` (`sizeof
+ * *info`), ready for `rnncell_model_info` (the same as
+ * `RnncellModelInfo info = {.struct_size = sizeof info};`).
+ *
+ * # Safety
+ * `info` NULL or writable for `struct_size` bytes.
+ */
+RnncellStatus rnncell_model_info_init(struct RnncellModelInfo *info, size_t struct_size);
+
+/**
+ * Zeros `*info` and sets `info->struct_size = struct_size` (`sizeof
+ * *info`), ready for `rnncell_onnx_node_info`.
+ *
+ * # Safety
+ * `info` NULL or writable for `struct_size` bytes.
+ */
+RnncellStatus rnncell_onnx_node_info_init(struct RnncellOnnxNodeInfo *info, size_t struct_size);
 
 /**
  * Builds a model from weights in PyTorch's layout (the canonical one):
@@ -975,82 +1331,33 @@ void rnncell_model_free(struct RnncellModel *model);
 
 /**
  * Writes the sizes of `model` to `*out`: what each buffer of
- * `rnncell_model_step` and `rnncell_model_run` must hold.
+ * `rnncell_model_step` and `rnncell_model_run` must hold. Set
+ * `out->struct_size` first (`RnncellModelInfo info = {.struct_size = sizeof info};`): at
+ * most that many bytes are written (`RNNCELL_STATUS_INVALID_ARGUMENT` if
+ * it is less than the 0.5 size).
  *
  * # Safety
- * `model` NULL or live; `out` NULL or writable.
+ * `model` NULL or live; `out` NULL or readable and writable for its
+ * `struct_size`.
  */
 RnncellStatus rnncell_model_info(const struct RnncellModel *model, struct RnncellModelInfo *out);
 
 /**
  * Writes the spec `model` was built from to `*out` (every option of other
- * cell kinds at its `rnncell_spec_init` default), so that it can be
- * inspected or used to build another model.
+ * cell kinds at its `rnncell_spec_init` default; activations set
+ * explicitly, slot by slot, when the model has non-standard ones), so
+ * that it can be inspected or used to build another model. Set
+ * `out->struct_size` first (`rnncell_spec_init` does): at most that many
+ * bytes are written, and it is kept.
  *
  * # Safety
- * `model` NULL or live; `out` NULL or writable.
+ * `model` NULL or live; `out` NULL or readable and writable for its
+ * `struct_size`.
  */
 RnncellStatus rnncell_model_spec(const struct RnncellModel *model, struct RnncellSpec *out);
 
 /**
- * Fills `*spec` with the defaults for `cell` (an `RnncellCell`) with the
- * given sizes: one forward layer, concat merge, no clipping, no LSTM
- * peepholes, projection or coupling, tanh RNN, f32 weights
- * (`weight_precision` 0), and `gru_linear_before_reset` =
- * `RNNCELL_FRAMEWORK_DEFAULT`: the GRU form of the framework whose builder
- * reads the spec (reset-before for `rnncell_model_new_onnx`,
- * linear-before-reset for PyTorch and Keras). Sizes are checked when a
- * model is built, not here.
- *
- * # Safety
- * `spec` NULL or writable.
- */
-RnncellStatus rnncell_spec_init(struct RnncellSpec *spec,
-                                uint32_t cell,
-                                size_t input_size,
-                                size_t hidden_size);
-
-/**
- * As `rnncell_spec_init`, with PyTorch's defaults written out: a GRU is
- * linear-before-reset (`gru_linear_before_reset` = 1, PyTorch's only form).
- *
- * # Safety
- * `spec` NULL or writable.
- */
-RnncellStatus rnncell_spec_init_pytorch(struct RnncellSpec *spec,
-                                        uint32_t cell,
-                                        size_t input_size,
-                                        size_t hidden_size);
-
-/**
- * As `rnncell_spec_init`, with ONNX's defaults written out: a GRU is
- * reset-before (`gru_linear_before_reset` = 0, as ONNX's
- * `linear_before_reset` defaults to 0; set it to 1 for a node with
- * `linear_before_reset=1`, as PyTorch's exporter writes).
- *
- * # Safety
- * `spec` NULL or writable.
- */
-RnncellStatus rnncell_spec_init_onnx(struct RnncellSpec *spec,
-                                     uint32_t cell,
-                                     size_t input_size,
-                                     size_t hidden_size);
-
-/**
- * As `rnncell_spec_init`, with Keras's defaults written out: a GRU is
- * linear-before-reset (`gru_linear_before_reset` = 1: Keras 3 and tf.keras
- * 2 default to `reset_after=True`; set 0 for `reset_after=False`).
- *
- * # Safety
- * `spec` NULL or writable.
- */
-RnncellStatus rnncell_spec_init_keras(struct RnncellSpec *spec,
-                                      uint32_t cell,
-                                      size_t input_size,
-                                      size_t hidden_size);
-
-/**
- * The library version, e.g. `"0.4.0"` (the `RNNCELL_VERSION` the library
+ * The library version, e.g. `"0.5.0"` (the `RNNCELL_VERSION` the library
  * was built with; compare it with the header's macro). Static; never free.
  */
 const char *rnncell_version(void);
@@ -1077,57 +1384,6 @@ uint32_t rnncell_isa_available(void);
  * free.
  */
 const char *rnncell_isa_name(uint32_t isa);
-
-/**
- * Loads a model from a safetensors file (PyTorch `state_dict` or Keras
- * weights, F32/F16/BF16): layers, directions and every size are read from
- * the tensors. From `spec` only the cell kind, its options (clips, LSTM
- * coupling, RNN activation, GRU form for a Keras GRU without bias),
- * `merge` and `weight_precision` are used (`RNNCELL_WEIGHT_PRECISION_STORED`
- * keeps the precision the file stores its weight matrices in; a file that
- * mixes F32, F16 and BF16 weight matrices is then `RNNCELL_STATUS_FORMAT`;
- * biases may have any of the three dtypes and are always widened); sizes, `num_layers` and `direction` are ignored (read
- * them back with `rnncell_model_info` / `rnncell_model_spec`). `opts` may
- * be NULL (PyTorch, whole file). `path` is a NUL-terminated path (bytes on
- * Unix, UTF-8 elsewhere). A malformed file is `RNNCELL_STATUS_FORMAT`, an
- * unreadable one `RNNCELL_STATUS_IO`; `err_msg` then names the tensor or
- * the problem. Only a regular file is read (symbolic links are followed):
- * a directory, FIFO, device or socket is `RNNCELL_STATUS_IO` (the message
- * names the path and its kind), and a FIFO does not block. The header
- * length is capped at 100 MB before anything else is read, and at most the
- * data the header declares is read. Ownership, `isa` and `err_msg` as in
- * `rnncell_model_new_pytorch`.
- *
- * # Safety
- * `path` NULL or NUL-terminated; `spec`, `opts` NULL or valid (strings
- * NUL-terminated, arrays readable for their counts); `out_model` NULL or
- * writable; `err_msg` NULL or writable for `err_msg_len` bytes.
- */
-RnncellStatus rnncell_model_load_safetensors(const char *path,
-                                             const struct RnncellSpec *spec,
-                                             const struct RnncellSafetensorsOptions *opts,
-                                             uint32_t isa,
-                                             struct RnncellModel **out_model,
-                                             char *err_msg,
-                                             size_t err_msg_len);
-
-/**
- * Loads a model from the bytes of a safetensors file in memory (`bytes`,
- * `len` bytes, any alignment; copied as needed, free it afterwards). As
- * `rnncell_model_load_safetensors` otherwise.
- *
- * # Safety
- * `bytes` NULL or readable for `len` bytes; the rest as
- * `rnncell_model_load_safetensors`.
- */
-RnncellStatus rnncell_model_load_safetensors_bytes(const uint8_t *bytes,
-                                                   size_t len,
-                                                   const struct RnncellSpec *spec,
-                                                   const struct RnncellSafetensorsOptions *opts,
-                                                   uint32_t isa,
-                                                   struct RnncellModel **out_model,
-                                                   char *err_msg,
-                                                   size_t err_msg_len);
 
 /**
  * Loads the recurrent nodes (`LSTM`, `GRU`, `RNN`, also inside `If`/`Loop`/
@@ -1199,11 +1455,12 @@ RnncellStatus rnncell_onnx_node_count(const uint8_t *bytes,
  * may be NULL with 0). Each call decodes the file again (about as long as
  * loading the weights). `index` past the count is
  * `RNNCELL_STATUS_INVALID_ARGUMENT`; an undecodable file
- * `RNNCELL_STATUS_FORMAT`.
+ * `RNNCELL_STATUS_FORMAT`. `out_info->struct_size` must be set before the
+ * call (versioned output: at most that many bytes are written).
  *
  * # Safety
- * `bytes` NULL or readable for `len` bytes; `out_info` NULL or writable;
- * `name` NULL or writable for `name_len` bytes; `err_msg` NULL or writable
+ * `bytes` NULL or readable for `len` bytes; `out_info` NULL or readable
+ * and writable for its `struct_size` (set it first); `name` NULL or writable for `name_len` bytes; `err_msg` NULL or writable
  * for `err_msg_len` bytes; the three outputs disjoint.
  */
 RnncellStatus rnncell_onnx_node_info(const uint8_t *bytes,
@@ -1214,6 +1471,92 @@ RnncellStatus rnncell_onnx_node_info(const uint8_t *bytes,
                                      size_t name_len,
                                      char *err_msg,
                                      size_t err_msg_len);
+
+/**
+ * Runs a batch of whole sequences through every layer and direction, as
+ * PyTorch's and ONNX's RNN operators do (see `RnncellSequence` and
+ * `RnncellSequenceOutput` for shapes and semantics; `seq.layout` selects
+ * rnncell's own layout or ONNX's, so that ONNX's X, initial_h, initial_c,
+ * sequence_lens, Y, Y_h, Y_c pass unchanged). Each stream's result
+ * is bit-identical to stepping it alone. Any model direction. No state
+ * object is used.
+ *
+ * Memory: allocates, before writing any output, scratch bounded by the
+ * model and the call (floats; see `Model::run` in the Rust docs): kb =
+ * clamp(2^22 / pre_len, 1, 256) columns per block (pre_len = 4*H for an
+ * LSTM or GRU, H for an RNN: the pre-activations of one column),
+ * bb = min(B, kb) batch rows per block;
+ * pre-activations (kb + bb - 1)*pre_len at most (<= 32 MiB, or one column);
+ * bb per-row states; for L >= 2 layers min(L - 1, 2)*bb*T*out for the
+ * outputs of intermediate layers (at most twice the output buffer); plus
+ * one temporary copy of each misaligned or overlapping buffer. Returns
+ * `RNNCELL_STATUS_ALLOCATION` (nothing written) if any of it cannot be
+ * allocated.
+ *
+ * Every count is compared with the model before any buffer is read.
+ * Buffers may have any alignment; inputs may overlap outputs (they are then
+ * copied first); two outputs may not overlap
+ * (`RNNCELL_STATUS_INVALID_ARGUMENT`). On any error no output is written.
+ *
+ * # Safety
+ * `model` NULL or live; `seq` NULL or a valid struct of its `struct_size`
+ * and `out` NULL or valid, their pointers NULL or valid for the counts
+ * given with them.
+ */
+RnncellStatus rnncell_model_run(const struct RnncellModel *model,
+                                const struct RnncellSequence *seq,
+                                const struct RnncellSequenceOutput *out);
+
+/**
+ * Loads a model from a safetensors file (PyTorch `state_dict` or Keras
+ * weights, F32/F16/BF16): layers, directions and every size are read from
+ * the tensors. From `spec` only the cell kind, its options (clips, LSTM
+ * coupling, RNN activation, GRU form for a Keras GRU without bias),
+ * `merge` and `weight_precision` are used (`RNNCELL_WEIGHT_PRECISION_STORED`
+ * keeps the precision the file stores its weight matrices in; a file that
+ * mixes F32, F16 and BF16 weight matrices is then `RNNCELL_STATUS_FORMAT`;
+ * biases may have any of the three dtypes and are always widened); sizes, `num_layers` and `direction` are ignored (read
+ * them back with `rnncell_model_info` / `rnncell_model_spec`). `opts` may
+ * be NULL (PyTorch, whole file). `path` is a NUL-terminated path (bytes on
+ * Unix, UTF-8 elsewhere). A malformed file is `RNNCELL_STATUS_FORMAT`, an
+ * unreadable one `RNNCELL_STATUS_IO`; `err_msg` then names the tensor or
+ * the problem. Only a regular file is read (symbolic links are followed):
+ * a directory, FIFO, device or socket is `RNNCELL_STATUS_IO` (the message
+ * names the path and its kind), and a FIFO does not block. The header
+ * length is capped at 100 MB before anything else is read, and at most the
+ * data the header declares is read. Ownership, `isa` and `err_msg` as in
+ * `rnncell_model_new_pytorch`.
+ *
+ * # Safety
+ * `path` NULL or NUL-terminated; `spec`, `opts` NULL or valid (strings
+ * NUL-terminated, arrays readable for their counts); `out_model` NULL or
+ * writable; `err_msg` NULL or writable for `err_msg_len` bytes.
+ */
+RnncellStatus rnncell_model_load_safetensors(const char *path,
+                                             const struct RnncellSpec *spec,
+                                             const struct RnncellSafetensorsOptions *opts,
+                                             uint32_t isa,
+                                             struct RnncellModel **out_model,
+                                             char *err_msg,
+                                             size_t err_msg_len);
+
+/**
+ * Loads a model from the bytes of a safetensors file in memory (`bytes`,
+ * `len` bytes, any alignment; copied as needed, free it afterwards). As
+ * `rnncell_model_load_safetensors` otherwise.
+ *
+ * # Safety
+ * `bytes` NULL or readable for `len` bytes; the rest as
+ * `rnncell_model_load_safetensors`.
+ */
+RnncellStatus rnncell_model_load_safetensors_bytes(const uint8_t *bytes,
+                                                   size_t len,
+                                                   const struct RnncellSpec *spec,
+                                                   const struct RnncellSafetensorsOptions *opts,
+                                                   uint32_t isa,
+                                                   struct RnncellModel **out_model,
+                                                   char *err_msg,
+                                                   size_t err_msg_len);
 
 /**
  * Creates a zero state for one stream of `model`. The caller owns
@@ -1330,38 +1673,6 @@ RnncellStatus rnncell_model_step(const struct RnncellModel *model,
                                  size_t x_len,
                                  float *y,
                                  size_t y_len);
-
-/**
- * Runs a batch of whole sequences through every layer and direction, as
- * PyTorch's and ONNX's RNN operators do (see `RnncellSequence` and
- * `RnncellSequenceOutput` for shapes and semantics). Each stream's result
- * is bit-identical to stepping it alone. Any model direction. No state
- * object is used.
- *
- * Memory: allocates, before writing any output, scratch bounded by the
- * model and the call (floats; see `Model::run` in the Rust docs): kb =
- * clamp(2^22 / pre_len, 1, 256) columns per block (pre_len = 4*H for an
- * LSTM or GRU, H for an RNN: the pre-activations of one column),
- * bb = min(B, kb) batch rows per block;
- * pre-activations (kb + bb - 1)*pre_len at most (<= 32 MiB, or one column);
- * bb per-row states; for L >= 2 layers min(L - 1, 2)*bb*T*out for the
- * outputs of intermediate layers (at most twice the output buffer); plus
- * one temporary copy of each misaligned or overlapping buffer. Returns
- * `RNNCELL_STATUS_ALLOCATION` (nothing written) if any of it cannot be
- * allocated.
- *
- * Every count is compared with the model before any buffer is read.
- * Buffers may have any alignment; inputs may overlap outputs (they are then
- * copied first); two outputs may not overlap
- * (`RNNCELL_STATUS_INVALID_ARGUMENT`). On any error no output is written.
- *
- * # Safety
- * `model` NULL or live; `seq` and `out` NULL or valid structs whose
- * pointers are NULL or valid for the counts given with them.
- */
-RnncellStatus rnncell_model_run(const struct RnncellModel *model,
-                                const struct RnncellSequence *seq,
-                                const struct RnncellSequenceOutput *out);
 
 /**
  * Advances N independent streams of `model` by one step each, in one call

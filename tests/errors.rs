@@ -905,7 +905,7 @@ fn c_builders_name_the_spec_field_the_tensors_imply() {
         let mut s = RnncellSpec::default();
         assert_eq!(
             // SAFETY: `s` is writable.
-            unsafe { rnncell_spec_init(&mut s, cell as u32, i, h) },
+            unsafe { rnncell_spec_init(&mut s, size_of::<RnncellSpec>(), cell as u32, i, h) },
             RnncellStatus::Ok
         );
         s

@@ -140,14 +140,14 @@ impl Drop for CState {
 
 impl CModel {
     fn info(&self) -> RnncellModelInfo {
-        let mut info = std::mem::MaybeUninit::<RnncellModelInfo>::uninit();
+        // struct_size set (Default), every other field written by the call.
+        let mut info = RnncellModelInfo::default();
         assert_eq!(
             // SAFETY: live model; `info` is writable.
-            unsafe { rnncell_model_info(self.0, info.as_mut_ptr()) },
+            unsafe { rnncell_model_info(self.0, &mut info) },
             S::Ok
         );
-        // SAFETY: written by the call above.
-        unsafe { info.assume_init() }
+        info
     }
     fn state(&self) -> CState {
         let mut s = null_mut();
@@ -193,7 +193,7 @@ fn spec_init(cell: RnncellCell, i: usize, h: usize) -> RnncellSpec {
     let mut s = RnncellSpec::default();
     assert_eq!(
         // SAFETY: `s` is writable.
-        unsafe { rnncell_spec_init(&mut s, cell as u32, i, h) },
+        unsafe { rnncell_spec_init(&mut s, size_of::<RnncellSpec>(), cell as u32, i, h) },
         S::Ok
     );
     s
@@ -413,13 +413,13 @@ fn spec_init_defaults_and_errors() {
     let mut s = RnncellSpec::default();
     assert_eq!(
         // SAFETY: null is allowed and reported.
-        unsafe { rnncell_spec_init(null_mut(), 1, 3, 4) },
+        unsafe { rnncell_spec_init(null_mut(), size_of::<RnncellSpec>(), 1, 3, 4) },
         S::NullPointer
     );
     for bad in [0, 4, 77, u32::MAX] {
         assert_eq!(
             // SAFETY: `s` writable.
-            unsafe { rnncell_spec_init(&mut s, bad, 3, 4) },
+            unsafe { rnncell_spec_init(&mut s, size_of::<RnncellSpec>(), bad, 3, 4) },
             S::InvalidArgument
         );
     }
@@ -442,7 +442,16 @@ fn spec_init_defaults_and_errors() {
     let layers = w.layers();
     let mut cases: Vec<(RnncellSpec, &str)> = Vec::new();
     // SAFETY: an all-zero RnncellSpec is a valid value (integers, floats, bools).
-    cases.push((unsafe { std::mem::zeroed() }, "spec.cell"));
+    cases.push((unsafe { std::mem::zeroed() }, "spec.struct_size is 0"));
+    // With its struct_size, a zeroed spec is cell 0.
+    cases.push((
+        RnncellSpec {
+            struct_size: size_of::<RnncellSpec>(),
+            // SAFETY: as above.
+            ..unsafe { std::mem::zeroed() }
+        },
+        "spec.cell",
+    ));
     let mut b = s;
     b.direction = 3;
     cases.push((b, "spec.direction"));
@@ -746,6 +755,7 @@ fn compare_run(rust: &Model, m: &CModel, rng: &mut Rng, steps: usize, batch: usi
             seq_lens_len: lens.len(),
             h0: t(&h0),
             c0: c0.as_deref().map(t).unwrap_or_default(),
+            ..Default::default()
         };
         let cout = RnncellSequenceOutput {
             output: tm(&mut yc),
@@ -1071,7 +1081,7 @@ fn null_pointers_and_overflowing_counts_everywhere() {
             }
         }
         // Queries and state calls.
-        let mut info = std::mem::zeroed::<RnncellModelInfo>();
+        let mut info = RnncellModelInfo::default();
         assert_eq!(rnncell_model_info(null(), &mut info), S::NullPointer);
         let (_, model, _) = new_pytorch(&cs, &layers, 0);
         let model = model.unwrap();
@@ -1299,6 +1309,7 @@ fn run_matches_stepping_and_handles_aliasing() {
             data: c0u.ptr(),
             len: c0.len(),
         },
+        ..Default::default()
     };
     let out = RnncellSequenceOutput {
         output: RnncellTensorMut {
@@ -2773,12 +2784,15 @@ fn pytorch_cell_modules_load_from_c() {
 
 // ------------------------------------------- framework defaults (issue 13, item 4)
 
-type SpecInit = unsafe extern "C" fn(*mut RnncellSpec, u32, usize, usize) -> RnncellStatus;
+type SpecInit = unsafe extern "C" fn(*mut RnncellSpec, usize, u32, usize, usize) -> RnncellStatus;
 
 fn spec_init_with(init: SpecInit, cell: RnncellCell, i: usize, h: usize) -> RnncellSpec {
     let mut s = RnncellSpec::default();
-    // SAFETY: `s` is writable.
-    assert_eq!(unsafe { init(&mut s, cell as u32, i, h) }, S::Ok);
+    assert_eq!(
+        // SAFETY: `s` is writable.
+        unsafe { init(&mut s, size_of::<RnncellSpec>(), cell as u32, i, h) },
+        S::Ok
+    );
     s
 }
 
@@ -2825,11 +2839,17 @@ fn each_framework_init_writes_its_defaults() {
             assert_eq!(st, S::Ok, "{name} {cell:?}: {msg}");
         }
         // NULL and bad cells, as rnncell_spec_init.
-        // SAFETY: null is reported.
-        assert_eq!(unsafe { init(null_mut(), 2, 3, 4) }, S::NullPointer);
+        assert_eq!(
+            // SAFETY: null is reported.
+            unsafe { init(null_mut(), size_of::<RnncellSpec>(), 2, 3, 4) },
+            S::NullPointer
+        );
         let mut s = RnncellSpec::default();
-        // SAFETY: `s` writable.
-        assert_eq!(unsafe { init(&mut s, 9, 3, 4) }, S::InvalidArgument);
+        assert_eq!(
+            // SAFETY: `s` writable.
+            unsafe { init(&mut s, size_of::<RnncellSpec>(), 9, 3, 4) },
+            S::InvalidArgument
+        );
     }
     // The sentinel on a GRU is read per builder; on another cell it is the
     // only accepted value (0 or 1 there is a misplaced GRU option).
@@ -3247,7 +3267,7 @@ fn every_failing_call_says_what_is_wrong() {
     // Failures without a more precise message describe the status.
     let mut spec = RnncellSpec::default();
     // SAFETY: `spec` is writable.
-    let st = unsafe { rnncell_spec_init(&mut spec, 9, 1, 1) };
+    let st = unsafe { rnncell_spec_init(&mut spec, size_of::<RnncellSpec>(), 9, 1, 1) };
     assert_eq!(st, S::InvalidArgument);
     assert_eq!(
         last_error(),

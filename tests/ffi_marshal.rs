@@ -88,7 +88,7 @@ impl Drop for Guarded {
 fn spec_init(cell: RnncellCell, i: usize, h: usize) -> RnncellSpec {
     let mut s = RnncellSpec::default();
     // SAFETY: `s` is writable.
-    let st = unsafe { rnncell_spec_init(&mut s, cell as u32, i, h) };
+    let st = unsafe { rnncell_spec_init(&mut s, size_of::<RnncellSpec>(), cell as u32, i, h) };
     assert_eq!(st, S::Ok);
     s
 }

@@ -31,11 +31,10 @@ impl Drop for M {
 }
 impl M {
     fn info(&self) -> RnncellModelInfo {
-        let mut i = std::mem::MaybeUninit::<RnncellModelInfo>::zeroed();
-        // SAFETY: live handle, writable out struct.
-        assert_eq!(unsafe { rnncell_model_info(self.0, i.as_mut_ptr()) }, S::Ok);
-        // SAFETY: written by the call above (and zeroed before).
-        unsafe { i.assume_init() }
+        let mut i = RnncellModelInfo::default();
+        // SAFETY: live handle, writable out struct (struct_size set).
+        assert_eq!(unsafe { rnncell_model_info(self.0, &mut i) }, S::Ok);
+        i
     }
 }
 

@@ -29,7 +29,15 @@ fn child_checks() {
     use rnncell::ffi::*;
     let mut cs = RnncellSpec::default();
     // SAFETY: `cs` is writable.
-    let st = unsafe { rnncell_spec_init(&mut cs, RnncellCell::Gru as u32, 2, 3) };
+    let st = unsafe {
+        rnncell_spec_init(
+            &mut cs,
+            size_of::<RnncellSpec>(),
+            RnncellCell::Gru as u32,
+            2,
+            3,
+        )
+    };
     assert_eq!(st, RnncellStatus::Ok);
     let (wi, wh) = (vec![0.1f32; 18], vec![0.1f32; 27]);
     let layer = RnncellPytorchLayer {

@@ -361,7 +361,15 @@ fn model_building_fails_cleanly() {
     let c_pytorch = || {
         let mut cs = RnncellSpec::default();
         // SAFETY: `cs` is writable.
-        let st = unsafe { rnncell_spec_init(&mut cs, RnncellCell::Lstm as u32, i, h) };
+        let st = unsafe {
+            rnncell_spec_init(
+                &mut cs,
+                size_of::<RnncellSpec>(),
+                RnncellCell::Lstm as u32,
+                i,
+                h,
+            )
+        };
         assert_eq!(st, RnncellStatus::Ok);
         let t = |v: &[f32]| RnncellTensor {
             data: v.as_ptr(),
@@ -397,7 +405,15 @@ fn c_state_new_fails_cleanly() {
     let (_, lw) = lstm_p1_weights(1 << 20);
     let mut cs = RnncellSpec::default();
     // SAFETY: `cs` is writable.
-    let st = unsafe { rnncell_spec_init(&mut cs, RnncellCell::Lstm as u32, 1, 1 << 20) };
+    let st = unsafe {
+        rnncell_spec_init(
+            &mut cs,
+            size_of::<RnncellSpec>(),
+            RnncellCell::Lstm as u32,
+            1,
+            1 << 20,
+        )
+    };
     assert_eq!(st, RnncellStatus::Ok);
     cs.lstm_proj_size = 1;
     let t = |v: &[f32]| RnncellTensor {

@@ -51,7 +51,7 @@ int main(void) {
     size_t b, t, ok = 1;
     char err[256];
 
-    TRY(rnncell_spec_init(&spec, RNNCELL_CELL_GRU, I, H));
+    TRY(rnncell_spec_init(&spec, sizeof spec, RNNCELL_CELL_GRU, I, H));
     spec.gru_linear_before_reset = 1; /* ONNX linear_before_reset = 1 */
     fill(W, sizeof W / sizeof *W, 1);
     fill(R, sizeof R / sizeof *R, 2);
@@ -71,7 +71,7 @@ int main(void) {
     }
 
     /* The whole batch, time-major [T, B, I], with per-sequence lengths. */
-    memset(&seq, 0, sizeof seq);
+    TRY(rnncell_sequence_init(&seq, sizeof seq)); /* versioned: writes sizeof seq */
     memset(&out, 0, sizeof out);
     seq.input.data = x;
     seq.input.len = T * B * I;

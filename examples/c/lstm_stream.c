@@ -76,14 +76,14 @@ int main(void) {
     float *weights[LAYERS][4];
     RnncellModel *model = NULL, *model_i8 = NULL;
     RnncellState *stream_a = NULL, *stream_b = NULL, *fork = NULL, *s32 = NULL, *s8 = NULL;
-    RnncellModelInfo info, info_i8;
+    RnncellModelInfo info = {.struct_size = sizeof info}, info_i8 = {.struct_size = sizeof info_i8};
     float x[INPUT], y[HIDDEN], y_fork[HIDDEN], y8[HIDDEN];
     float i8_err = 0.0f;
     size_t l, t, k;
     int ok;
 
     /* 1. Describe the network: a plain PyTorch nn.LSTM(40, 64, num_layers=2). */
-    TRY(rnncell_spec_init(&spec, RNNCELL_CELL_LSTM, INPUT, HIDDEN));
+    TRY(rnncell_spec_init(&spec, sizeof spec, RNNCELL_CELL_LSTM, INPUT, HIDDEN));
     spec.num_layers = LAYERS;
 
     /* 2. Hand over the weights with their element counts; they are copied. */

@@ -22,7 +22,7 @@ int main(int argc, char **argv) {
     const char *path = argc > 1 ? argv[1] : getenv("RNNCELL_ONNX_MODEL");
     RnncellModel *model = NULL;
     RnncellState *stream = NULL;
-    RnncellModelInfo info;
+    RnncellModelInfo info = {.struct_size = sizeof info};
     char err[256] = {0};
     float *x, *y;
     size_t t, k;

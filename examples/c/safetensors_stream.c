@@ -20,10 +20,10 @@
 int main(int argc, char **argv) {
     const char *path = argc > 1 ? argv[1] : getenv("RNNCELL_MODEL");
     RnncellSpec spec;
-    RnncellSafetensorsOptions opts = {0};
+    RnncellSafetensorsOptions opts;
     RnncellModel *model = NULL;
     RnncellState *stream = NULL;
-    RnncellModelInfo info;
+    RnncellModelInfo info = {.struct_size = sizeof info};
     char err[256] = {0};
     float *x, *y;
     size_t t, k;
@@ -32,7 +32,10 @@ int main(int argc, char **argv) {
     if (path == NULL) path = "tests/safetensors/torch_lstm_2l_f16.safetensors";
 
     /* Only the cell kind matters: layers, directions and sizes come from the tensors. */
-    st = rnncell_spec_init(&spec, RNNCELL_CELL_LSTM, 1, 1);
+    st = rnncell_spec_init(&spec, sizeof spec, RNNCELL_CELL_LSTM, 1, 1);
+    if (st != RNNCELL_STATUS_OK) return 1;
+    /* Versioned structs: the init function writes the defaults and sizeof opts. */
+    st = rnncell_safetensors_options_init(&opts, sizeof opts);
     if (st != RNNCELL_STATUS_OK) return 1;
     opts.format = RNNCELL_WEIGHT_FORMAT_PYTORCH;
     opts.prefix = NULL; /* e.g. "encoder.rnn." when the RNN is part of a bigger module */

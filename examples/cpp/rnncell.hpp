@@ -121,6 +121,7 @@ public:
 
     RnncellModelInfo info() const {
         RnncellModelInfo i;
+        check(rnncell_model_info_init(&i, sizeof i), "rnncell_model_info_init");
         check(rnncell_model_info(model_.get(), &i), "rnncell_model_info");
         return i;
     }
@@ -146,6 +147,7 @@ public:
 
 private:
     explicit Model(RnncellModel *m) : model_(m), info_() {
+        info_.struct_size = sizeof info_;  // versioned output (see the README)
         check(rnncell_model_info(m, &info_), "rnncell_model_info");
     }
     ModelPtr model_;

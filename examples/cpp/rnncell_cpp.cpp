@@ -35,7 +35,7 @@ std::vector<float> frame(std::size_t t, std::size_t n, float phase) {
 int main() {
     const std::size_t I = 10, H = 24, steps = 50;
     RnncellSpec spec;
-    rnncell::check(rnncell_spec_init(&spec, RNNCELL_CELL_GRU, I, H), "rnncell_spec_init");
+    rnncell::check(rnncell_spec_init(&spec, sizeof spec, RNNCELL_CELL_GRU, I, H), "rnncell_spec_init");
 
     // Weights live only until the model is built: it packs its own copy.
     std::vector<float> w_ih = synthetic(3 * H * I, 1), w_hh = synthetic(3 * H * H, 2),

@@ -77,6 +77,18 @@ pub(crate) fn record(status: RnncellStatus, what: fmt::Arguments<'_>) -> Rnncell
     status
 }
 
+/// The message a check of the call in progress recorded (not yet
+/// finished), if any, for a builder's `err_msg` buffer. Allocates: only for
+/// the builders and loaders, never a step.
+pub(crate) fn fresh_text() -> Option<String> {
+    if !FRESH.with(Cell::get) {
+        return None;
+    }
+    let t = TEXT.with(Cell::get);
+    let n = t.iter().position(|&c| c == 0).unwrap_or(0);
+    std::str::from_utf8(&t[..n]).ok().map(str::to_owned)
+}
+
 /// Ends a failed call of the entry point `name`: its recorded message gets
 /// the name in front (`"rnncell_model_step: x_len is 5, ..."`); a failure
 /// that recorded nothing gets the status's description, so the text never

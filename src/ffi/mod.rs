@@ -41,7 +41,9 @@
 //! use std::ptr;
 //! let mut spec = RnncellSpec::default();
 //! // SAFETY: `spec` is a valid, writable RnncellSpec.
-//! let st = unsafe { rnncell_spec_init(&mut spec, RnncellCell::Gru as u32, 2, 3) };
+//! let st = unsafe {
+//!     rnncell_spec_init(&mut spec, size_of::<RnncellSpec>(), RnncellCell::Gru as u32, 2, 3)
+//! };
 //! assert_eq!(st, RnncellStatus::Ok);
 //! let (w, r) = (vec![0.1f32; 3 * 3 * 2], vec![0.1f32; 3 * 3 * 3]);
 //! let layer = RnncellPytorchLayer {
@@ -78,17 +80,26 @@ use std::mem::size_of;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 
+mod activation;
 mod detail;
+mod init;
 mod marshal;
 mod model;
 mod onnx;
+mod run;
+mod safetensors;
 mod state;
 mod status;
 mod types;
+mod versioned;
 
+pub use activation::*;
 pub use detail::rnncell_last_error;
+pub use init::*;
 pub use model::*;
 pub use onnx::*;
+pub use run::*;
+pub use safetensors::*;
 pub use state::*;
 pub use status::*;
 pub use types::*;

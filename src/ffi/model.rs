@@ -7,9 +7,8 @@ use std::ffi::c_char;
 use super::marshal::{Handle, Regions, Tagged, Unaligned, unaligned_slice};
 use super::{
     FfiResult, RnncellIsa, RnncellKerasLayer, RnncellModelInfo, RnncellOnnxLayer,
-    RnncellPytorchLayer, RnncellSafetensorsOptions, RnncellSpec, RnncellStatus, RnncellTensor,
-    RnncellWeightPrecision, boundary, check_count, fail, floats_in, guarded, read_in, write_msg,
-    write_out,
+    RnncellPytorchLayer, RnncellSpec, RnncellStatus, RnncellTensor, RnncellWeightPrecision,
+    boundary, check_count, fail, floats_in, guarded, versioned, write_msg,
 };
 use crate::cell::fit::{self, Api, Counts};
 use crate::cell::frameworks::pytorch::tensor_name;
@@ -18,7 +17,7 @@ use crate::cell::spec::{CellKind, Framework, ModelSpec};
 use crate::cell::weights::{LayerTensors, LayerWeights, Layout};
 use crate::error::Error;
 use crate::isa::Isa;
-use crate::loader::{SafetensorsOptions, WeightFormat};
+use std::mem::size_of;
 
 /// An immutable, packed model. Opaque: create with `rnncell_model_new_*`,
 /// free with `rnncell_model_free`. Any number of threads may use one model
@@ -64,8 +63,13 @@ impl super::OnPanic for Result<*mut RnncellModel, Failure> {
 }
 
 impl From<RnncellStatus> for Failure {
+    /// A status from a check that recorded its message (`fail`): the
+    /// message goes into the builder's `err_msg` too.
     fn from(status: RnncellStatus) -> Failure {
-        Failure { status, msg: None }
+        Failure {
+            status,
+            msg: super::detail::fresh_text(),
+        }
     }
 }
 
@@ -106,15 +110,14 @@ fn count_of(t: RnncellTensor) -> Option<usize> {
     (!t.data.is_null()).then_some(t.len)
 }
 
-/// Shared tail of every `rnncell_model_new_*`: reads the spec and ISA, runs
-/// `build` inside the panic boundary, and only then, after the last read of
-/// caller memory, stores the handle (or NULL) and writes the message.
-/// `out` and the message buffer must not overlap.
+/// Shared tail of every `rnncell_model_new_*` and of the safetensors
+/// loaders: reads the spec (by the `struct_size` rule) and the ISA, then
+/// runs `build` (see [`build_with`]).
 ///
 /// # Safety
-/// `spec` null or a valid `RnncellSpec`; `out` null or writable; `msg` null
-/// or writable for `msg_len` bytes.
-unsafe fn build_model(
+/// `spec` null or a valid `RnncellSpec` of its `struct_size`; `out` null or
+/// writable; `msg` null or writable for `msg_len` bytes.
+pub(super) unsafe fn build_model(
     name: &str,
     spec: *const RnncellSpec,
     isa: u32,
@@ -122,6 +125,42 @@ unsafe fn build_model(
     msg: *mut c_char,
     msg_len: usize,
     build: impl FnOnce(RnncellSpec, Isa) -> Result<Model, Failure>,
+) -> RnncellStatus {
+    let run = || {
+        // SAFETY: `spec` is null or a valid RnncellSpec of its struct_size
+        // (caller).
+        let spec = unsafe { versioned::read(spec, "spec") }?;
+        build(spec, resolve_isa(isa)?)
+    };
+    // SAFETY: `out` and `msg` forwarded (caller).
+    unsafe { build_with(name, out, msg, msg_len, run) }
+}
+
+/// The ISA a C `isa` argument names; `RNNCELL_ISA_AUTO` is the detected one
+/// (an unknown `RNNCELL_ISA` value is an error naming it).
+pub(super) fn resolve_isa(isa: u32) -> Result<Isa, Failure> {
+    match RnncellIsa::to_isa(isa)
+        .map_err(|s| Failure::new(s, format!("{isa} is not an RnncellIsa value")))?
+    {
+        Some(isa) => Ok(isa),
+        None => Ok(Isa::try_detect()?),
+    }
+}
+
+/// The one tail of every call that makes a model (builders and loaders):
+/// checks that `*out` and the message buffer are disjoint, runs `build`
+/// inside the panic boundary, and only then, after the last read of caller
+/// memory, stores the handle (or NULL on failure) and writes the message
+/// (and the error detail, through [`report`]).
+///
+/// # Safety
+/// `out` null or writable; `msg` null or writable for `msg_len` bytes.
+pub(super) unsafe fn build_with(
+    name: &str,
+    out: *mut *mut RnncellModel,
+    msg: *mut c_char,
+    msg_len: usize,
+    build: impl FnOnce() -> Result<Model, Failure>,
 ) -> RnncellStatus {
     // The two outputs: each message byte written must not land in *out.
     let mut outs = Regions::<2>::new();
@@ -141,16 +180,7 @@ unsafe fn build_model(
                 "out_model is NULL",
             ));
         }
-        // SAFETY: `spec` is null or a valid RnncellSpec (caller).
-        let spec = unsafe { read_in(spec) }.map_err(|s| Failure::new(s, "spec is NULL"))?;
-        let isa = match RnncellIsa::to_isa(isa)
-            .map_err(|s| Failure::new(s, format!("{isa} is not an RnncellIsa value")))?
-        {
-            Some(isa) => isa,
-            // An unknown RNNCELL_ISA value is an error naming it.
-            None => Isa::try_detect()?,
-        };
-        let model = build(spec, isa)?;
+        let model = build()?;
         Ok(RnncellModel::into_raw(RnncellModel::new(model)))
     });
     // Every input has been read: now the outputs may be written.
@@ -656,10 +686,14 @@ pub(crate) unsafe fn model_ref<'a>(model: *const RnncellModel) -> FfiResult<&'a 
 }
 
 /// Writes the sizes of `model` to `*out`: what each buffer of
-/// `rnncell_model_step` and `rnncell_model_run` must hold.
+/// `rnncell_model_step` and `rnncell_model_run` must hold. Set
+/// `out->struct_size` first (`RnncellModelInfo info = {.struct_size = sizeof info};`): at
+/// most that many bytes are written (`RNNCELL_STATUS_INVALID_ARGUMENT` if
+/// it is less than the 0.5 size).
 ///
 /// # Safety
-/// `model` NULL or live; `out` NULL or writable.
+/// `model` NULL or live; `out` NULL or readable and writable for its
+/// `struct_size`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rnncell_model_info(
     model: *const RnncellModel,
@@ -670,6 +704,7 @@ pub unsafe extern "C" fn rnncell_model_info(
         let m = unsafe { model_ref(model) }?;
         let s = m.spec();
         let info = RnncellModelInfo {
+            struct_size: size_of::<RnncellModelInfo>(),
             cell: RnncellSpec::from_model_spec(s).cell,
             input_size: s.input_size,
             hidden_size: s.hidden_size,
@@ -681,18 +716,24 @@ pub unsafe extern "C" fn rnncell_model_info(
             isa: RnncellIsa::from_isa(m.isa()),
             weight_bytes: m.weight_bytes(),
             weight_precision: RnncellWeightPrecision::from_precision(m.precision()) as u32,
+            int_dot: m.int_dot().map_or(std::ptr::null(), int_dot_name),
         };
-        // SAFETY: `out` is null or writable (caller).
-        unsafe { write_out(out, info) }
+        // SAFETY: `out` is null or readable and writable for its struct_size
+        // (caller).
+        unsafe { versioned::write(out, info, "out") }
     })
 }
 
 /// Writes the spec `model` was built from to `*out` (every option of other
-/// cell kinds at its `rnncell_spec_init` default), so that it can be
-/// inspected or used to build another model.
+/// cell kinds at its `rnncell_spec_init` default; activations set
+/// explicitly, slot by slot, when the model has non-standard ones), so
+/// that it can be inspected or used to build another model. Set
+/// `out->struct_size` first (`rnncell_spec_init` does): at most that many
+/// bytes are written, and it is kept.
 ///
 /// # Safety
-/// `model` NULL or live; `out` NULL or writable.
+/// `model` NULL or live; `out` NULL or readable and writable for its
+/// `struct_size`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rnncell_model_spec(
     model: *const RnncellModel,
@@ -701,152 +742,13 @@ pub unsafe extern "C" fn rnncell_model_spec(
     guarded("rnncell_model_spec", || {
         // SAFETY: `model` is null or live (caller).
         let m = unsafe { model_ref(model) }?;
-        // SAFETY: `out` is null or writable (caller).
-        unsafe { write_out(out, RnncellSpec::from_model_spec(m.spec())) }
+        // SAFETY: `out` is null or readable and writable for its
+        // struct_size (caller).
+        unsafe { versioned::write(out, RnncellSpec::from_model_spec(m.spec()), "out") }
     })
 }
 
-/// Fills `*spec` with the defaults for `cell` (an `RnncellCell`) with the
-/// given sizes: one forward layer, concat merge, no clipping, no LSTM
-/// peepholes, projection or coupling, tanh RNN, f32 weights
-/// (`weight_precision` 0), and `gru_linear_before_reset` =
-/// `RNNCELL_FRAMEWORK_DEFAULT`: the GRU form of the framework whose builder
-/// reads the spec (reset-before for `rnncell_model_new_onnx`,
-/// linear-before-reset for PyTorch and Keras). Sizes are checked when a
-/// model is built, not here.
-///
-/// # Safety
-/// `spec` NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_spec_init(
-    spec: *mut RnncellSpec,
-    cell: u32,
-    input_size: usize,
-    hidden_size: usize,
-) -> RnncellStatus {
-    // SAFETY: forwarded (caller).
-    unsafe {
-        spec_init(
-            "rnncell_spec_init",
-            spec,
-            cell,
-            input_size,
-            hidden_size,
-            None,
-        )
-    }
-}
-
-/// As `rnncell_spec_init`, with PyTorch's defaults written out: a GRU is
-/// linear-before-reset (`gru_linear_before_reset` = 1, PyTorch's only form).
-///
-/// # Safety
-/// `spec` NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_spec_init_pytorch(
-    spec: *mut RnncellSpec,
-    cell: u32,
-    input_size: usize,
-    hidden_size: usize,
-) -> RnncellStatus {
-    // SAFETY: forwarded (caller).
-    unsafe {
-        spec_init(
-            "rnncell_spec_init_pytorch",
-            spec,
-            cell,
-            input_size,
-            hidden_size,
-            Some(Framework::PyTorch),
-        )
-    }
-}
-
-/// As `rnncell_spec_init`, with ONNX's defaults written out: a GRU is
-/// reset-before (`gru_linear_before_reset` = 0, as ONNX's
-/// `linear_before_reset` defaults to 0; set it to 1 for a node with
-/// `linear_before_reset=1`, as PyTorch's exporter writes).
-///
-/// # Safety
-/// `spec` NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_spec_init_onnx(
-    spec: *mut RnncellSpec,
-    cell: u32,
-    input_size: usize,
-    hidden_size: usize,
-) -> RnncellStatus {
-    // SAFETY: forwarded (caller).
-    unsafe {
-        spec_init(
-            "rnncell_spec_init_onnx",
-            spec,
-            cell,
-            input_size,
-            hidden_size,
-            Some(Framework::Onnx),
-        )
-    }
-}
-
-/// As `rnncell_spec_init`, with Keras's defaults written out: a GRU is
-/// linear-before-reset (`gru_linear_before_reset` = 1: Keras 3 and tf.keras
-/// 2 default to `reset_after=True`; set 0 for `reset_after=False`).
-///
-/// # Safety
-/// `spec` NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_spec_init_keras(
-    spec: *mut RnncellSpec,
-    cell: u32,
-    input_size: usize,
-    hidden_size: usize,
-) -> RnncellStatus {
-    // SAFETY: forwarded (caller).
-    unsafe {
-        spec_init(
-            "rnncell_spec_init_keras",
-            spec,
-            cell,
-            input_size,
-            hidden_size,
-            Some(Framework::Keras),
-        )
-    }
-}
-
-/// The body of every `rnncell_spec_init*`.
-///
-/// # Safety
-/// `spec` NULL or writable.
-unsafe fn spec_init(
-    name: &str,
-    spec: *mut RnncellSpec,
-    cell: u32,
-    input_size: usize,
-    hidden_size: usize,
-    framework: Option<Framework>,
-) -> RnncellStatus {
-    guarded(name, || {
-        if spec.is_null() {
-            return Err(fail(
-                RnncellStatus::NullPointer,
-                format_args!("spec is NULL"),
-            ));
-        }
-        if !(1..=3).contains(&cell) {
-            return Err(fail(
-                RnncellStatus::InvalidArgument,
-                format_args!("cell: {cell} is not an RnncellCell (1 LSTM, 2 GRU, 3 RNN)"),
-            ));
-        }
-        let s = RnncellSpec::defaults(cell, input_size, hidden_size, framework);
-        // SAFETY: `spec` is non-null and writable (caller).
-        unsafe { write_out(spec, s) }
-    })
-}
-
-/// The library version, e.g. `"0.4.0"` (the `RNNCELL_VERSION` the library
+/// The library version, e.g. `"0.5.0"` (the `RNNCELL_VERSION` the library
 /// was built with; compare it with the header's macro). Static; never free.
 #[unsafe(no_mangle)]
 pub extern "C" fn rnncell_version() -> *const c_char {
@@ -906,184 +808,39 @@ pub(super) unsafe fn utf8<'a>(s: *const c_char, what: &str) -> Result<&'a str, F
         .map_err(|_| Error::InvalidArgument(format!("{what} is not UTF-8")).into())
 }
 
-/// The Rust loader options from the C spec (cell and merge) and options.
-///
-/// # Safety
-/// `opts` NULL or a valid struct whose strings are NULL or NUL-terminated
-/// and whose `keras_layers` is NULL or readable for its count.
-unsafe fn load_options(
-    spec: RnncellSpec,
-    opts: *const RnncellSafetensorsOptions,
-    isa: Isa,
-) -> Result<SafetensorsOptions, Failure> {
-    let o = if opts.is_null() {
-        RnncellSafetensorsOptions::default()
-    } else {
-        // SAFETY: non-null and valid (caller).
-        unsafe { read_in(opts) }?
-    };
-    let (format, framework) = match o.format {
-        0 => (WeightFormat::PyTorch, Framework::PyTorch),
-        1 => (WeightFormat::Keras, Framework::Keras),
-        v => {
-            return Err(Error::InvalidArgument(format!("options.format: {v} is not valid")).into());
-        }
-    };
-    // SAFETY: NULL or NUL-terminated (caller).
-    let prefix = unsafe { utf8(o.prefix, "options.prefix") }?;
-    if o.keras_layers.is_null() && o.keras_layers_len != 0 {
-        return Err(Failure {
-            status: RnncellStatus::NullPointer,
-            msg: Some("options.keras_layers is NULL".into()),
-        });
-    }
-    check_count::<*const c_char>(o.keras_layers_len)?;
-    let entries = if o.keras_layers.is_null() {
-        &[]
-    } else {
-        // SAFETY: non-null and readable for keras_layers_len pointers
-        // (caller), count checked, any alignment.
-        unsafe { unaligned_slice(o.keras_layers, o.keras_layers_len) }
-    };
-    let mut layers = Vec::new();
-    layers
-        .try_reserve_exact(entries.len())
-        .map_err(|_| RnncellStatus::Allocation)?;
-    for (i, p) in entries.iter().map(Unaligned::get).enumerate() {
-        if p.is_null() {
-            return Err(Failure::new(
-                RnncellStatus::NullPointer,
-                format!("options.keras_layers[{i}] is NULL"),
-            ));
-        }
-        // SAFETY: non-null, NUL-terminated (caller).
-        layers.push(unsafe { utf8(p, "options.keras_layers entry") }?.to_owned());
-    }
-    Ok(SafetensorsOptions {
-        cell: spec.cell_kind(framework)?,
-        format,
-        prefix: prefix.to_owned(),
-        merge: spec.merge_mode()?,
-        keras_layers: layers,
-        isa: Some(isa),
-        precision: spec.load_precision()?,
-        activations: None,
-    })
+/// The static C string of an integer dot sequence's name (`Model::int_dot`);
+/// NUL-terminated `'static` data, nothing allocated. An unknown name (a
+/// bug: every name of `kernels::int_dots` is listed) is `"unknown"`.
+fn int_dot_name(name: &str) -> *const c_char {
+    const NAMES: [&std::ffi::CStr; 7] = [
+        c"portable",
+        c"avx2-sign",
+        c"avx-vnni",
+        c"avx512-vnni",
+        c"avx512bw-sign",
+        c"neon-sdot",
+        c"neon-smull",
+    ];
+    NAMES
+        .iter()
+        .find(|c| c.to_bytes() == name.as_bytes())
+        .map_or(c"unknown".as_ptr(), |c| c.as_ptr())
 }
 
-/// Loads a model from a safetensors file (PyTorch `state_dict` or Keras
-/// weights, F32/F16/BF16): layers, directions and every size are read from
-/// the tensors. From `spec` only the cell kind, its options (clips, LSTM
-/// coupling, RNN activation, GRU form for a Keras GRU without bias),
-/// `merge` and `weight_precision` are used (`RNNCELL_WEIGHT_PRECISION_STORED`
-/// keeps the precision the file stores its weight matrices in; a file that
-/// mixes F32, F16 and BF16 weight matrices is then `RNNCELL_STATUS_FORMAT`;
-/// biases may have any of the three dtypes and are always widened); sizes, `num_layers` and `direction` are ignored (read
-/// them back with `rnncell_model_info` / `rnncell_model_spec`). `opts` may
-/// be NULL (PyTorch, whole file). `path` is a NUL-terminated path (bytes on
-/// Unix, UTF-8 elsewhere). A malformed file is `RNNCELL_STATUS_FORMAT`, an
-/// unreadable one `RNNCELL_STATUS_IO`; `err_msg` then names the tensor or
-/// the problem. Only a regular file is read (symbolic links are followed):
-/// a directory, FIFO, device or socket is `RNNCELL_STATUS_IO` (the message
-/// names the path and its kind), and a FIFO does not block. The header
-/// length is capped at 100 MB before anything else is read, and at most the
-/// data the header declares is read. Ownership, `isa` and `err_msg` as in
-/// `rnncell_model_new_pytorch`.
-///
-/// # Safety
-/// `path` NULL or NUL-terminated; `spec`, `opts` NULL or valid (strings
-/// NUL-terminated, arrays readable for their counts); `out_model` NULL or
-/// writable; `err_msg` NULL or writable for `err_msg_len` bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_model_load_safetensors(
-    path: *const c_char,
-    spec: *const RnncellSpec,
-    opts: *const RnncellSafetensorsOptions,
-    isa: u32,
-    out_model: *mut *mut RnncellModel,
-    err_msg: *mut c_char,
-    err_msg_len: usize,
-) -> RnncellStatus {
-    let build = |spec: RnncellSpec, isa: Isa| -> Result<Model, Failure> {
-        if path.is_null() {
-            return Err(Failure {
-                status: RnncellStatus::NullPointer,
-                msg: Some("path is NULL".into()),
-            });
-        }
-        // SAFETY: non-null and NUL-terminated (caller).
-        let bytes = unsafe { std::ffi::CStr::from_ptr(path) }.to_bytes();
-        #[cfg(unix)]
-        let path = {
-            use std::os::unix::ffi::OsStrExt;
-            std::path::Path::new(std::ffi::OsStr::from_bytes(bytes))
-        };
-        #[cfg(not(unix))]
-        let path = std::path::Path::new(
-            std::str::from_utf8(bytes)
-                .map_err(|_| Failure::from(Error::InvalidArgument("path is not UTF-8".into())))?,
-        );
-        // SAFETY: forwarded (caller).
-        let o = unsafe { load_options(spec, opts, isa) }?;
-        Ok(Model::from_safetensors(path, &o)?)
-    };
-    // SAFETY: forwarded pointer contracts (see `# Safety`).
-    unsafe {
-        build_model(
-            "rnncell_model_load_safetensors",
-            spec,
-            isa,
-            out_model,
-            err_msg,
-            err_msg_len,
-            build,
-        )
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::Isa;
 
-/// Loads a model from the bytes of a safetensors file in memory (`bytes`,
-/// `len` bytes, any alignment; copied as needed, free it afterwards). As
-/// `rnncell_model_load_safetensors` otherwise.
-///
-/// # Safety
-/// `bytes` NULL or readable for `len` bytes; the rest as
-/// `rnncell_model_load_safetensors`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_model_load_safetensors_bytes(
-    bytes: *const u8,
-    len: usize,
-    spec: *const RnncellSpec,
-    opts: *const RnncellSafetensorsOptions,
-    isa: u32,
-    out_model: *mut *mut RnncellModel,
-    err_msg: *mut c_char,
-    err_msg_len: usize,
-) -> RnncellStatus {
-    let build = |spec: RnncellSpec, isa: Isa| -> Result<Model, Failure> {
-        if bytes.is_null() {
-            return Err(Failure {
-                status: RnncellStatus::NullPointer,
-                msg: Some("bytes is NULL".into()),
-            });
+    #[test]
+    fn every_int_dot_has_a_c_name() {
+        for isa in Isa::ALL {
+            for name in crate::kernels::int_dots(isa) {
+                let p = int_dot_name(name);
+                // SAFETY: int_dot_name returns static NUL-terminated strings.
+                let c = unsafe { std::ffi::CStr::from_ptr(p) };
+                assert_eq!(c.to_str().unwrap(), name);
+            }
         }
-        check_count::<u8>(len)?;
-        // SAFETY: non-null, readable for len bytes (caller), len <=
-        // isize::MAX (checked); u8 has no alignment requirement.
-        let data = unsafe { std::slice::from_raw_parts(bytes, len) };
-        // SAFETY: forwarded (caller).
-        let o = unsafe { load_options(spec, opts, isa) }?;
-        Ok(Model::from_safetensors_bytes(data, &o)?)
-    };
-    // SAFETY: forwarded pointer contracts (see `# Safety`).
-    unsafe {
-        build_model(
-            "rnncell_model_load_safetensors_bytes",
-            spec,
-            isa,
-            out_model,
-            err_msg,
-            err_msg_len,
-            build,
-        )
     }
 }

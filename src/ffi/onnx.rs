@@ -6,11 +6,11 @@
 use std::ffi::c_char;
 use std::ptr;
 
-use super::marshal::{Handle, Regions, unaligned_slice};
-use super::model::{Failure, RnncellModel, report, utf8};
+use super::marshal::{Regions, unaligned_slice};
+use super::model::{Failure, RnncellModel, build_with, report, resolve_isa, utf8};
 use super::{
-    RnncellCell, RnncellDirection, RnncellIsa, RnncellStatus, RnncellWeightPrecision, boundary,
-    check_count, read_in, write_msg,
+    RnncellCell, RnncellDirection, RnncellStatus, RnncellWeightPrecision, boundary, check_count,
+    versioned, write_msg,
 };
 use crate::cell::model::Model;
 use crate::cell::spec::{Direction, WeightPrecision};
@@ -18,11 +18,18 @@ use crate::error::Error;
 use crate::isa::Isa;
 use crate::loader::{OnnxNodeInfo, OnnxOptions, onnx_nodes};
 
-/// Options of `rnncell_model_load_onnx`. All zero / NULL (or a NULL pointer
-/// to it) is: the file's one chain of recurrent nodes, f32 weights.
+/// Options of `rnncell_model_load_onnx`. All zero / NULL but `struct_size`
+/// (or a NULL pointer to it) is: the file's one chain of recurrent nodes,
+/// f32 weights. Versioned: fill it with `rnncell_onnx_options_init` (or set
+/// `struct_size` to `sizeof(RnncellOnnxOptions)`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RnncellOnnxOptions {
+    /// `sizeof(RnncellOnnxOptions)`.
+    pub struct_size: usize,
+    /// An `RnncellWeightPrecision` (0: f32). `RNNCELL_WEIGHT_PRECISION_STORED`
+    /// keeps the file's type of W and R (float16, bfloat16, float32).
+    pub weight_precision: u32,
     /// The nodes to load, first layer first, as NUL-terminated UTF-8 names
     /// (a node's name, `OP#i` for an unnamed node, or the qualified name
     /// `rnncell_onnx_node_info` returns). One node, or nodes that chain
@@ -33,14 +40,17 @@ pub struct RnncellOnnxOptions {
     pub nodes: *const *const c_char,
     /// Entries of `nodes`.
     pub nodes_len: usize,
-    /// An `RnncellWeightPrecision` (0: f32). `RNNCELL_WEIGHT_PRECISION_STORED`
-    /// keeps the file's type of W and R (float16, bfloat16, float32).
-    pub weight_precision: u32,
 }
+
+const _: () = assert!(
+    std::mem::offset_of!(RnncellOnnxOptions, nodes_len) + std::mem::size_of::<usize>()
+        == std::mem::size_of::<RnncellOnnxOptions>()
+);
 
 impl Default for RnncellOnnxOptions {
     fn default() -> RnncellOnnxOptions {
         RnncellOnnxOptions {
+            struct_size: std::mem::size_of::<RnncellOnnxOptions>(),
             nodes: ptr::null(),
             nodes_len: 0,
             weight_precision: RnncellWeightPrecision::F32 as u32,
@@ -48,10 +58,15 @@ impl Default for RnncellOnnxOptions {
     }
 }
 
-/// One recurrent node of an ONNX file (`rnncell_onnx_node_info`).
+/// One recurrent node of an ONNX file (`rnncell_onnx_node_info`). Versioned
+/// output: set `struct_size` to `sizeof(RnncellOnnxNodeInfo)` before the
+/// call (`RnncellOnnxNodeInfo info = {.struct_size = sizeof info};`); fields past it are
+/// not written.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RnncellOnnxNodeInfo {
+    /// `sizeof(RnncellOnnxNodeInfo)`, set by the caller.
+    pub struct_size: usize,
     /// An `RnncellCell`: LSTM, GRU or RNN.
     pub cell: u32,
     /// An `RnncellDirection` (its `direction` attribute).
@@ -77,6 +92,29 @@ pub struct RnncellOnnxNodeInfo {
     /// (through Squeeze, Reshape, Transpose only), or `SIZE_MAX` if none:
     /// the next layer of a chain.
     pub next_index: usize,
+}
+
+const _: () = assert!(
+    std::mem::offset_of!(RnncellOnnxNodeInfo, next_index) + std::mem::size_of::<usize>()
+        == std::mem::size_of::<RnncellOnnxNodeInfo>()
+);
+
+impl Default for RnncellOnnxNodeInfo {
+    fn default() -> RnncellOnnxNodeInfo {
+        RnncellOnnxNodeInfo {
+            struct_size: std::mem::size_of::<RnncellOnnxNodeInfo>(),
+            cell: 0,
+            direction: 0,
+            layout: 0,
+            has_bias: 0,
+            has_peephole: 0,
+            loadable: 0,
+            hidden_size: 0,
+            input_size: 0,
+            name_size: 0,
+            next_index: 0,
+        }
+    }
 }
 
 /// The precision a C value names.
@@ -112,8 +150,8 @@ unsafe fn options(opts: *const RnncellOnnxOptions, isa: Isa) -> Result<OnnxOptio
     let o = if opts.is_null() {
         RnncellOnnxOptions::default()
     } else {
-        // SAFETY: non-null and valid (caller).
-        unsafe { read_in(opts) }?
+        // SAFETY: non-null and valid for its struct_size (caller).
+        unsafe { versioned::read(opts, "options") }?
     };
     let mut names = Vec::new();
     if o.nodes_len > 0 {
@@ -148,68 +186,6 @@ unsafe fn options(opts: *const RnncellOnnxOptions, isa: Isa) -> Result<OnnxOptio
         isa: Some(isa),
         precision: precision(o.weight_precision)?,
     })
-}
-
-/// Shared tail of the two loaders: reads the ISA, runs `build` inside the
-/// panic boundary, then stores the handle (or NULL) and writes the message
-/// (after the last read of caller memory). As `build_model` in model.rs,
-/// without a spec.
-///
-/// # Safety
-/// `out` null or writable; `msg` null or writable for `msg_len` bytes.
-unsafe fn load_model(
-    name: &str,
-    isa: u32,
-    out: *mut *mut RnncellModel,
-    msg: *mut c_char,
-    msg_len: usize,
-    build: impl FnOnce(Isa) -> Result<Model, Failure>,
-) -> RnncellStatus {
-    let mut outs = Regions::<2>::new();
-    let regions = outs
-        .write(out, 1)
-        .and_then(|_| outs.write(msg, msg_len))
-        .and_then(|_| outs.check_writes());
-    if let Err(s) = regions {
-        report(name, s, "");
-        return s;
-    }
-    let r = boundary(|| -> Result<*mut RnncellModel, Failure> {
-        if out.is_null() {
-            return Err(Failure::new(
-                RnncellStatus::NullPointer,
-                "out_model is NULL",
-            ));
-        }
-        let isa = match RnncellIsa::to_isa(isa)
-            .map_err(|s| Failure::new(s, format!("{isa} is not an RnncellIsa value")))?
-        {
-            Some(isa) => isa,
-            None => Isa::try_detect()?,
-        };
-        let model = build(isa)?;
-        Ok(RnncellModel::into_raw(RnncellModel::new(model)))
-    });
-    let (status, text) = match r {
-        Ok(p) => {
-            // SAFETY: `out` is non-null (checked in the boundary, which
-            // returned Ok) and writable (caller).
-            unsafe { out.write_unaligned(p) };
-            (RnncellStatus::Ok, String::new())
-        }
-        Err(f) => {
-            if !out.is_null() {
-                // SAFETY: non-null and writable (caller).
-                unsafe { out.write_unaligned(ptr::null_mut()) };
-            }
-            (f.status, f.msg.unwrap_or_default())
-        }
-    };
-    // SAFETY: `msg` null or writable for msg_len bytes (caller), disjoint
-    // from `*out` (checked).
-    unsafe { write_msg(msg, msg_len, &text) };
-    report(name, status, &text);
-    status
 }
 
 /// The path argument as a `Path`.
@@ -277,7 +253,8 @@ pub unsafe extern "C" fn rnncell_model_load_onnx(
     err_msg: *mut c_char,
     err_msg_len: usize,
 ) -> RnncellStatus {
-    let build = |isa: Isa| -> Result<Model, Failure> {
+    let build = || -> Result<Model, Failure> {
+        let isa = resolve_isa(isa)?;
         // SAFETY: forwarded (caller).
         let path = unsafe { path_arg(path) }?;
         // SAFETY: forwarded (caller).
@@ -286,9 +263,8 @@ pub unsafe extern "C" fn rnncell_model_load_onnx(
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
     unsafe {
-        load_model(
+        build_with(
             "rnncell_model_load_onnx",
-            isa,
             out_model,
             err_msg,
             err_msg_len,
@@ -313,7 +289,8 @@ pub unsafe extern "C" fn rnncell_model_load_onnx_bytes(
     err_msg: *mut c_char,
     err_msg_len: usize,
 ) -> RnncellStatus {
-    let build = |isa: Isa| -> Result<Model, Failure> {
+    let build = || -> Result<Model, Failure> {
+        let isa = resolve_isa(isa)?;
         // SAFETY: forwarded (caller).
         let data = unsafe { bytes_arg(bytes, len) }?;
         // SAFETY: forwarded (caller).
@@ -322,9 +299,8 @@ pub unsafe extern "C" fn rnncell_model_load_onnx_bytes(
     };
     // SAFETY: forwarded pointer contracts (see `# Safety`).
     unsafe {
-        load_model(
+        build_with(
             "rnncell_model_load_onnx_bytes",
-            isa,
             out_model,
             err_msg,
             err_msg_len,
@@ -414,11 +390,12 @@ pub unsafe extern "C" fn rnncell_onnx_node_count(
 /// may be NULL with 0). Each call decodes the file again (about as long as
 /// loading the weights). `index` past the count is
 /// `RNNCELL_STATUS_INVALID_ARGUMENT`; an undecodable file
-/// `RNNCELL_STATUS_FORMAT`.
+/// `RNNCELL_STATUS_FORMAT`. `out_info->struct_size` must be set before the
+/// call (versioned output: at most that many bytes are written).
 ///
 /// # Safety
-/// `bytes` NULL or readable for `len` bytes; `out_info` NULL or writable;
-/// `name` NULL or writable for `name_len` bytes; `err_msg` NULL or writable
+/// `bytes` NULL or readable for `len` bytes; `out_info` NULL or readable
+/// and writable for its `struct_size` (set it first); `name` NULL or writable for `name_len` bytes; `err_msg` NULL or writable
 /// for `err_msg_len` bytes; the three outputs disjoint.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
@@ -464,10 +441,11 @@ pub unsafe extern "C" fn rnncell_onnx_node_info(
         };
         let info = c_info(n, &nodes);
         let q = n.qualified_name();
-        // SAFETY: non-null (checked), writable (caller); `name` null or
-        // writable for name_len bytes (caller), disjoint (checked).
+        // SAFETY: non-null (checked), readable and writable for its
+        // struct_size (caller); `name` null or writable for name_len bytes
+        // (caller), disjoint (checked).
         unsafe {
-            out_info.write_unaligned(info);
+            versioned::write(out_info, info, "out_info")?;
             write_msg(name, name_len, &q);
         }
         Ok(())
@@ -493,6 +471,7 @@ fn c_info(n: &OnnxNodeInfo, all: &[OnnxNodeInfo]) -> RnncellOnnxNodeInfo {
         .and_then(|nx| all.iter().position(|m| m.graph == n.graph && m.name == *nx))
         .unwrap_or(usize::MAX);
     RnncellOnnxNodeInfo {
+        struct_size: std::mem::size_of::<RnncellOnnxNodeInfo>(),
         cell: cell as u32,
         direction: direction as u32,
         layout: n.layout,

@@ -5,11 +5,10 @@ use std::mem::MaybeUninit;
 
 use super::marshal::{Handle, Regions, Tagged, Unaligned, unaligned_slice};
 use super::{
-    FfiResult, RnncellModel, RnncellSequence, RnncellSequenceOutput, RnncellStatus, RnncellTensor,
-    RnncellTensorMut, check_count, copy_in, copy_out, count_of, fail, floats_in, guarded, read_in,
-    try_vec, types::flag, write_out,
+    FfiResult, RnncellModel, RnncellStatus, RnncellTensorMut, check_count, copy_in, copy_out,
+    count_of, fail, floats_in, guarded, try_vec, write_out,
 };
-use crate::cell::model::{Model, Sequence, SequenceOutput, State};
+use crate::cell::model::{Model, State};
 use crate::cell::spec::Direction;
 use crate::kernels::{MAX_COLS, balanced};
 
@@ -441,7 +440,7 @@ pub(super) fn size_mismatch(
 }
 
 /// Where Hr comes from, for messages.
-fn state_size_name(m: &Model) -> &'static str {
+pub(super) fn state_size_name(m: &Model) -> &'static str {
     if m.spec().proj_size() > 0 {
         "the state size Hr = lstm_proj_size"
     } else {
@@ -526,13 +525,13 @@ pub unsafe extern "C" fn rnncell_model_step(
 
 /// An output buffer of `run`: the caller's memory when aligned, else a
 /// scratch vector copied out after success.
-enum Out<'a> {
+pub(super) enum Out<'a> {
     Direct(&'a mut [f32]),
     Scratch(Vec<f32>, *mut f32),
 }
 
 impl Out<'_> {
-    fn slice(&mut self) -> &mut [f32] {
+    pub(super) fn slice(&mut self) -> &mut [f32] {
         match self {
             Out::Direct(s) => s,
             Out::Scratch(v, _) => v,
@@ -541,7 +540,7 @@ impl Out<'_> {
 
     /// Writes a scratch buffer to the caller's memory (the call's last
     /// write to it).
-    fn finish(self) {
+    pub(super) fn finish(self) {
         if let Out::Scratch(v, dst) = self {
             // SAFETY: `dst` is writable for v.len() floats (the count the
             // buffer was registered with) and disjoint from our vector.
@@ -553,7 +552,7 @@ impl Out<'_> {
 /// # Safety
 /// `t.data` null or writable for `t.len` floats, not otherwise referenced
 /// during 'a (every overlapping input was copied first).
-unsafe fn out_buf<'a>(t: RnncellTensorMut) -> FfiResult<Option<Out<'a>>> {
+pub(super) unsafe fn out_buf<'a>(t: RnncellTensorMut) -> FfiResult<Option<Out<'a>>> {
     if t.data.is_null() {
         return if t.len == 0 {
             Ok(None)
@@ -575,224 +574,6 @@ unsafe fn out_buf<'a>(t: RnncellTensorMut) -> FfiResult<Option<Out<'a>>> {
         })));
     }
     Ok(Some(Out::Scratch(try_vec(t.len)?, t.data)))
-}
-
-/// What a buffer of `rnncell_model_run` must be: its count is compared with
-/// `want` (`None`: not allowed for this model) before it is read or
-/// written. `{NULL, 0}` is absent; `required` buffers must be present.
-/// `name` and `shape` (how `want` is made) go into the error detail.
-fn check_buf(
-    name: &str,
-    (data_null, len): (bool, usize),
-    want: Option<usize>,
-    required: bool,
-    shape: &dyn Fn() -> String,
-) -> FfiResult<()> {
-    if data_null {
-        return if len != 0 {
-            Err(fail(
-                RnncellStatus::NullPointer,
-                format_args!("{name}.data is NULL but {name}.len is {len}"),
-            ))
-        } else if required {
-            Err(fail(
-                RnncellStatus::NullPointer,
-                format_args!("{name}.data is NULL ({name} is required)"),
-            ))
-        } else {
-            Ok(())
-        };
-    }
-    match want {
-        None => Err(fail(
-            RnncellStatus::InvalidArgument,
-            format_args!("{name} is given but the model has none ({})", shape()),
-        )),
-        Some(n) if n != len => Err(size_mismatch(
-            format_args!("{name}.len"),
-            len,
-            n,
-            format_args!("{}", shape()),
-        )),
-        Some(_) => Ok(()),
-    }
-}
-
-/// Runs a batch of whole sequences through every layer and direction, as
-/// PyTorch's and ONNX's RNN operators do (see `RnncellSequence` and
-/// `RnncellSequenceOutput` for shapes and semantics). Each stream's result
-/// is bit-identical to stepping it alone. Any model direction. No state
-/// object is used.
-///
-/// Memory: allocates, before writing any output, scratch bounded by the
-/// model and the call (floats; see `Model::run` in the Rust docs): kb =
-/// clamp(2^22 / pre_len, 1, 256) columns per block (pre_len = 4*H for an
-/// LSTM or GRU, H for an RNN: the pre-activations of one column),
-/// bb = min(B, kb) batch rows per block;
-/// pre-activations (kb + bb - 1)*pre_len at most (<= 32 MiB, or one column);
-/// bb per-row states; for L >= 2 layers min(L - 1, 2)*bb*T*out for the
-/// outputs of intermediate layers (at most twice the output buffer); plus
-/// one temporary copy of each misaligned or overlapping buffer. Returns
-/// `RNNCELL_STATUS_ALLOCATION` (nothing written) if any of it cannot be
-/// allocated.
-///
-/// Every count is compared with the model before any buffer is read.
-/// Buffers may have any alignment; inputs may overlap outputs (they are then
-/// copied first); two outputs may not overlap
-/// (`RNNCELL_STATUS_INVALID_ARGUMENT`). On any error no output is written.
-///
-/// # Safety
-/// `model` NULL or live; `seq` and `out` NULL or valid structs whose
-/// pointers are NULL or valid for the counts given with them.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rnncell_model_run(
-    model: *const RnncellModel,
-    seq: *const RnncellSequence,
-    out: *const RnncellSequenceOutput,
-) -> RnncellStatus {
-    guarded("rnncell_model_run", || {
-        // SAFETY: `model` is null or live (caller).
-        let m = unsafe { model_ref(model) }?;
-        // SAFETY: `seq` and `out` are null or valid (caller).
-        let (sq, o) = unsafe { (read_in(seq)?, read_in(out)?) };
-        let batch_major = flag("seq.batch_major", sq.batch_major)?;
-        let s = m.spec();
-        // 1. Every count, before any buffer is touched.
-        let ld = s.num_layers * s.directions();
-        let (t, b) = (sq.steps, sq.batch);
-        if t == 0 || b == 0 {
-            return Err(fail(
-                RnncellStatus::InvalidArgument,
-                format_args!("seq.steps is {t} and seq.batch is {b}: both must be at least 1"),
-            ));
-        }
-        let n_in = count_of::<f32>(&[t, b, s.input_size])?;
-        let n_out = count_of::<f32>(&[t, b, s.output_size()])?;
-        let n_h = count_of::<f32>(&[ld, b, s.state_size()])?;
-        let n_c = count_of::<f32>(&[ld, b, s.hidden_size])?;
-        let n_c = s.has_cell_state().then_some(n_c);
-        let tens = |t: RnncellTensor| (t.data.is_null(), t.len);
-        let tmut = |t: RnncellTensorMut| (t.data.is_null(), t.len);
-        let hr = state_size_name(m);
-        let (ldn, out_n) = (
-            "L*D = num_layers x directions",
-            if s.directions() == 2 && s.merge == crate::cell::spec::MergeMode::Concat {
-                "D*Hr, concat of both directions"
-            } else {
-                "Hr"
-            },
-        );
-        // The shapes, for error messages only (formatted on failure).
-        let s_in = || {
-            format!(
-                "[T={t}, B={b}, I={}] = steps x batch x input_size",
-                s.input_size
-            )
-        };
-        let s_out = || {
-            format!(
-                "[T={t}, B={b}, {}] = steps x batch x output size ({out_n}, {hr})",
-                s.output_size()
-            )
-        };
-        let s_h = || format!("[L*D={ld}, B={b}, Hr={}]: {ldn}, {hr}", s.state_size());
-        let s_c = || {
-            if s.has_cell_state() {
-                format!("[L*D={ld}, B={b}, H={}]: {ldn}, hidden_size", s.hidden_size)
-            } else {
-                "only an LSTM has a c state".to_owned()
-            }
-        };
-        let s_lens = || format!("one length per sequence: seq.batch = {b}");
-        // (name, (data is NULL, len), wanted len, required, shape)
-        type Check<'s> = (
-            &'s str,
-            (bool, usize),
-            Option<usize>,
-            bool,
-            &'s dyn Fn() -> String,
-        );
-        let list: [Check; 7] = [
-            ("seq.input", tens(sq.input), Some(n_in), true, &s_in),
-            ("seq.h0", tens(sq.h0), Some(n_h), false, &s_h),
-            ("seq.c0", tens(sq.c0), n_c, false, &s_c),
-            (
-                "seq.seq_lens",
-                (sq.seq_lens.is_null(), sq.seq_lens_len),
-                Some(b),
-                false,
-                &s_lens,
-            ),
-            ("out.output", tmut(o.output), Some(n_out), true, &s_out),
-            ("out.h_n", tmut(o.h_n), Some(n_h), false, &s_h),
-            ("out.c_n", tmut(o.c_n), n_c, false, &s_c),
-        ];
-        for (name, buf, want, required, shape) in list {
-            check_buf(name, buf, want, required, shape)?;
-        }
-        // 2. Regions: outputs pairwise disjoint; inputs overlapping an
-        //    output are copied before anything is written.
-        let mut reg = Regions::<7>::new();
-        let r_in = reg.read(sq.input.data, sq.input.len)?;
-        let r_h0 = reg.read(sq.h0.data, sq.h0.len)?;
-        let r_c0 = reg.read(sq.c0.data, sq.c0.len)?;
-        reg.read(sq.seq_lens, sq.seq_lens_len)?;
-        for t in [o.output, o.h_n, o.c_n] {
-            reg.write(t.data, t.len)?;
-        }
-        reg.check_writes()?;
-        // 3. Inputs as Rust values.
-        // SAFETY: each input is null or readable for its count (caller),
-        // which matches the model (checked); copied when it overlaps an
-        // output or is misaligned.
-        let input = unsafe { floats_in(sq.input.data, sq.input.len, reg.aliased(r_in)) }?
-            .ok_or(RnncellStatus::NullPointer)?;
-        // SAFETY: as above.
-        let h0 = unsafe { floats_in(sq.h0.data, sq.h0.len, reg.aliased(r_h0)) }?;
-        // SAFETY: as above.
-        let c0 = unsafe { floats_in(sq.c0.data, sq.c0.len, reg.aliased(r_c0)) }?;
-        let lens: Option<Vec<usize>> = if sq.seq_lens.is_null() {
-            None
-        } else {
-            // SAFETY: non-null, readable for seq_lens_len == B entries
-            // (caller; count checked), any alignment; copied at once.
-            let l = unsafe { unaligned_slice(sq.seq_lens, sq.seq_lens_len) };
-            let mut v = Vec::new();
-            v.try_reserve_exact(l.len())
-                .map_err(|_| RnncellStatus::Allocation)?;
-            v.extend(l.iter().map(Unaligned::get));
-            Some(v)
-        };
-        // 4. Outputs: nothing above reads caller memory any more.
-        // SAFETY: each output is null or writable for its count (caller),
-        // pairwise disjoint (checked) and disjoint from every borrowed input
-        // (overlapping inputs were copied).
-        let mut output = unsafe { out_buf(o.output) }?.ok_or(RnncellStatus::NullPointer)?;
-        // SAFETY: as above.
-        let mut h_n = unsafe { out_buf(o.h_n) }?;
-        // SAFETY: as above.
-        let mut c_n = unsafe { out_buf(o.c_n) }?;
-        let seq = Sequence {
-            input: &input,
-            steps: t,
-            batch: b,
-            batch_major,
-            seq_lens: lens.as_deref(),
-            h0: h0.as_deref(),
-            c0: c0.as_deref(),
-            ..Sequence::new(&[], 0, 0)
-        };
-        let mut so = SequenceOutput {
-            output: output.slice(),
-            h_n: h_n.as_mut().map(Out::slice),
-            c_n: c_n.as_mut().map(Out::slice),
-        };
-        m.run(&seq, &mut so)?;
-        for b in [Some(output), h_n, c_n].into_iter().flatten() {
-            b.finish();
-        }
-        Ok(())
-    })
 }
 
 /// Advances N independent streams of `model` by one step each, in one call

@@ -8,7 +8,7 @@
 use std::ffi::c_char;
 use std::ptr;
 
-use super::{FfiResult, RnncellStatus};
+use super::{FfiResult, RnncellActivationSpec, RnncellStatus};
 use crate::cell::spec::{
     CellKind, Coupling, Direction, Framework, GruOptions, LstmOptions, MergeMode, ModelSpec,
     RnnActivation, RnnOptions, WeightPrecision,
@@ -105,7 +105,8 @@ pub enum RnncellCoupling {
     ForgetFromInput = 2,
 }
 
-/// The nonlinearity of a vanilla RNN.
+/// The nonlinearity of a vanilla RNN (`RnncellSpec.rnn_activation`; for
+/// any other function, or other cells, see `RnncellSpec.activations`).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RnncellActivation {
@@ -177,9 +178,13 @@ impl RnncellWeightPrecision {
 }
 
 /// The whole shape of a model: cell, variant options, sizes, layers,
-/// direction, weight precision. Fill it with `rnncell_spec_init` (or the
-/// framework's `rnncell_spec_init_pytorch`, `_onnx`, `_keras`), then change
-/// fields.
+/// direction, weight precision, activation functions. Fill it with
+/// `rnncell_spec_init` (or the framework's `rnncell_spec_init_pytorch`,
+/// `_onnx`, `_keras`), then change fields.
+///
+/// Versioned: `struct_size` is `sizeof(RnncellSpec)` of the caller's
+/// header (the init functions write it); fields are only appended, 0 is
+/// each new field's default (see the README, "How the C ABI is versioned").
 ///
 /// Enum fields hold the values of the enum named in their comment. A clip
 /// of 0 means "no clipping"; a negative or NaN clip is invalid. Options of
@@ -189,6 +194,8 @@ impl RnncellWeightPrecision {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RnncellSpec {
+    /// `sizeof(RnncellSpec)` (set by `rnncell_spec_init*`).
+    pub struct_size: usize,
     /// An `RnncellCell`.
     pub cell: u32,
     /// Input features per step (I), at least 1.
@@ -238,7 +245,26 @@ pub struct RnncellSpec {
     /// An `RnncellWeightPrecision` (default f32).
     /// `RNNCELL_WEIGHT_PRECISION_STORED` only for the safetensors loaders.
     pub weight_precision: u32,
+    /// The activation functions, `activations[direction][slot]`: direction
+    /// 0 is forward (or the only direction), 1 the backward direction of a
+    /// bidirectional model; slot 0 is f (LSTM gates i, f, o; GRU gates z,
+    /// r; the RNN's one function), 1 is g (LSTM and GRU candidate), 2 is h
+    /// (LSTM output, h = o * h(c')). A GRU uses slots 0 and 1, an RNN slot
+    /// 0 only: the others must stay 0. Kind 0 is the cell's default
+    /// (sigmoid, tanh, tanh; an RNN's f is `rnn_activation`'s function,
+    /// and a relu RNN's f may only be relu). Direction 1 all 0 on a
+    /// bidirectional model means "as direction 0"; on a model with one
+    /// direction it must be all 0. All zero (what the init functions
+    /// write): the standard functions. As ONNX's `activations`,
+    /// `activation_alpha`, `activation_beta` attributes.
+    pub activations: [[RnncellActivationSpec; 3]; 2],
+    /// Must be 0 (room for a future option without trailing padding).
+    pub reserved: u32,
 }
+
+// No trailing padding: a field appended later starts at the old sizeof.
+const _: () =
+    assert!(std::mem::offset_of!(RnncellSpec, reserved) + 4 == std::mem::size_of::<RnncellSpec>());
 
 impl Default for RnncellSpec {
     /// What `rnncell_spec_init(spec, RNNCELL_CELL_LSTM, 0, 0)` writes.
@@ -288,6 +314,7 @@ impl RnncellSpec {
             _ => RNNCELL_FRAMEWORK_DEFAULT,
         };
         RnncellSpec {
+            struct_size: std::mem::size_of::<RnncellSpec>(),
             cell,
             input_size,
             hidden_size,
@@ -304,6 +331,8 @@ impl RnncellSpec {
             gru_linear_before_reset: lbr,
             rnn_activation: RnncellActivation::Tanh as u32,
             weight_precision: RnncellWeightPrecision::F32 as u32,
+            activations: Default::default(),
+            reserved: 0,
         }
     }
 
@@ -317,15 +346,17 @@ impl RnncellSpec {
             2 => Direction::Bidirectional,
             v => return Err(bad("direction", v)),
         };
+        let cell = self.cell_kind(framework)?;
+        let activations = self.model_activations(&cell, Some(direction.count()))?;
         let spec = ModelSpec {
-            cell: self.cell_kind(framework)?,
+            cell,
             input_size: self.input_size,
             hidden_size: self.hidden_size,
             num_layers: self.num_layers,
             direction,
             merge: self.merge_mode()?,
             precision: self.weight_precision()?,
-            activations: None,
+            activations,
         };
         spec.validate()?;
         Ok(spec)
@@ -371,6 +402,12 @@ impl RnncellSpec {
     /// read as `framework`'s value (not validated: clips are checked when a
     /// model is built).
     pub(crate) fn cell_kind(self, framework: Framework) -> Result<CellKind, Error> {
+        if self.reserved != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "spec.reserved: {} is not 0",
+                self.reserved
+            )));
+        }
         let misplaced = |kind: &str| {
             Error::InvalidArgument(format!(
                 "spec: {kind} options are set but the cell is not {kind} (keep rnncell_spec_init's defaults)"
@@ -454,6 +491,7 @@ impl RnncellSpec {
             MergeMode::Sum => RnncellMerge::Sum,
         } as u32;
         out.weight_precision = RnncellWeightPrecision::from_precision(s.precision) as u32;
+        out.set_activations(s);
         match s.cell {
             CellKind::Lstm(o) => {
                 out.clip = clip_out(o.clip);
@@ -486,7 +524,8 @@ impl RnncellSpec {
 
 /// A read-only float buffer and its element count. `{NULL, 0}` means
 /// "absent" where a tensor is optional; `data == NULL` with `len > 0` is
-/// `RNNCELL_STATUS_NULL_POINTER`. `data` may have any alignment.
+/// `RNNCELL_STATUS_NULL_POINTER`. `data` may have any alignment. Frozen
+/// (not versioned): its layout never changes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RnncellTensor {
@@ -507,6 +546,7 @@ impl Default for RnncellTensor {
 
 /// A writable float buffer and its element count; `{NULL, 0}` means
 /// "not wanted" where an output is optional. `data` may have any alignment.
+/// Frozen (not versioned): its layout never changes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RnncellTensorMut {
@@ -528,7 +568,8 @@ impl Default for RnncellTensorMut {
 /// The weights of one layer and one direction in PyTorch's layout (also the
 /// canonical layout: LSTM gate rows i, f, g, o; GRU r, z, n). G = 4, 3 or 1
 /// gates, H hidden, `in` = I for layer 0 and the previous layer's output
-/// size above it, Hr = P with a projection, else H.
+/// size above it, Hr = P with a projection, else H. Frozen (an array
+/// element, not versioned): its layout never changes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RnncellPytorchLayer {
@@ -551,7 +592,8 @@ pub struct RnncellPytorchLayer {
 }
 
 /// The tensors of one ONNX LSTM/GRU/RNN node: one layer, all D directions
-/// (ONNX gate order LSTM i, o, f, c; GRU z, r, h).
+/// (ONNX gate order LSTM i, o, f, c; GRU z, r, h). Frozen (an array
+/// element, not versioned).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RnncellOnnxLayer {
@@ -567,7 +609,8 @@ pub struct RnncellOnnxLayer {
 }
 
 /// The weights of one Keras LSTM/GRU/SimpleRNN layer and direction (Keras
-/// gate order LSTM i, f, c, o; GRU z, r, h; transposed).
+/// gate order LSTM i, f, c, o; GRU z, r, h; transposed). Frozen (an array
+/// element, not versioned).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RnncellKerasLayer {
@@ -580,10 +623,15 @@ pub struct RnncellKerasLayer {
     pub bias: RnncellTensor,
 }
 
-/// The sizes of a model, as `rnncell_model_info` reports them.
+/// The sizes of a model, as `rnncell_model_info` reports them. Versioned
+/// output: set `struct_size` to `sizeof(RnncellModelInfo)` before the call
+/// (`RnncellModelInfo info = {.struct_size = sizeof info};` or
+/// `rnncell_model_info_init`); fields past it are not written.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RnncellModelInfo {
+    /// `sizeof(RnncellModelInfo)`, set by the caller.
+    pub struct_size: usize,
     /// An `RnncellCell`.
     pub cell: u32,
     /// I: floats of `x` per step.
@@ -610,39 +658,121 @@ pub struct RnncellModelInfo {
     /// (never `RNNCELL_WEIGHT_PRECISION_STORED`; a model loaded with it
     /// reports the file's precision).
     pub weight_precision: u32,
+    /// The integer dot sequence an `RNNCELL_WEIGHT_PRECISION_I8` model's
+    /// kernels run (`"portable"`, `"avx2-sign"`, `"avx-vnni"`,
+    /// `"avx512-vnni"`, `"avx512bw-sign"`, `"neon-sdot"`, `"neon-smull"`),
+    /// a static NUL-terminated string (never free it); NULL for every other
+    /// precision.
+    pub int_dot: *const c_char,
 }
 
+impl Default for RnncellModelInfo {
+    fn default() -> RnncellModelInfo {
+        RnncellModelInfo {
+            struct_size: std::mem::size_of::<RnncellModelInfo>(),
+            cell: 0,
+            input_size: 0,
+            hidden_size: 0,
+            state_size: 0,
+            output_size: 0,
+            num_layers: 0,
+            num_directions: 0,
+            has_cell_state: false,
+            isa: RnncellIsa::Auto,
+            weight_bytes: 0,
+            weight_precision: 0,
+            int_dot: ptr::null(),
+        }
+    }
+}
+
+const _: () = assert!(
+    std::mem::offset_of!(RnncellModelInfo, int_dot) + std::mem::size_of::<*const c_char>()
+        == std::mem::size_of::<RnncellModelInfo>()
+);
+
 /// A batch of sequences for `rnncell_model_run`. T = `steps`, B = `batch`,
-/// L layers, D directions.
+/// L layers, D directions, Hr = state size, out = output size. Versioned:
+/// fill it with `rnncell_sequence_init` (or set `struct_size` to
+/// `sizeof(RnncellSequence)` and every other field to 0), then set fields.
+///
+/// Shapes by `layout`:
+///
+/// | layout | input | h0, c0, h_n, c_n | output |
+/// |---|---|---|---|
+/// | NATIVE, time-major | [T, B, I] | [L*D, B, Hr or H] | [T, B, out] |
+/// | NATIVE, `batch_major` | [B, T, I] | [L*D, B, Hr or H] | [B, T, out] |
+/// | ONNX0 | X [T, B, I] | [L*D, B, Hr or H] | Y [T, D, B, Hr] |
+/// | ONNX1 | X [B, T, I] | [B, L*D, Hr or H] | Y [B, T, D, Hr] |
+///
+/// The ONNX layouts take ONNX's `X`, `initial_h`, `initial_c` and give
+/// `Y`, `Y_h`, `Y_c` unchanged; with `RNNCELL_MERGE_SUM` their output is
+/// [T, B, Hr] or [B, T, Hr]. The element counts are the same in every
+/// layout; only the order differs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RnncellSequence {
-    /// `[T, B, I]` (time-major) or `[B, T, I]` (`batch_major`), required.
+    /// `sizeof(RnncellSequence)` (set by `rnncell_sequence_init`).
+    pub struct_size: usize,
+    /// The input, `[T, B, I]` or `[B, T, I]` (see the table), required.
     pub input: RnncellTensor,
     /// T, at least 1.
     pub steps: usize,
     /// B, at least 1.
     pub batch: usize,
     /// 1 for `[B, T, ...]` input and output, 0 for `[T, B, ...]` (any
-    /// other value is `RNNCELL_STATUS_INVALID_ARGUMENT`).
+    /// other value is `RNNCELL_STATUS_INVALID_ARGUMENT`); native layout
+    /// only (must be 0 with an ONNX layout, which decides the order).
     pub batch_major: u32,
-    /// B per-sequence lengths, each <= T, or NULL for all T. ONNX
+    /// B per-sequence lengths as `size_t`, each <= T, or NULL for all T
+    /// (at most one of `seq_lens`, `seq_lens_i32`, `seq_lens_i64` is
+    /// non-NULL). ONNX
     /// semantics: outputs past a sequence's end are zero, its final state is
     /// the state after its last valid step, the reverse direction starts at
     /// its own last step; a length of 0 returns the initial state. Any
     /// alignment.
     pub seq_lens: *const usize,
-    /// Elements of `seq_lens` (B, or 0 with NULL).
+    /// Elements of the lengths array given (B), or 0 when all three are
+    /// NULL.
     pub seq_lens_len: usize,
     /// Initial h `[L*D, B, Hr]`, optional (zeros).
     pub h0: RnncellTensor,
     /// Initial c `[L*D, B, H]` (LSTM), optional (zeros).
     pub c0: RnncellTensor,
+    /// An `RnncellSequenceLayout` (default native).
+    pub layout: u32,
+    /// B per-sequence lengths as int32 (ONNX `sequence_lens`), or NULL;
+    /// semantics of `seq_lens`. A negative entry or one above T is
+    /// `RNNCELL_STATUS_INVALID_ARGUMENT` naming it. Any alignment.
+    pub seq_lens_i32: *const i32,
+    /// B per-sequence lengths as int64 (PyTorch), or NULL; as
+    /// `seq_lens_i32`.
+    pub seq_lens_i64: *const i64,
+}
+
+const _: () = assert!(
+    std::mem::offset_of!(RnncellSequence, seq_lens_i64) + std::mem::size_of::<*const i64>()
+        == std::mem::size_of::<RnncellSequence>()
+);
+
+/// How `rnncell_model_run` lays out the tensors of an `RnncellSequence` and
+/// its `RnncellSequenceOutput` (see `RnncellSequence`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnncellSequenceLayout {
+    /// rnncell's own layout, also PyTorch's (the default; `batch_major`
+    /// picks time- or batch-major).
+    Native = 0,
+    /// ONNX `layout = 0`: X [T, B, I], Y [T, D, B, Hr], states [L*D, B, .].
+    Onnx0 = 1,
+    /// ONNX `layout = 1`: X [B, T, I], Y [B, T, D, Hr], states [B, L*D, .].
+    Onnx1 = 2,
 }
 
 impl Default for RnncellSequence {
     fn default() -> RnncellSequence {
         RnncellSequence {
+            struct_size: std::mem::size_of::<RnncellSequence>(),
             input: RnncellTensor::default(),
             steps: 0,
             batch: 0,
@@ -651,13 +781,17 @@ impl Default for RnncellSequence {
             seq_lens_len: 0,
             h0: RnncellTensor::default(),
             c0: RnncellTensor::default(),
+            layout: RnncellSequenceLayout::Native as u32,
+            seq_lens_i32: ptr::null(),
+            seq_lens_i64: ptr::null(),
         }
     }
 }
 
 /// Where `rnncell_model_run` writes. Outputs must not overlap each other;
 /// they may overlap the inputs (inputs are then read before anything is
-/// written, e.g. `h_n == h0` updates a state in place).
+/// written, e.g. `h_n == h0` updates a state in place). Frozen (not
+/// versioned; new outputs would come with a new struct).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RnncellSequenceOutput {
@@ -687,11 +821,15 @@ pub enum RnncellWeightFormat {
     Keras = 1,
 }
 
-/// Where the tensors are in a safetensors file. All fields may be zero /
-/// NULL (a PyTorch `state_dict` holding only the RNN).
+/// Where the tensors are in a safetensors file. All fields but
+/// `struct_size` may be zero / NULL (a PyTorch `state_dict` holding only
+/// the RNN). Versioned: fill it with `rnncell_safetensors_options_init`
+/// (or set `struct_size` to `sizeof(RnncellSafetensorsOptions)`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RnncellSafetensorsOptions {
+    /// `sizeof(RnncellSafetensorsOptions)`.
+    pub struct_size: usize,
     /// An `RnncellWeightFormat`.
     pub format: u32,
     /// Only tensors whose names start with this NUL-terminated UTF-8 string
@@ -710,6 +848,7 @@ pub struct RnncellSafetensorsOptions {
 impl Default for RnncellSafetensorsOptions {
     fn default() -> RnncellSafetensorsOptions {
         RnncellSafetensorsOptions {
+            struct_size: std::mem::size_of::<RnncellSafetensorsOptions>(),
             format: RnncellWeightFormat::Pytorch as u32,
             prefix: ptr::null(),
             keras_layers: ptr::null(),

@@ -59,21 +59,21 @@ static void test_spec_errors(void) {
     Net n;
     RnncellPytorchLayer *layers;
 
-    EXPECT(rnncell_spec_init(NULL, RNNCELL_CELL_GRU, 3, 4), RNNCELL_STATUS_NULL_POINTER);
-    EXPECT(rnncell_spec_init(&s, 0, 3, 4), RNNCELL_STATUS_INVALID_ARGUMENT);
-    EXPECT(rnncell_spec_init(&s, 4, 3, 4), RNNCELL_STATUS_INVALID_ARGUMENT);
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_GRU, 3, 4));
+    EXPECT(rnncell_spec_init(NULL, sizeof(RnncellSpec), RNNCELL_CELL_GRU, 3, 4), RNNCELL_STATUS_NULL_POINTER);
+    EXPECT(rnncell_spec_init(&s, sizeof s, 0, 3, 4), RNNCELL_STATUS_INVALID_ARGUMENT);
+    EXPECT(rnncell_spec_init(&s, sizeof s, 4, 3, 4), RNNCELL_STATUS_INVALID_ARGUMENT);
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_GRU, 3, 4));
     CHECK(s.cell == RNNCELL_CELL_GRU && s.input_size == 3 && s.hidden_size == 4);
     CHECK(s.num_layers == 1 && s.direction == RNNCELL_DIRECTION_FORWARD);
     CHECK(s.merge == RNNCELL_MERGE_CONCAT && s.clip == 0.0f);
     CHECK(s.gru_linear_before_reset == RNNCELL_FRAMEWORK_DEFAULT);
-    OK(rnncell_spec_init_onnx(&b, RNNCELL_CELL_GRU, 3, 4));
+    OK(rnncell_spec_init_onnx(&b, sizeof b, RNNCELL_CELL_GRU, 3, 4));
     CHECK(b.gru_linear_before_reset == 0);
-    OK(rnncell_spec_init_pytorch(&b, RNNCELL_CELL_GRU, 3, 4));
+    OK(rnncell_spec_init_pytorch(&b, sizeof b, RNNCELL_CELL_GRU, 3, 4));
     CHECK(b.gru_linear_before_reset == 1);
-    OK(rnncell_spec_init_keras(&b, RNNCELL_CELL_GRU, 3, 4));
+    OK(rnncell_spec_init_keras(&b, sizeof b, RNNCELL_CELL_GRU, 3, 4));
     CHECK(b.gru_linear_before_reset == 1);
-    OK(rnncell_spec_init_onnx(&b, RNNCELL_CELL_LSTM, 3, 4));
+    OK(rnncell_spec_init_onnx(&b, sizeof b, RNNCELL_CELL_LSTM, 3, 4));
     CHECK(b.gru_linear_before_reset == RNNCELL_FRAMEWORK_DEFAULT);
     CHECK(s.rnn_activation == RNNCELL_ACTIVATION_TANH && s.lstm_proj_size == 0);
     CHECK(s.weight_precision == RNNCELL_WEIGHT_PRECISION_F32 && s.weight_precision == 0);
@@ -118,7 +118,7 @@ static void test_spec_errors(void) {
     BAD_SPEC(b.input_size = 5, RNNCELL_STATUS_SIZE_MISMATCH, "weight_ih");
     BAD_SPEC(b.num_layers = 2, RNNCELL_STATUS_SIZE_MISMATCH, "expected 2");
     /* LSTM-only rules. */
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 3, 4));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 3, 4));
     free(layers);
     net_free(&n);
     net_init(&n, &s, &seed);
@@ -136,7 +136,7 @@ static void test_spec_errors(void) {
         layers[0].peephole = tensor(NULL, 0);
     }
     /* RNN activation out of range. */
-    OK(rnncell_spec_init(&b, RNNCELL_CELL_RNN, 3, 4));
+    OK(rnncell_spec_init(&b, sizeof b, RNNCELL_CELL_RNN, 3, 4));
     b.rnn_activation = 7;
     m = NULL;
     EXPECT(rnncell_model_new_pytorch(&b, layers, 1, 0, &m, msg, sizeof msg),
@@ -159,8 +159,8 @@ static void check_variant(const char *name, const RnncellSpec *spec, uint32_t se
     uint32_t mask = rnncell_isa_available(), isa;
     float *xs, *want, *first = NULL;
     RefState *ref;
-    RnncellModelInfo info;
-    RnncellSpec back;
+    RnncellModelInfo info = {.struct_size = sizeof info};
+    RnncellSpec back = {.struct_size = sizeof back};
     net_init(&n, spec, &seed);
     xs = rnd_vec(T * n.I, &seed);
     want = (float *)malloc(T * n.Hr * sizeof(float));
@@ -241,7 +241,7 @@ static void check_variant(const char *name, const RnncellSpec *spec, uint32_t se
         {
             RnncellSequence sq;
             RnncellSequenceOutput so;
-            memset(&sq, 0, sizeof sq);
+            OK(rnncell_sequence_init(&sq, sizeof sq));
             memset(&so, 0, sizeof so);
             sq.input = tensor(xb, B * T * n.I);
             sq.steps = T;
@@ -281,11 +281,11 @@ static void check_variant(const char *name, const RnncellSpec *spec, uint32_t se
 static void test_variants(void) {
     RnncellSpec s;
     printf("variants against the reference, every ISA:\n");
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 13, 21));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 13, 21));
     s.num_layers = 2;
     check_variant("lstm", &s, 1);
 
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 9, 11));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 9, 11));
     s.num_layers = 2;
     s.lstm_peephole = true;
     s.lstm_proj_size = 5;
@@ -296,26 +296,26 @@ static void test_variants(void) {
     s.lstm_coupling = RNNCELL_COUPLING_INPUT_FROM_FORGET;
     check_variant("lstm peephole+proj+clips+cifg", &s, 2);
 
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 6, 7));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 6, 7));
     s.lstm_coupling = RNNCELL_COUPLING_FORGET_FROM_INPUT;
     s.lstm_peephole = true;
     check_variant("lstm onnx input_forget", &s, 3);
 
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_GRU, 10, 17));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_GRU, 10, 17));
     s.num_layers = 3;
     check_variant("gru linear-before-reset", &s, 4);
 
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_GRU, 5, 9));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_GRU, 5, 9));
     s.gru_linear_before_reset = false;
     s.clip = 0.7f;
     s.num_layers = 2;
     check_variant("gru reset-before clip", &s, 5);
 
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_RNN, 7, 19));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_RNN, 7, 19));
     s.num_layers = 2;
     check_variant("rnn tanh", &s, 6);
 
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_RNN, 3, 33));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_RNN, 3, 33));
     s.rnn_activation = RNNCELL_ACTIVATION_RELU;
     s.clip = 0.4f;
     check_variant("rnn relu clip", &s, 7);
@@ -348,7 +348,7 @@ static void test_layouts(uint32_t cell, bool peephole) {
     RnncellModel *mp, *mo, *mk = NULL;
     char msg[256];
 
-    OK(rnncell_spec_init(&s, cell, 6, 10));
+    OK(rnncell_spec_init(&s, sizeof s, cell, 6, 10));
     s.num_layers = 2;
     s.direction = RNNCELL_DIRECTION_BIDIRECTIONAL;
     s.lstm_peephole = peephole;
@@ -436,7 +436,7 @@ static void test_layouts(uint32_t cell, bool peephole) {
         float *yp = (float *)calloc(T * 2 * n.out, sizeof(float));
         float *yo = (float *)calloc(T * 2 * n.out, sizeof(float));
         float *yk = (float *)calloc(T * 2 * n.out, sizeof(float));
-        memset(&sq, 0, sizeof sq);
+        OK(rnncell_sequence_init(&sq, sizeof sq));
         memset(&so, 0, sizeof so);
         sq.input = tensor(x, T * 2 * n.I);
         sq.steps = T;
@@ -510,10 +510,10 @@ static void test_directions(uint32_t cell) {
     size_t T = 7, B = 2, t, b, d, k, lens[2] = {7, 4};
     float *x, *h0, *c0;
     uint32_t merge;
-    OK(rnncell_spec_init(&s, cell, 5, 6));
+    OK(rnncell_spec_init(&s, sizeof s, cell, 5, 6));
     s.direction = RNNCELL_DIRECTION_BIDIRECTIONAL;
     net_init(&n, &s, &seed);
-    OK(rnncell_spec_init(&f, cell, 5, 6));
+    OK(rnncell_spec_init(&f, sizeof f, cell, 5, 6));
     for (d = 0; d < 2; d++) {
         uint32_t z = 1;
         net_init(&nf[d], &f, &z);
@@ -564,7 +564,7 @@ static void test_directions(uint32_t cell) {
                 free(yt);
             }
         }
-        memset(&sq, 0, sizeof sq);
+        OK(rnncell_sequence_init(&sq, sizeof sq));
         memset(&so, 0, sizeof so);
         sq.input = tensor(x, T * B * n.I);
         sq.steps = T;
@@ -629,7 +629,7 @@ static void test_directions(uint32_t cell) {
         pl.bias_hh = tensor(n.layers[1].br, n.layers[1].nb);
         OK(rnncell_model_new_pytorch(&r, &pl, 1, 0, &m, NULL, 0));
         mf = net_model(&nf[1], RNNCELL_ISA_AUTO);
-        memset(&sq, 0, sizeof sq);
+        OK(rnncell_sequence_init(&sq, sizeof sq));
         memset(&so, 0, sizeof so);
         sq.input = tensor(x, T * n.I);
         sq.steps = T;
@@ -670,7 +670,7 @@ static void test_states(void) {
     RnncellState *a, *b, *c, *bad;
     float x[5], ya[6], yb[6], h[6], cc[6], h2[6], v[7];
     size_t k;
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 5, 6));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 5, 6));
     s.num_layers = 2;
     net_init(&n, &s, &seed);
     m = net_model(&n, RNNCELL_ISA_AUTO);
@@ -758,7 +758,7 @@ static void test_boundary(void) {
     RnncellModel *m, *tmp;
     RnncellState *st, *st2, *arr[3];
     RnncellPytorchLayer *pl;
-    RnncellModelInfo info;
+    RnncellModelInfo info = {.struct_size = sizeof info};
     float x[7], y[7], h_before[7], c_before[7], h[7], c[7];
     unsigned char raw[64 + 1];
     float *xu, *yu;
@@ -768,7 +768,7 @@ static void test_boundary(void) {
     RnncellSequenceOutput so;
     float xs[3 * 7], ys[3 * 7], hn[7];
 
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 7, 7));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 7, 7));
     net_init(&n, &s, &seed);
     pl = net_pytorch_layers(&n);
     m = net_model(&n, RNNCELL_ISA_AUTO);
@@ -949,7 +949,7 @@ static void test_boundary(void) {
     OK(rnncell_model_step_chunk(m, st, xs, 21, ys, 21));
 
     /* run errors: nothing is written */
-    memset(&sq, 0, sizeof sq);
+    OK(rnncell_sequence_init(&sq, sizeof sq));
     memset(&so, 0, sizeof so);
     sq.input = tensor(xs, 21);
     sq.steps = 3;
@@ -1081,7 +1081,7 @@ static void test_safetensors(void) {
     char msg[256];
     const char *path = "rnncell_test_api.safetensors";
     FILE *fp;
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 4, 5));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 4, 5));
     net_init(&n, &s, &seed);
     data = (unsigned char *)malloc(4096);
     hdr[0] = '{';
@@ -1097,15 +1097,15 @@ static void test_safetensors(void) {
     memcpy(file + 1 + 8 + hl, data, dl);
 
     ma = net_model(&n, RNNCELL_ISA_AUTO);
-    OK(rnncell_spec_init(&cellonly, RNNCELL_CELL_LSTM, 0, 0));
-    memset(&o, 0, sizeof o);
+    OK(rnncell_spec_init(&cellonly, sizeof cellonly, RNNCELL_CELL_LSTM, 0, 0));
+    OK(rnncell_safetensors_options_init(&o, sizeof o));
     o.format = RNNCELL_WEIGHT_FORMAT_PYTORCH;
     o.prefix = "rnn.";
     /* bytes at an odd address */
     OK(rnncell_model_load_safetensors_bytes(file + 1, flen, &cellonly, &o, RNNCELL_ISA_AUTO, &mf, msg,
                                             sizeof msg));
     if (mf) {
-        RnncellModelInfo info;
+        RnncellModelInfo info = {.struct_size = sizeof info};
         RnncellState *a, *b;
         float x[4], ya[5], yb[5];
         OK(rnncell_model_info(mf, &info));
@@ -1180,8 +1180,8 @@ static void test_precisions(void) {
     static const uint32_t all[5] = {RNNCELL_WEIGHT_PRECISION_F32, RNNCELL_WEIGHT_PRECISION_F16,
                                     RNNCELL_WEIGHT_PRECISION_BF16, RNNCELL_WEIGHT_PRECISION_I8W,
                                     RNNCELL_WEIGHT_PRECISION_I8};
-    RnncellSpec s, back;
-    RnncellModelInfo info;
+    RnncellSpec s, back = {.struct_size = sizeof back};
+    RnncellModelInfo info = {.struct_size = sizeof info};
     RnncellModel *m;
     RnncellPytorchLayer *a;
     Net n;
@@ -1190,7 +1190,7 @@ static void test_precisions(void) {
     char msg[256];
     const char *model = getenv("RNNCELL_MODEL");
     CHECK(RNNCELL_WEIGHT_PRECISION_I8 == 4 && RNNCELL_MAX_INT8_K == 133143);
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 3, 4));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 3, 4));
     for (k = 0; k < 5; k++) {
         s.weight_precision = all[k];
         net_init(&n, &s, &seed);
@@ -1207,7 +1207,7 @@ static void test_precisions(void) {
     }
     /* i8: an input size above RNNCELL_MAX_INT8_K is INVALID_ARGUMENT naming
      * it; the same weights build in f32. */
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_GRU, RNNCELL_MAX_INT8_K + 1, 1));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_GRU, RNNCELL_MAX_INT8_K + 1, 1));
     net_init(&n, &s, &seed);
     a = net_pytorch_layers(&n);
     s.weight_precision = RNNCELL_WEIGHT_PRECISION_I8;
@@ -1228,7 +1228,7 @@ static void test_precisions(void) {
         printf("  precisions: RNNCELL_MODEL not set, STORED from a file not tested\n");
         return;
     }
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 0, 0));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 0, 0));
     OK(rnncell_model_load_safetensors(model, &s, NULL, RNNCELL_ISA_AUTO, &m, msg, sizeof msg));
     if (m) {
         OK(rnncell_model_info(m, &info));
@@ -1267,7 +1267,7 @@ static void test_marshal(void) {
     unsigned char *raw;
     float *xs, *ys, *mis;
 
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 5, 4));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 5, 4));
     net_init(&n, &s, &seed);
     pl = net_pytorch_layers(&n);
     m = net_model(&n, RNNCELL_ISA_AUTO);
@@ -1318,7 +1318,7 @@ static void test_marshal(void) {
     {
         float *buf = (float *)malloc(2 * 4 * 5 * sizeof(float));
         float *x = (float *)calloc(2 * 5, sizeof(float));
-        memset(&sq, 0, sizeof sq);
+        OK(rnncell_sequence_init(&sq, sizeof sq));
         memset(&so, 0, sizeof so);
         sq.input = tensor(x, 2 * 5);
         sq.steps = 2;
@@ -1357,6 +1357,97 @@ static void test_marshal(void) {
     net_free(&n);
 }
 
+/* 0.5's versioned structs and their new fields, from C: struct_size,
+ * per-direction activations (explicit defaults build the same model,
+ * rnncell_model_spec reports them), the ONNX layout of a forward model. */
+static void test_versioned(void) {
+    RnncellSpec s, back;
+    RnncellModel *m = NULL, *ma, *mb, *mc;
+    RnncellPytorchLayer *a;
+    RnncellSequence sq;
+    RnncellSequenceOutput so;
+    Net n;
+    uint32_t seed = 21;
+    size_t T = 4, B = 2;
+    char msg[256];
+    float *x, *ya, *yb, *yc, *yo;
+    int32_t lens[2] = {4, 2};
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 3, 5));
+    CHECK(s.struct_size == sizeof s);
+    EXPECT(rnncell_spec_init(&s, 8, RNNCELL_CELL_LSTM, 3, 5), RNNCELL_STATUS_INVALID_ARGUMENT);
+    CHECK(s.struct_size == sizeof s); /* nothing written */
+    net_init(&n, &s, &seed);
+    a = net_pytorch_layers(&n);
+    s.struct_size = 0;
+    EXPECT(rnncell_model_new_pytorch(&s, a, 1, RNNCELL_ISA_AUTO, &m, msg, sizeof msg),
+           RNNCELL_STATUS_INVALID_ARGUMENT);
+    CHECK(m == NULL && strstr(msg, "spec.struct_size is 0, expected") != NULL);
+    CHECK(strstr(rnncell_last_error(), "rnncell_model_new_pytorch: spec.struct_size is 0") != NULL);
+    s.struct_size = sizeof s;
+    ma = net_model(&n, RNNCELL_ISA_AUTO);
+    /* explicit sigmoid, tanh, tanh: the same model */
+    s.activations[0][0].kind = RNNCELL_ACTIVATION_KIND_SIGMOID;
+    s.activations[0][1].kind = RNNCELL_ACTIVATION_KIND_TANH;
+    s.activations[0][2].kind = RNNCELL_ACTIVATION_KIND_TANH;
+    OK(rnncell_model_new_pytorch(&s, a, 1, RNNCELL_ISA_AUTO, &mb, msg, sizeof msg));
+    /* hard sigmoid gates: another model, reported back */
+    s.activations[0][0].kind = RNNCELL_ACTIVATION_KIND_HARD_SIGMOID;
+    s.activations[0][0].alpha = 0.2f;
+    s.activations[0][0].beta = 0.5f;
+    OK(rnncell_model_new_pytorch(&s, a, 1, RNNCELL_ISA_AUTO, &mc, msg, sizeof msg));
+    back.struct_size = sizeof back;
+    OK(rnncell_model_spec(mc, &back));
+    CHECK(back.activations[0][0].kind == RNNCELL_ACTIVATION_KIND_HARD_SIGMOID &&
+          back.activations[0][0].alpha == 0.2f && back.activations[0][0].beta == 0.5f);
+    CHECK(back.activations[1][0].kind == RNNCELL_ACTIVATION_KIND_DEFAULT);
+    /* a backward set on a forward model names the slot */
+    s.activations[1][1].kind = RNNCELL_ACTIVATION_KIND_RELU;
+    EXPECT(rnncell_model_new_pytorch(&s, a, 1, RNNCELL_ISA_AUTO, &m, msg, sizeof msg),
+           RNNCELL_STATUS_INVALID_ARGUMENT);
+    CHECK(m == NULL && strstr(msg, "spec.activations[1][1] (g)") != NULL);
+    x = rnd_vec(T * B * 3, &seed);
+    ya = (float *)malloc(T * B * 5 * sizeof(float));
+    yb = (float *)malloc(T * B * 5 * sizeof(float));
+    yc = (float *)malloc(T * B * 5 * sizeof(float));
+    yo = (float *)malloc(T * B * 5 * sizeof(float));
+    OK(rnncell_sequence_init(&sq, sizeof sq));
+    memset(&so, 0, sizeof so);
+    sq.input = tensor(x, T * B * 3);
+    sq.steps = T;
+    sq.batch = B;
+    sq.seq_lens_i32 = lens;
+    sq.seq_lens_len = B;
+    if (ma && mb && mc) {
+        so.output = tensor_mut(ya, T * B * 5);
+        OK(rnncell_model_run(ma, &sq, &so));
+        so.output = tensor_mut(yb, T * B * 5);
+        OK(rnncell_model_run(mb, &sq, &so));
+        so.output = tensor_mut(yc, T * B * 5);
+        OK(rnncell_model_run(mc, &sq, &so));
+        CHECK(same_bits(ya, yb, T * B * 5) && !same_bits(ya, yc, T * B * 5));
+        /* ONNX layout 0 of a forward model: Y [T, 1, B, H] is [T, B, H] */
+        sq.layout = RNNCELL_SEQUENCE_LAYOUT_ONNX0;
+        so.output = tensor_mut(yo, T * B * 5);
+        OK(rnncell_model_run(ma, &sq, &so));
+        CHECK(same_bits(ya, yo, T * B * 5));
+        /* two lengths arrays */
+        sq.seq_lens = (const size_t *)lens;
+        EXPECT(rnncell_model_run(ma, &sq, &so), RNNCELL_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(rnncell_last_error(), "give the lengths once") != NULL);
+    }
+    free(a);
+    free(x);
+    free(ya);
+    free(yb);
+    free(yc);
+    free(yo);
+    rnncell_model_free(ma);
+    rnncell_model_free(mb);
+    rnncell_model_free(mc);
+    net_free(&n);
+    printf("  versioned structs: struct_size, activations, ONNX layout, int32 lengths: ok\n");
+}
+
 int main(void) {
     test_queries();
     test_spec_errors();
@@ -1373,6 +1464,7 @@ int main(void) {
     test_boundary();
     test_safetensors();
     test_precisions();
+    test_versioned();
     if (failures) {
         fprintf(stderr, "test_api: %d check(s) FAILED\n", failures);
         return 1;

@@ -32,7 +32,7 @@ static void *worker(void *arg) {
     }
     rnncell_state_free(st);
     if (j->status != RNNCELL_STATUS_OK) return NULL;
-    memset(&sq, 0, sizeof sq);
+    OK(rnncell_sequence_init(&sq, sizeof sq));
     memset(&so, 0, sizeof so);
     sq.input = tensor(j->x, STEPS * j->I);
     sq.steps = STEPS;
@@ -51,7 +51,7 @@ int main(void) {
     pthread_t th[THREADS];
     float *want[THREADS];
     size_t i, t;
-    OK(rnncell_spec_init(&s, RNNCELL_CELL_LSTM, 19, 37));
+    OK(rnncell_spec_init(&s, sizeof s, RNNCELL_CELL_LSTM, 19, 37));
     s.num_layers = 2;
     s.lstm_proj_size = 11;
     net_init(&n, &s, &seed);
