@@ -55,6 +55,10 @@ export RNNCELL_TEST_RUNNER="qemu-aarch64 -L /"
 export CARGO_TARGET_DIR=target/aarch64
 # Fail, rather than skip, if the NEON kernels are not exercised.
 export RNNCELL_REQUIRE_ISA=neon
+# Likewise both NEON integer dots (qemu's default CPU has dotprod); this also
+# replaces the x86 dots .ci/run requires on its host (avx512-vnni, avx-vnni),
+# which an AArch64 binary cannot have.
+export RNNCELL_REQUIRE_INT_DOT=neon-sdot,neon-smull
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 
 "$RUSTC" --version
