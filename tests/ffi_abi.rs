@@ -9,6 +9,9 @@
 mod common;
 
 use std::ffi::{CStr, c_char};
+
+use common::bits;
+use common::c_abi::{last_error, t, tm};
 use std::mem::size_of;
 use std::ptr::{null, null_mut};
 
@@ -19,32 +22,6 @@ use rnncell::{
 };
 
 type S = RnncellStatus;
-
-fn last_error() -> String {
-    // SAFETY: rnncell_last_error never returns NULL; the text is
-    // NUL-terminated and this thread does not fail a call meanwhile.
-    unsafe { CStr::from_ptr(rnncell_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn t(v: &[f32]) -> RnncellTensor {
-    RnncellTensor {
-        data: v.as_ptr(),
-        len: v.len(),
-    }
-}
-
-fn tm(v: &mut [f32]) -> RnncellTensorMut {
-    RnncellTensorMut {
-        data: v.as_mut_ptr(),
-        len: v.len(),
-    }
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
 
 /// Owns a model handle.
 struct M(*mut RnncellModel);

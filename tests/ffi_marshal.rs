@@ -13,6 +13,7 @@ mod common;
 use std::ffi::c_char;
 use std::ptr::null_mut;
 
+use common::c_abi::t;
 use common::{DataRng, random_weights};
 use rnncell::ffi::*;
 use rnncell::{CellKind, Isa, LayerWeights, Model, ModelSpec};
@@ -91,13 +92,6 @@ fn spec_init(cell: RnncellCell, i: usize, h: usize) -> RnncellSpec {
     let st = unsafe { rnncell_spec_init(&mut s, size_of::<RnncellSpec>(), cell as u32, i, h) };
     assert_eq!(st, S::Ok);
     s
-}
-
-fn t(v: &[f32]) -> RnncellTensor {
-    RnncellTensor {
-        data: v.as_ptr(),
-        len: v.len(),
-    }
 }
 
 fn pytorch_layers(w: &[LayerWeights]) -> Vec<RnncellPytorchLayer> {

@@ -6,7 +6,7 @@ use rnncell::*;
 
 mod common;
 
-use common::DataRng;
+use common::{DataRng, bits};
 
 fn cells() -> Vec<CellKind> {
     vec![
@@ -37,10 +37,6 @@ fn cells() -> Vec<CellKind> {
         CellKind::rnn_tanh(),
         CellKind::rnn_relu(),
     ]
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
 }
 
 #[test]

@@ -7,6 +7,7 @@
 use proptest::prelude::*;
 use rnncell::*;
 
+pub mod c_abi;
 pub mod trace;
 pub mod vector_spec;
 #[allow(unused_imports)]
@@ -207,6 +208,11 @@ pub fn sprinkle_specials(rng: &mut DataRng, v: &mut [f32], every: usize) {
 /// Bit equality, except that any NaN equals any NaN (NaN payloads are not
 /// part of the guarantee: x86 and the scalar `fmaf` may pick different
 /// operands' payloads when two NaNs meet).
+/// The bits of each value (for `assert_eq!` of whole vectors).
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
 pub fn same_bits(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
