@@ -41,6 +41,20 @@ fn f32_model_equals_reference_in_every_mode() {
 
 /// Design §2.1: the f16 (bf16) model == the f32 model of the rounded and
 /// widened weights, bit for bit, on every kernel set and mode.
+/// Every precision past the multi-column kernel's k-chunk (input and
+/// state longer than 256 and odd): every kernel set in every mode == the
+/// plain reference.
+#[test]
+fn every_precision_equals_reference_past_a_k_chunk() {
+    let data: Vec<Data> = WeightPrecision::ALL
+        .into_iter()
+        .flat_map(cases_past_chunk)
+        .collect();
+    check_cases("past a k-chunk == plain reference", &data, |d| {
+        equals_reference(d, &kernel_sets())
+    });
+}
+
 #[test]
 fn f16_bf16_equal_f32_of_rounded_weights() {
     let ps = [WeightPrecision::F16, WeightPrecision::Bf16];

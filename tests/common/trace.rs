@@ -346,6 +346,52 @@ pub fn cases(p: WeightPrecision) -> Vec<Data> {
     out
 }
 
+/// Cases whose input and state are longer than the multi-column kernel's
+/// k-chunk (256) and odd (k-pair panels end inside a pair): one forward
+/// layer of a few variants, 13 streams (three column groups), so `run`,
+/// `step_many` and `step_chunk` each sum across a chunk boundary.
+pub fn cases_past_chunk(p: WeightPrecision) -> Vec<Data> {
+    let (i, h, steps, streams) = (261, 259, 2, 13);
+    let picked = [
+        "lstm",
+        "lstm peephole",
+        "lstm proj",
+        "gru lbr",
+        "gru reset-before",
+        "rnn tanh",
+    ];
+    let mut out = Vec::new();
+    for (vi, (name, cell)) in all_variants(7).into_iter().enumerate() {
+        if !picked.contains(&name) {
+            continue;
+        }
+        let spec = ModelSpec::new(fit_proj(cell, h), i, h).precision(p);
+        let seed = 900 + vi as u64;
+        let mut rng = DataRng::new(seed ^ 0xc4a2);
+        let weights = random_weights_scaled(&spec, seed, 1.0 / (h as f32).sqrt());
+        let x = rng.vec(steps * streams * i, 1.5);
+        let h0 = rng.vec(streams * spec.state_size(), 1.0);
+        let c0 = rng.vec(streams * h, 2.0);
+        let lens = (0..streams)
+            .map(|b| if b == 0 { steps } else { rng.below(steps + 1) })
+            .collect();
+        out.push(Data {
+            name: format!("{name} I {i} H {h} P {} B {streams}", spec.proj_size()),
+            spec,
+            weights,
+            steps,
+            streams,
+            x,
+            h0,
+            c0,
+            lens,
+            specials: false,
+        });
+    }
+    assert!(out.len() >= 5, "variant names changed: {}", out.len());
+    out
+}
+
 /// Runs `check` on every case, collects the failures and panics with the
 /// first few (and their count), so one run shows how widespread a
 /// mismatch is.
@@ -394,12 +440,15 @@ pub fn check_cases(
 /// `all_cases` over `precisions`: every kernel set of `sets` in every mode
 /// == the plain reference, bit for bit.
 pub fn models_equal_reference(label: &str, precisions: &[WeightPrecision], sets: &[Kern]) {
-    all_cases(label, precisions, |d| {
-        let expect = ref_trace(d);
-        for k in sets {
-            let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
-            compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
-        }
-        Ok(())
-    });
+    all_cases(label, precisions, |d| equals_reference(d, sets));
+}
+
+/// Every kernel set of `sets` in every mode == the plain reference on `d`.
+pub fn equals_reference(d: &Data, sets: &[Kern]) -> std::result::Result<(), String> {
+    let expect = ref_trace(d);
+    for k in sets {
+        let m = k.model(d.spec, &d.weights).map_err(|e| e.to_string())?;
+        compare(&format!("{k}"), &model_trace(&m, d), &expect)?;
+    }
+    Ok(())
 }
