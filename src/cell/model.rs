@@ -318,6 +318,7 @@ impl Model {
     /// (`None` for every other precision): the fastest exact sequence of
     /// the model's ISA that this CPU has, e.g. `avx2-sign` (`vpmaddubsw` /
     /// `vpmaddwd`), `avx-vnni` or `avx512-vnni` (`vpdpbusd`),
+    /// `avx512-amx` (`avx512-vnni` with the multi-column GEMM on AMX tiles),
     /// `avx512bw-sign`, `neon-sdot`, `neon-smull`, `portable`. All return
     /// the same bits.
     ///

@@ -812,10 +812,11 @@ pub(super) unsafe fn utf8<'a>(s: *const c_char, what: &str) -> Result<&'a str, F
 /// NUL-terminated `'static` data, nothing allocated. An unknown name (a
 /// bug: every name of `kernels::int_dots` is listed) is `"unknown"`.
 fn int_dot_name(name: &str) -> *const c_char {
-    const NAMES: [&std::ffi::CStr; 7] = [
+    const NAMES: [&std::ffi::CStr; 8] = [
         c"portable",
         c"avx2-sign",
         c"avx-vnni",
+        c"avx512-amx",
         c"avx512-vnni",
         c"avx512bw-sign",
         c"neon-sdot",

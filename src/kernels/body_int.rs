@@ -67,6 +67,21 @@ pub(crate) trait IntDot: Simd {
         let _ = qsum;
         acc
     }
+    /// The multi-column chunk on a matrix unit (AMX tiles), when this dot
+    /// has one and `ws.len()` columns pay for it: the same sums as
+    /// [`gemm_block_q`]. Returns whether it ran (otherwise the caller runs
+    /// the vector micro-kernel).
+    #[inline(always)]
+    fn tile_chunk(self, c: ChunkQ<'_>, ws: &[&[f32]], ts: &mut [&mut [f32]]) -> bool {
+        let _ = (c, ws, ts);
+        false
+    }
+    /// Runs `f` with this dot's matrix unit ready for [`IntDot::tile_chunk`]
+    /// (AMX: the tiles configured for the call, released after).
+    #[inline(always)]
+    fn with_tiles<R>(self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
 }
 
 /// The int8 words of an activation vector of `k` elements.
@@ -283,7 +298,7 @@ fn single_gate_q<S: IntDot>(s: S, pl: &PackedLayer, st: &mut LayerState, ph: Pha
 
 /// k-quads per chunk of the multi-column kernel (256 k: a chunk of an
 /// LSTM panel is 16 KiB with AVX2, 32 KiB with AVX-512, as the f32 one).
-const KQ: usize = 64;
+pub(crate) const KQ: usize = 64;
 
 /// One k-chunk (in quads) of the integer multi-column GEMM for one panel:
 /// `tiles[c][map(i)] += Σ_{q0 ≤ j < q1} panel[j][i] · words[c][j]` (i32

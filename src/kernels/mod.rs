@@ -7,6 +7,8 @@
 
 #[macro_use]
 pub(crate) mod act;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod amx;
 pub(crate) mod body;
 pub(crate) mod body_int;
 pub(crate) mod buf;
@@ -74,6 +76,9 @@ macro_rules! int_entries {
     $(#[target_feature(enable = $feat)])*
     #[inline(never)]
     fn micro_q_tf(t: $tok, c: ChunkQ<'_>, ws: &[&[f32]], ts: &mut [&mut [f32]]) {
+        if body_int::IntDot::tile_chunk(t, c, ws, ts) {
+            return;
+        }
         for r in body::balanced(ws.len(), <$tok as Simd>::GEMM_COLS) {
             let (w, t2) = (&ws[r.clone()], &mut ts[r]);
             match c.nv {
@@ -100,11 +105,11 @@ macro_rules! int_entries {
     }
     $(#[target_feature(enable = $feat)])*
     fn cols_q_tf(t: $tok, pl: &PackedLayer, x: &[In<'_>], st: &mut [&mut LayerState]) {
-        body_int::layer_step_cols_q::<$tok>(t, pl, x, st)
+        body_int::IntDot::with_tiles(t, || body_int::layer_step_cols_q::<$tok>(t, pl, x, st))
     }
     $(#[target_feature(enable = $feat)])*
     fn proj_q_tf(t: $tok, pl: &PackedLayer, xs: &[&[f32]], out: &mut [&mut [f32]]) {
-        body_int::input_proj_q::<$tok>(t, pl, xs, out)
+        body_int::IntDot::with_tiles(t, || body_int::input_proj_q::<$tok>(t, pl, xs, out))
     }
     #[allow(unused_unsafe)]
     pub(crate) fn layer_step_q(pl: &PackedLayer, x: In<'_>, st: &mut LayerState) {
@@ -317,6 +322,11 @@ x86_features!(
     avx512vnni,
     int_only_entries!(avx512vnni_entries, x86::Avx512Vnni, x86::Avx512Vnni::new(), cols [1 2 3 4 5 6 7 8],)
 );
+#[cfg(target_arch = "x86_64")]
+x86_features!(
+    avx512vnni,
+    int_only_entries!(avx512amx_entries, x86::Avx512Amx, x86::Avx512Amx::new(), cols [1 2 3 4 5 6 7 8],)
+);
 #[cfg(target_arch = "aarch64")]
 neon_features!(
     dotprod,
@@ -367,7 +377,9 @@ macro_rules! table {
 /// can run, the fastest first (the one a model takes):
 /// `portable` (scalar, exact i32), `avx2-sign` (`vpmaddubsw` on |x| and
 /// sign(w, x), then `vpmaddwd`), `avx-vnni` and `avx512-vnni`
-/// (`vpdpbusd` on q + 128, less 128 · Σ w), `avx512bw-sign` (the sign
+/// (`vpdpbusd` on q + 128, less 128 · Σ w), `avx512-amx` (`avx512-vnni`
+/// with the multi-column GEMM on AMX-INT8 tiles, `kernels/amx.rs`),
+/// `avx512bw-sign` (the sign
 /// trick on zmm), `neon-sdot` (FEAT_DotProd), `neon-smull` (`smull` +
 /// `saddlp` + `addp`). Every one
 /// is exact, so they all return the same bits.
@@ -388,6 +400,11 @@ pub(crate) fn int_dots(isa: Isa) -> Vec<&'static str> {
         Isa::Avx512 => {
             if x86::Avx512Vnni::new().is_some() {
                 v.push("avx512-vnni");
+            }
+            // Not the default: slower than `avx512-vnni` at some shapes
+            // (NOTES.md, eleventh session).
+            if x86::Avx512Amx::new().is_some() {
+                v.push("avx512-amx");
             }
             if x86::Avx512::new().is_some() {
                 v.push("avx512bw-sign");
@@ -454,6 +471,17 @@ impl Kernels {
             }
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, _) => table!(isa, 8, avx2_entries, precision, avx2_entries, "avx2-sign"),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, "avx512-amx") => {
+                table!(
+                    isa,
+                    16,
+                    avx512_entries,
+                    precision,
+                    avx512amx_entries,
+                    "avx512-amx"
+                )
+            }
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, "avx512-vnni") => {
                 table!(

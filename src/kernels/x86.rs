@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::body_int::IntDot;
+use super::body_int::{ChunkQ, IntDot};
 use super::elem::{Bf16, F16, Widen};
 use super::simd::Simd;
 use crate::cell::activation::Activation;
@@ -78,8 +78,22 @@ impl Avx512Vnni {
     }
 }
 
+/// Proof that AMX-INT8 is usable by this process (`kernels/amx.rs`:
+/// CPUID, XCR0, the OS's permission) beside the [`Avx512Vnni`] features.
+/// Only the `i8` kernels use it: [`Avx512Vnni`]'s dots, with the
+/// multi-column GEMM on tiles ([`IntDot::tile_chunk`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512Amx(());
+
+impl Avx512Amx {
+    pub(crate) fn new() -> Option<Avx512Amx> {
+        (Avx512Vnni::new().is_some() && super::amx::available()).then_some(Avx512Amx(()))
+    }
+}
+
 simd_as!(AvxVnni, Avx2);
 simd_as!(Avx512Vnni, Avx512);
+simd_as!(Avx512Amx, Avx512);
 
 impl Simd for Avx2 {
     #[inline(always)]
@@ -618,6 +632,63 @@ impl IntDot for Avx512Vnni {
         // elements (checked above), so the unaligned 64-byte read is in
         // bounds.
         unsafe { _mm512_sub_epi32(acc, _mm512_loadu_si512(qsum.as_ptr().cast())) }
+    }
+}
+
+/// [`Avx512Vnni`]'s dot, and the multi-column chunks of at least
+/// `amx::MIN_COLS` columns on AMX tiles.
+impl IntDot for Avx512Amx {
+    type I = __m512i;
+    type Q = __m512i;
+    type W = __m512i;
+    #[inline(always)]
+    fn izero(self) -> __m512i {
+        Avx512Vnni(()).izero()
+    }
+    #[inline(always)]
+    fn iload(self, s: &[f32]) -> __m512i {
+        Avx512Vnni(()).iload(s)
+    }
+    #[inline(always)]
+    fn istore(self, s: &mut [f32], v: __m512i) {
+        Avx512Vnni(()).istore(s, v)
+    }
+    const WORD_XOR: u32 = Avx512Vnni::WORD_XOR;
+    #[inline(always)]
+    fn prep(self, word: u32) -> __m512i {
+        Avx512Vnni(()).prep(word)
+    }
+    #[inline(always)]
+    fn wload(self, w: &[i8]) -> __m512i {
+        Avx512Vnni(()).wload(w)
+    }
+    #[inline(always)]
+    fn dot4(self, acc: __m512i, a: __m512i, w: __m512i) -> __m512i {
+        Avx512Vnni(()).dot4(acc, a, w)
+    }
+    #[inline(always)]
+    fn to_f32(self, v: __m512i) -> __m512 {
+        Avx512Vnni(()).to_f32(v)
+    }
+    #[inline(always)]
+    fn finish(self, acc: __m512i, qsum: &[i32]) -> __m512i {
+        Avx512Vnni(()).finish(acc, qsum)
+    }
+    #[inline(always)]
+    fn tile_chunk(self, c: ChunkQ<'_>, ws: &[&[f32]], ts: &mut [&mut [f32]]) -> bool {
+        if ws.len() < super::amx::MIN_COLS {
+            return false;
+        }
+        let Some(mut t) = super::amx::Amx::configured() else {
+            return false;
+        };
+        super::amx::gemm_chunk(&mut t, c, ws, ts);
+        true
+    }
+    #[inline(always)]
+    fn with_tiles<R>(self, f: impl FnOnce() -> R) -> R {
+        let _s = super::amx::Session::begin();
+        f()
     }
 }
 
