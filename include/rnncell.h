@@ -923,7 +923,8 @@ typedef struct RnncellModelInfo {
     /**
      * The integer dot sequence an `RNNCELL_WEIGHT_PRECISION_I8` model's
      * kernels run (`"portable"`, `"avx2-sign"`, `"avx-vnni"`,
-     * `"avx512-vnni"`, `"avx512bw-sign"`, `"neon-sdot"`, `"neon-smull"`),
+     * `"avx512-amx"`, `"avx512-vnni"`, `"avx512bw-sign"`, `"neon-sdot"`,
+     * `"neon-smull"`),
      * a static NUL-terminated string (never free it); NULL for every other
      * precision.
      */
