@@ -9,6 +9,7 @@
 //! cargo run --release --example bench -- --cells lstm,gru,gru0,rnn   # gru0: reset-before GRU
 //! cargo run --release --example bench -- --modes seq --batches 1     # seq with batch 1 only
 //! cargo run --release --example bench -- --precision f32,bf16   # or `all`; default f32
+//! cargo run --release --example bench -- --precision i8 --int-dot avx512-amx  # not the default dot
 //! ```
 //!
 //! `--precision` takes [`WeightPrecision`] names (`f32`, `f16`, `bf16`,
@@ -152,6 +153,9 @@ fn main() -> Result<()> {
     let batches: Option<Vec<usize>> =
         arg(&args, "--batches").map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect());
     let json = arg(&args, "--json");
+    // `i8` only: the integer dot sequence (`bench_internals::int_dots`),
+    // instead of the ISA's default, to compare sequences in one binary.
+    let int_dot = arg(&args, "--int-dot");
     let precisions: Vec<WeightPrecision> = match arg(&args, "--precision").as_deref() {
         None => vec![WeightPrecision::F32],
         Some("all") => WeightPrecision::ALL.to_vec(),
@@ -223,7 +227,12 @@ fn main() -> Result<()> {
                 .iter()
                 .flat_map(|i| precisions.iter().map(move |p| (i, p)))
             {
-                let model = Model::with_isa(spec.precision(precision), &w, isa)?;
+                let model = match (&int_dot, precision) {
+                    (Some(d), WeightPrecision::Int8) => {
+                        bench_internals::model_with_int_dot(spec.precision(precision), &w, isa, d)?
+                    }
+                    _ => Model::with_isa(spec.precision(precision), &w, isa)?,
+                };
                 let mut seed = 99u64;
                 for mode in &modes {
                     let cases: &[usize] = match mode.as_str() {

@@ -55,6 +55,17 @@ fn every_precision_equals_reference_past_a_k_chunk() {
     });
 }
 
+/// K ≥ 512 and 13 columns: where `avx512-amx` runs its tiles
+/// (`kernels/amx.rs`: `MIN_QUADS`, `MIN_COLS`), two k-chunks and a tail of
+/// quads, every integer dot of this CPU.
+#[test]
+fn i8_equals_reference_where_the_tiles_run() {
+    let data = cases_sized(WeightPrecision::Int8, 517, 513);
+    check_cases("K >= 512, 13 columns == plain reference", &data, |d| {
+        equals_reference(d, &int8_kernel_sets())
+    });
+}
+
 #[test]
 fn f16_bf16_equal_f32_of_rounded_weights() {
     let ps = [WeightPrecision::F16, WeightPrecision::Bf16];

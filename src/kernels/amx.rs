@@ -28,6 +28,12 @@ use super::panel::Nv;
 /// Columns of one tile (its rows): the AMX path takes groups of up to 16.
 pub(crate) const TILE_COLS: usize = 16;
 
+/// Below this many quads of k (K = 512) the `vpdpbusd` micro-kernel is
+/// as fast or faster: with K = 256 the weights of a model sit in L2 and
+/// the tiles' staging does not pay (measured: LSTM level, GRUs 5–12 %
+/// slower at H = 256 with 16 columns; 4–18 % faster at H = 512).
+pub(crate) const MIN_QUADS: usize = 128;
+
 /// Below this many columns the `vpdpbusd` micro-kernel is faster: a tile
 /// product costs the same for 1 and 16 columns, and on the Intel Xeon
 /// measured (NOTES.md, eleventh session) one `tileloadd` of 1 KiB takes
@@ -315,7 +321,6 @@ pub(crate) fn gemm_chunk<T: Tiles>(
     words: &[&[f32]],
     tiles: &mut [&mut [f32]],
 ) {
-    const KB: usize = super::body_int::KQ / QUADS;
     let ChunkQ {
         panel,
         nv,
@@ -323,6 +328,7 @@ pub(crate) fn gemm_chunk<T: Tiles>(
         dst,
         q0,
         q1,
+        ..
     } = c;
     let nv = nv.n();
     let blk = nv * 64;
@@ -331,59 +337,84 @@ pub(crate) fn gemm_chunk<T: Tiles>(
     assert!(n <= super::body_int::KQ && words.len() == tiles.len());
     let pan = bytes(&panel[q0 * blk..q1 * blk]);
     let map = |i: usize| if i < split { i } else { dst + i - split };
-    let mut a = [[0u8; TILE_BYTES]; KB];
-    let mut tail = [0u8; TILE_BYTES];
-    let mut cst = [[0u8; TILE_BYTES]; PASS];
-    for g in balanced(words.len(), TILE_COLS) {
-        let cols = g.len();
-        for blkq in a.iter_mut().take(nkb) {
-            blkq.fill(0);
-        }
-        for (m, w) in words[g.clone()].iter().enumerate() {
-            let w = fbytes(&w[q0..q1]);
-            for (kb, row) in w.chunks(64).enumerate() {
-                a[kb][m * 64..m * 64 + row.len()].copy_from_slice(row);
-            }
-        }
-        let ts = &mut tiles[g];
-        let mut v0 = 0;
-        while v0 < nv {
-            let vn = (nv - v0).min(PASS);
-            for (v, cs) in cst.iter_mut().enumerate().take(vn) {
-                let o = map(v0 + v) * 16;
-                cs[cols * 64..].fill(0);
-                for (m, tc) in ts.iter().enumerate() {
-                    cs[m * 64..(m + 1) * 64].copy_from_slice(fbytes(&tc[o..o + 16]));
+    SCRATCH.with_borrow_mut(|sc| {
+        let Scratch { a, tail, cst } = sc;
+        for g in balanced(words.len(), TILE_COLS) {
+            // Rows of A past `cols` and bytes past the last quad keep what
+            // an earlier call left: the first only reach rows of C that
+            // are not written back, the second meet zero rows of B.
+            for (m, w) in words[g.clone()].iter().enumerate() {
+                let w = fbytes(&w[q0..q1]);
+                let mut rows = w.chunks_exact(64);
+                for (kb, row) in rows.by_ref().enumerate() {
+                    a[kb][m * 64..(m + 1) * 64].copy_from_slice(row);
+                }
+                let r = rows.remainder();
+                if !r.is_empty() {
+                    a[w.len() / 64][m * 64..m * 64 + r.len()].copy_from_slice(r);
                 }
             }
-            load_c(t, &cst, vn);
-            for (kb, ab) in a.iter().enumerate().take(nkb) {
-                t.load::<4>(ab, 64);
-                let rows = (n - kb * QUADS).min(QUADS);
-                for v in 0..vn {
-                    let base = kb * QUADS * blk + (v0 + v) * 64;
-                    if rows == QUADS {
-                        b_dot(t, v, &pan[base..], blk);
-                    } else {
-                        tail.fill(0);
-                        for r in 0..rows {
-                            let s = base + r * blk;
-                            tail[r * 64..(r + 1) * 64].copy_from_slice(&pan[s..s + 64]);
-                        }
-                        b_dot(t, v, &tail, 64);
+            let ts = &mut tiles[g];
+            // Equal passes (6 vectors: 3 + 3, not 4 + 2): every pass loads
+            // all A blocks again, so fewer, fuller passes load less.
+            let per = nv.div_ceil(nv.div_ceil(PASS));
+            let mut v0 = 0;
+            while v0 < nv {
+                let vn = (nv - v0).min(per);
+                for (v, cs) in cst.iter_mut().enumerate().take(vn) {
+                    let o = map(v0 + v) * 16;
+                    for (m, tc) in ts.iter().enumerate() {
+                        cs[m * 64..(m + 1) * 64].copy_from_slice(fbytes(&tc[o..o + 16]));
                     }
                 }
-            }
-            store_c(t, &mut cst, vn);
-            for (v, cs) in cst.iter().enumerate().take(vn) {
-                let o = map(v0 + v) * 16;
-                for (m, tc) in ts.iter_mut().enumerate() {
-                    fbytes_mut(&mut tc[o..o + 16]).copy_from_slice(&cs[m * 64..(m + 1) * 64]);
+                load_c(t, cst, vn);
+                for (kb, ab) in a.iter().enumerate().take(nkb) {
+                    t.load::<4>(ab, 64);
+                    let rows = (n - kb * QUADS).min(QUADS);
+                    for v in 0..vn {
+                        let base = kb * QUADS * blk + (v0 + v) * 64;
+                        if rows == QUADS {
+                            b_dot(t, v, &pan[base..], blk);
+                        } else {
+                            for r in 0..rows {
+                                let s = base + r * blk;
+                                tail[r * 64..(r + 1) * 64].copy_from_slice(&pan[s..s + 64]);
+                            }
+                            tail[rows * 64..].fill(0);
+                            b_dot(t, v, &tail[..], 64);
+                        }
+                    }
                 }
+                store_c(t, cst, vn);
+                for (v, cs) in cst.iter().enumerate().take(vn) {
+                    let o = map(v0 + v) * 16;
+                    for (m, tc) in ts.iter_mut().enumerate() {
+                        fbytes_mut(&mut tc[o..o + 16]).copy_from_slice(&cs[m * 64..(m + 1) * 64]);
+                    }
+                }
+                v0 += vn;
             }
-            v0 += vn;
         }
-    }
+    });
+}
+
+/// A blocks of one chunk, a zero-padded tail block of B, C staging.
+struct Scratch {
+    a: [[u8; TILE_BYTES]; super::body_int::KQ / QUADS],
+    tail: [u8; TILE_BYTES],
+    cst: [[u8; TILE_BYTES]; PASS],
+}
+
+thread_local! {
+    /// Per-thread staging (9 KiB, zeroed once: a stack array would be
+    /// zeroed on every call, ~7 % of a 16-stream GRU step).
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch {
+            a: [[0; TILE_BYTES]; super::body_int::KQ / QUADS],
+            tail: [0; TILE_BYTES],
+            cst: [[0; TILE_BYTES]; PASS],
+        })
+    };
 }
 
 #[inline(always)]
@@ -523,6 +554,7 @@ mod tests {
                 dst,
                 q0,
                 q1,
+                quads,
             };
             let ws: Vec<&[f32]> = words.iter().map(|w| &w[..]).collect();
             let mut want = init.clone();

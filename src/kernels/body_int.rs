@@ -311,6 +311,8 @@ pub(crate) struct ChunkQ<'a> {
     pub dst: usize,
     pub q0: usize,
     pub q1: usize,
+    /// Quads of the whole matrix (the chunk is a part of them).
+    pub quads: usize,
 }
 
 /// The integer multi-column micro-kernel of one ISA (one outlined
@@ -395,6 +397,7 @@ fn gemm_cols_q<S: MicroQ>(
             dst: g.dst,
             q0,
             q1,
+            quads: nq,
         };
         s.gemm_chunk_q(c, words, tiles);
         q0 = q1;

@@ -398,13 +398,11 @@ pub(crate) fn int_dots(isa: Isa) -> Vec<&'static str> {
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
-            if x86::Avx512Vnni::new().is_some() {
-                v.push("avx512-vnni");
-            }
-            // Not the default: slower than `avx512-vnni` at some shapes
-            // (NOTES.md, eleventh session).
             if x86::Avx512Amx::new().is_some() {
                 v.push("avx512-amx");
+            }
+            if x86::Avx512Vnni::new().is_some() {
+                v.push("avx512-vnni");
             }
             if x86::Avx512::new().is_some() {
                 v.push("avx512bw-sign");

@@ -676,7 +676,7 @@ impl IntDot for Avx512Amx {
     }
     #[inline(always)]
     fn tile_chunk(self, c: ChunkQ<'_>, ws: &[&[f32]], ts: &mut [&mut [f32]]) -> bool {
-        if ws.len() < super::amx::MIN_COLS {
+        if ws.len() < super::amx::MIN_COLS || c.quads < super::amx::MIN_QUADS {
             return false;
         }
         let Some(mut t) = super::amx::Amx::configured() else {

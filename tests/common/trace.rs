@@ -351,7 +351,12 @@ pub fn cases(p: WeightPrecision) -> Vec<Data> {
 /// layer of a few variants, 13 streams (three column groups), so `run`,
 /// `step_many` and `step_chunk` each sum across a chunk boundary.
 pub fn cases_past_chunk(p: WeightPrecision) -> Vec<Data> {
-    let (i, h, steps, streams) = (261, 259, 2, 13);
+    cases_sized(p, 261, 259)
+}
+
+/// [`cases_past_chunk`] with input size `i` and hidden size `h`.
+pub fn cases_sized(p: WeightPrecision, i: usize, h: usize) -> Vec<Data> {
+    let (steps, streams) = (2, 13);
     let picked = [
         "lstm",
         "lstm peephole",
