@@ -309,18 +309,20 @@ fn bytes(w: &[i8]) -> &[u8] {
 const PASS: usize = 4;
 
 /// [`ChunkQ`] on tiles, for any number of columns (groups of
-/// [`TILE_COLS`]): the same sums as `body_int::gemm_block_q`. Per group,
-/// the columns' words are staged once into A blocks (16 columns × 16
-/// quads, zero-padded), then each pass of up to [`PASS`] panel vectors
-/// loads its C tiles from the columns' tiles, adds every A block times the
-/// panel's B block (a tail block of fewer than 16 quads is staged
-/// zero-padded), and writes C back.
+/// [`TILE_COLS`]) and any range of quads: the same sums as
+/// `body_int::gemm_block_q`. Per group, each pass of up to [`PASS`] panel
+/// vectors loads its C tiles from the columns' tiles once, then for each
+/// k-chunk of `KQ` quads stages the columns' words into A blocks (16
+/// columns × 16 quads) and adds every A block times the panel's B block
+/// (a tail block of fewer than 16 quads is staged zero-padded), and
+/// finally writes C back.
 pub(crate) fn gemm_chunk<T: Tiles>(
     t: &mut T,
     c: ChunkQ<'_>,
     words: &[&[f32]],
     tiles: &mut [&mut [f32]],
 ) {
+    const KQ: usize = super::body_int::KQ;
     let ChunkQ {
         panel,
         nv,
@@ -332,32 +334,17 @@ pub(crate) fn gemm_chunk<T: Tiles>(
     } = c;
     let nv = nv.n();
     let blk = nv * 64;
-    let n = q1 - q0;
-    let nkb = n.div_ceil(QUADS);
-    assert!(n <= super::body_int::KQ && words.len() == tiles.len());
+    assert!(q0 <= q1 && words.len() == tiles.len());
     let pan = bytes(&panel[q0 * blk..q1 * blk]);
     let map = |i: usize| if i < split { i } else { dst + i - split };
+    // Equal passes (6 vectors: 3 + 3, not 4 + 2): every pass loads all A
+    // blocks again, so fewer, fuller passes load less.
+    let per = nv.div_ceil(nv.div_ceil(PASS));
     SCRATCH.with_borrow_mut(|sc| {
         let Scratch { a, tail, cst } = sc;
         for g in balanced(words.len(), TILE_COLS) {
-            // Rows of A past `cols` and bytes past the last quad keep what
-            // an earlier call left: the first only reach rows of C that
-            // are not written back, the second meet zero rows of B.
-            for (m, w) in words[g.clone()].iter().enumerate() {
-                let w = fbytes(&w[q0..q1]);
-                let mut rows = w.chunks_exact(64);
-                for (kb, row) in rows.by_ref().enumerate() {
-                    a[kb][m * 64..(m + 1) * 64].copy_from_slice(row);
-                }
-                let r = rows.remainder();
-                if !r.is_empty() {
-                    a[w.len() / 64][m * 64..m * 64 + r.len()].copy_from_slice(r);
-                }
-            }
-            let ts = &mut tiles[g];
-            // Equal passes (6 vectors: 3 + 3, not 4 + 2): every pass loads
-            // all A blocks again, so fewer, fuller passes load less.
-            let per = nv.div_ceil(nv.div_ceil(PASS));
+            let ts = &mut tiles[g.clone()];
+            let ws = &words[g];
             let mut v0 = 0;
             while v0 < nv {
                 let vn = (nv - v0).min(per);
@@ -368,22 +355,45 @@ pub(crate) fn gemm_chunk<T: Tiles>(
                     }
                 }
                 load_c(t, cst, vn);
-                for (kb, ab) in a.iter().enumerate().take(nkb) {
-                    t.load::<4>(ab, 64);
-                    let rows = (n - kb * QUADS).min(QUADS);
-                    for v in 0..vn {
-                        let base = kb * QUADS * blk + (v0 + v) * 64;
-                        if rows == QUADS {
-                            b_dot(t, v, &pan[base..], blk);
-                        } else {
-                            for r in 0..rows {
-                                let s = base + r * blk;
-                                tail[r * 64..(r + 1) * 64].copy_from_slice(&pan[s..s + 64]);
-                            }
-                            tail[rows * 64..].fill(0);
-                            b_dot(t, v, &tail[..], 64);
+                // C stays in the tiles over the whole range; A is staged
+                // per k-chunk of KQ quads.
+                let mut k0 = q0;
+                while k0 < q1 {
+                    let k1 = (k0 + KQ).min(q1);
+                    let n = k1 - k0;
+                    // Rows of A past the group's columns and bytes past the
+                    // last quad keep what an earlier chunk left: the first
+                    // only reach rows of C that are not written back, the
+                    // second meet zero rows of B.
+                    for (m, w) in ws.iter().enumerate() {
+                        let w = fbytes(&w[k0..k1]);
+                        let mut rows = w.chunks_exact(64);
+                        for (kb, row) in rows.by_ref().enumerate() {
+                            a[kb][m * 64..(m + 1) * 64].copy_from_slice(row);
+                        }
+                        let r = rows.remainder();
+                        if !r.is_empty() {
+                            a[w.len() / 64][m * 64..m * 64 + r.len()].copy_from_slice(r);
                         }
                     }
+                    for (kb, ab) in a.iter().enumerate().take(n.div_ceil(QUADS)) {
+                        t.load::<4>(ab, 64);
+                        let rows = (n - kb * QUADS).min(QUADS);
+                        for v in 0..vn {
+                            let base = ((k0 - q0) + kb * QUADS) * blk + (v0 + v) * 64;
+                            if rows == QUADS {
+                                b_dot(t, v, &pan[base..], blk);
+                            } else {
+                                for r in 0..rows {
+                                    let s = base + r * blk;
+                                    tail[r * 64..(r + 1) * 64].copy_from_slice(&pan[s..s + 64]);
+                                }
+                                tail[rows * 64..].fill(0);
+                                b_dot(t, v, &tail[..], 64);
+                            }
+                        }
+                    }
+                    k0 = k1;
                 }
                 store_c(t, cst, vn);
                 for (v, cs) in cst.iter().enumerate().take(vn) {
@@ -506,9 +516,14 @@ mod tests {
         for case in 0..60 {
             let nv = [Nv::V4, Nv::V6, Nv::V8][case % 3];
             let ncols = 1 + case % 24;
-            let quads = 1 + (case * 37) % (2 * kq);
+            let quads = 1 + (case * 37) % (3 * kq);
             let q0 = if case % 2 == 0 { 0 } else { quads / 3 };
-            let q1 = (q0 + kq).min(quads).max(q0 + 1);
+            let q1 = if case % 3 == 1 {
+                quads
+            } else {
+                (q0 + kq).min(quads)
+            }
+            .max(q0 + 1);
             let extreme = case % 5 == 0;
             let panel: Vec<i8> = (0..quads * nv.n() * 64)
                 .map(|_| {

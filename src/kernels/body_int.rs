@@ -76,6 +76,14 @@ pub(crate) trait IntDot: Simd {
         let _ = (c, ws, ts);
         false
     }
+    /// Whether [`IntDot::tile_chunk`] takes `cols` columns of a matrix of
+    /// `quads` quads: then the matrix goes to it whole, not in k-chunks
+    /// (the tiles keep their sums over the whole k).
+    #[inline(always)]
+    fn tiles_take(self, cols: usize, quads: usize) -> bool {
+        let _ = (cols, quads);
+        false
+    }
     /// Runs `f` with this dot's matrix unit ready for [`IntDot::tile_chunk`]
     /// (AMX: the tiles configured for the call, released after).
     #[inline(always)]
@@ -377,7 +385,8 @@ pub(crate) fn gemm_block_q<S: IntDot, const NV: usize, const NC: usize>(
     }
 }
 
-/// `tiles[c] += panel · words[c]` over every quad, in chunks of [`KQ`].
+/// `tiles[c] += panel · words[c]` over every quad, in chunks of [`KQ`]
+/// (or whole, on tiles: [`IntDot::tiles_take`]).
 #[inline(always)]
 fn gemm_cols_q<S: MicroQ>(
     s: S,
@@ -387,9 +396,14 @@ fn gemm_cols_q<S: MicroQ>(
     tiles: &mut [&mut [f32]],
 ) {
     let nq = words_of(g);
+    let step = if s.tiles_take(words.len(), nq) {
+        nq
+    } else {
+        KQ
+    };
     let mut q0 = 0;
     while q0 < nq {
-        let q1 = (q0 + KQ).min(nq);
+        let q1 = (q0 + step).min(nq);
         let c = ChunkQ {
             panel,
             nv: g.nv,

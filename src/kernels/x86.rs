@@ -675,6 +675,12 @@ impl IntDot for Avx512Amx {
         Avx512Vnni(()).finish(acc, qsum)
     }
     #[inline(always)]
+    fn tiles_take(self, cols: usize, quads: usize) -> bool {
+        cols >= super::amx::MIN_COLS
+            && quads >= super::amx::MIN_QUADS
+            && super::amx::Amx::configured().is_some()
+    }
+    #[inline(always)]
     fn tile_chunk(self, c: ChunkQ<'_>, ws: &[&[f32]], ts: &mut [&mut [f32]]) -> bool {
         if ws.len() < super::amx::MIN_COLS || c.quads < super::amx::MIN_QUADS {
             return false;
