@@ -125,14 +125,12 @@ fn detect() -> bool {
     #[allow(unused_unsafe)]
     // SAFETY: CPUID exists on every x86-64 CPU; leaf 7 is read only when
     // leaf 0 says it exists.
-    let (max, l1, l7) = unsafe {
-        let max = __cpuid(0).eax;
-        if max < 7 {
+    let (l1, l7) = unsafe {
+        if __cpuid(0).eax < 7 {
             return false;
         }
-        (max, __cpuid(1), __cpuid_count(7, 0))
+        (__cpuid(1), __cpuid_count(7, 0))
     };
-    let _ = max;
     let osxsave = l1.ecx >> 27 & 1 == 1;
     let (tile, int8) = (l7.edx >> 24 & 1 == 1, l7.edx >> 25 & 1 == 1);
     if !(osxsave && tile && int8) {

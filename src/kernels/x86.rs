@@ -635,8 +635,9 @@ impl IntDot for Avx512Vnni {
     }
 }
 
-/// [`Avx512Vnni`]'s dot, and the multi-column chunks of at least
-/// `amx::MIN_COLS` columns on AMX tiles.
+/// [`Avx512Vnni`]'s dot, and the multi-column GEMM on AMX tiles where
+/// [`IntDot::tiles_take`] says (`amx::MIN_COLS` columns, `amx::MIN_QUADS`
+/// quads).
 impl IntDot for Avx512Amx {
     type I = __m512i;
     type Q = __m512i;
@@ -676,15 +677,14 @@ impl IntDot for Avx512Amx {
     }
     #[inline(always)]
     fn tiles_take(self, cols: usize, quads: usize) -> bool {
-        cols >= super::amx::MIN_COLS
-            && quads >= super::amx::MIN_QUADS
-            && super::amx::Amx::configured().is_some()
+        cols >= super::amx::MIN_COLS && quads >= super::amx::MIN_QUADS
     }
     #[inline(always)]
     fn tile_chunk(self, c: ChunkQ<'_>, ws: &[&[f32]], ts: &mut [&mut [f32]]) -> bool {
-        if ws.len() < super::amx::MIN_COLS || c.quads < super::amx::MIN_QUADS {
+        if !self.tiles_take(ws.len(), c.quads) {
             return false;
         }
+        // Outside a session (no `with_tiles`) the vector kernel runs.
         let Some(mut t) = super::amx::Amx::configured() else {
             return false;
         };
